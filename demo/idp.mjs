@@ -1,0 +1,192 @@
+// A local OpenID Connect provider for the hubext demo and test suite.
+//
+// It is the real `oidc-provider` (npm) with a tiny sign-in page: pick a sample
+// account (or POST `login=<account>`), no password. Consent is implied for the
+// configured client (a first-party client), so a login needs one form post.
+//
+// Usage:
+//   node demo/idp.mjs --port 8090 --accounts demo/accounts.json \
+//     --client-id hubext-demo --client-secret SECRET \
+//     --redirect-uri http://127.0.0.1:8000/hub/oauth_callback [--redirect-uri ...]
+//
+// Control endpoint for tests (outages of the provider):
+//   POST /_control/fail?endpoint=userinfo&status=503   make /me answer 503
+//   POST /_control/fail?endpoint=token&status=0         clear the failure
+import http from "node:http";
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import Provider from "oidc-provider";
+
+const { values: args } = parseArgs({
+  options: {
+    host: { type: "string", default: "127.0.0.1" },
+    port: { type: "string", default: "8090" },
+    issuer: { type: "string" },
+    accounts: { type: "string", default: new URL("./accounts.json", import.meta.url).pathname },
+    "client-id": { type: "string", default: "hubext-demo" },
+    "client-secret": { type: "string", default: process.env.HUBEXT_IDP_CLIENT_SECRET },
+    "redirect-uri": { type: "string", multiple: true, default: [] },
+  },
+});
+
+if (!args["client-secret"]) {
+  console.error("idp: --client-secret (or HUBEXT_IDP_CLIENT_SECRET) is required");
+  process.exit(2);
+}
+if (args["redirect-uri"].length === 0) {
+  console.error("idp: at least one --redirect-uri is required");
+  process.exit(2);
+}
+
+const issuer = args.issuer || `http://${args.host}:${args.port}`;
+const accounts = JSON.parse(readFileSync(args.accounts, "utf8"));
+const clientId = args["client-id"];
+const failures = new Map(); // endpoint name -> HTTP status
+
+const escapeHtml = (s) =>
+  String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+
+const provider = new Provider(issuer, {
+  clients: [
+    {
+      client_id: clientId,
+      client_secret: args["client-secret"],
+      redirect_uris: args["redirect-uri"],
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "client_secret_post",
+    },
+  ],
+  async findAccount(ctx, id) {
+    const account = accounts[id];
+    if (!account) return undefined;
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, ...account };
+      },
+    };
+  },
+  claims: {
+    openid: ["sub"],
+    email: ["email", "email_verified"],
+    profile: ["name", "preferred_username"],
+    groups: ["groups"],
+    idp: ["idp"],
+  },
+  scopes: ["openid", "offline_access", "email", "profile", "groups", "idp"],
+  features: { devInteractions: { enabled: false } },
+  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  // First-party client: consent is implied, so no consent screen.
+  async loadExistingGrant(ctx) {
+    const grantId =
+      ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    if (grantId) {
+      const grant = await ctx.oidc.provider.Grant.find(grantId);
+      if (grant) return grant;
+    }
+    const grant = new ctx.oidc.provider.Grant({
+      clientId: ctx.oidc.client.clientId,
+      accountId: ctx.oidc.session.accountId,
+    });
+    grant.addOIDCScope("openid offline_access email profile groups idp");
+    grant.addOIDCClaims(["email", "email_verified", "name", "preferred_username", "groups", "idp"]);
+    await grant.save();
+    return grant;
+  },
+  async issueRefreshToken(ctx, client) {
+    return client.grantTypeAllowed("refresh_token");
+  },
+  ttl: { AccessToken: 3600, RefreshToken: 86400, Session: 86400, Interaction: 600, Grant: 86400 },
+  cookies: { keys: ["hubext-demo-idp-cookie-key"] },
+  // Tokens stay opaque and userinfo carries the claims, as most providers do.
+  conformIdTokenClaims: true,
+});
+provider.proxy = true;
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+      if (body.length > 10000) reject(new Error("body too large"));
+    });
+    req.on("end", () => resolve(new URLSearchParams(body)));
+    req.on("error", reject);
+  });
+}
+
+function loginPage(uid, error) {
+  const rows = Object.entries(accounts)
+    .map(
+      ([id, a]) => `<li><button name="login" value="${escapeHtml(id)}">${escapeHtml(a.name || id)}</button>
+        <small>${escapeHtml(a.email || "")}${a.email_verified === false ? " (unverified)" : ""}
+        &middot; groups: ${escapeHtml((a.groups || []).join(", ") || "none")}</small></li>`,
+    )
+    .join("\n");
+  return `<!doctype html><html><head><meta charset="utf-8"><title>hubext demo identity provider</title>
+<style>body{font-family:sans-serif;max-width:40em;margin:3em auto}li{margin:.6em 0;list-style:none}button{min-width:10em}</style>
+</head><body><h1>hubext demo identity provider</h1>
+<p>Sign in as one of the sample accounts (no password: this provider is for trying hubext only).</p>
+${error ? `<p role="alert">${escapeHtml(error)}</p>` : ""}
+<form method="post" action="/interaction/${escapeHtml(uid)}/login"><ul>${rows}</ul></form>
+</body></html>`;
+}
+
+const providerCallback = provider.callback();
+const endpointOf = (url) =>
+  url.startsWith("/token") ? "token" : url.startsWith("/me") ? "userinfo" : null;
+
+const server = http.createServer(async (req, res) => {
+  try {
+    const url = new URL(req.url, issuer);
+    if (url.pathname === "/_control/fail" && req.method === "POST") {
+      const status = Number(url.searchParams.get("status") || 0);
+      const endpoint = url.searchParams.get("endpoint");
+      if (status) failures.set(endpoint, status);
+      else failures.delete(endpoint);
+      res.writeHead(204).end();
+      return;
+    }
+    const failing = failures.get(endpointOf(url.pathname));
+    if (failing) {
+      res.writeHead(failing, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: "temporarily_unavailable" }));
+      return;
+    }
+    const match = url.pathname.match(/^\/interaction\/([-\w]+)(\/login)?$/);
+    if (!match) return providerCallback(req, res);
+
+    const details = await provider.interactionDetails(req, res);
+    if (match[2] && req.method === "POST") {
+      const login = (await readBody(req)).get("login");
+      if (!login || !Object.hasOwn(accounts, login)) {
+        res.writeHead(400, { "content-type": "text/html; charset=utf-8" });
+        res.end(loginPage(details.uid, "Unknown account."));
+        return;
+      }
+      await provider.interactionFinished(req, res, { login: { accountId: login } }, {
+        mergeWithLastSubmission: false,
+      });
+      return;
+    }
+    if (details.prompt.name === "login") {
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      res.end(loginPage(details.uid));
+      return;
+    }
+    // Consent is implied (see loadExistingGrant); finish any other prompt.
+    await provider.interactionFinished(req, res, {}, { mergeWithLastSubmission: true });
+  } catch (err) {
+    console.error("idp: error handling %s: %s", req.url.split("?")[0], err.message);
+    if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+    res.end("identity provider error\n");
+  }
+});
+
+server.listen(Number(args.port), args.host, () => {
+  console.log(`idp: OpenID Connect provider listening on ${issuer}`);
+});
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => server.close(() => process.exit(0)));
+}

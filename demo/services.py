@@ -1,0 +1,142 @@
+"""Start the demo's processes: the local OpenID Connect provider and the hub.
+
+Used by ``demo/run.py`` (``make demo``) and by the test suite's fixtures, so
+the tests run the demo exactly as a person does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+IDP_SCRIPT = REPO / "demo" / "idp.mjs"
+DEMO_CONFIG = REPO / "jupyterhub_config.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 60, process=None) -> None:
+    """Wait until ``url`` answers any HTTP status; fail early if ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM a process group, then SIGKILL what is left after ``timeout``."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        # Also reaps children (proxy, servers) the leader left behind.
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+@dataclass
+class DemoEnvironment:
+    """Ports, paths and the client secret shared by the provider and the hub."""
+
+    data_dir: Path
+    port: int = 8000
+    hub_port: int = 8081
+    proxy_api_port: int = 8001
+    idp_port: int = 8090
+    client_secret: str = field(default_factory=lambda: os.urandom(24).hex(), repr=False)
+
+    @property
+    def hub_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def idp_url(self) -> str:
+        return f"http://127.0.0.1:{self.idp_port}"
+
+    @classmethod
+    def with_free_ports(cls, data_dir: Path) -> DemoEnvironment:
+        return cls(
+            data_dir=data_dir,
+            port=free_port(),
+            hub_port=free_port(),
+            proxy_api_port=free_port(),
+            idp_port=free_port(),
+        )
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            HUBEXT_DEMO_DIR=str(self.data_dir),
+            HUBEXT_DEMO_PORT=str(self.port),
+            HUBEXT_DEMO_HUB_PORT=str(self.hub_port),
+            HUBEXT_DEMO_PROXY_API_PORT=str(self.proxy_api_port),
+            HUBEXT_DEMO_IDP_URL=self.idp_url,
+            HUBEXT_DEMO_CLIENT_SECRET=self.client_secret,
+            HUBEXT_IDP_CLIENT_SECRET=self.client_secret,
+        )
+        return env
+
+    def start_idp(self, accounts: Path | None = None, stdout=None) -> subprocess.Popen:
+        node = shutil.which("node")
+        if node is None:
+            raise RuntimeError("node is not on PATH; install Node.js 20 or newer")
+        cmd = [
+            node,
+            str(IDP_SCRIPT),
+            "--port",
+            str(self.idp_port),
+            "--redirect-uri",
+            f"{self.hub_url}/hub/demo/oauth_callback",
+        ]
+        if accounts is not None:
+            cmd += ["--accounts", str(accounts)]
+        process = subprocess.Popen(
+            cmd, env=self.env(), stdout=stdout, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_http(f"{self.idp_url}/.well-known/openid-configuration", 30, process)
+        return process
+
+    def start_hub(self, config: Path = DEMO_CONFIG, stdout=None, wait=True) -> subprocess.Popen:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+            cwd=self.data_dir,
+            env=self.env(),
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if wait:
+            wait_for_http(f"{self.hub_url}/hub/api/", 90, process)
+        return process

@@ -1,0 +1,6 @@
+"""hubext: JupyterHub plugins for hubs shared by many communities."""
+
+from ._version import __version__
+from .communities import Communities, Community
+
+__all__ = ["Communities", "Community", "__version__"]

@@ -1,0 +1,169 @@
+"""The community registry: the one place where communities are defined.
+
+A community is a JupyterHub group whose name is the community's slug. Its
+definition is plain data in one traitlets Dict,
+``c.Communities.communities``, so it can be written in ``jupyterhub_config.py``
+or in a zero-to-jupyterhub ``values.yaml``
+(``hub.config.Communities.communities``).
+
+Every other hubext plugin (identity, profiles, shared data, culling) reads its
+facts from here. The definitions are validated once, when the registry is
+loaded at hub start-up; every error names the exact key path and the bad value.
+
+Adding a community key
+----------------------
+Each key a community may have is declared in :data:`COMMUNITY_KEYS`: its
+validator turns the raw value into a normalized, immutable value or raises
+:class:`~hubext._validation.ConfigError` with the key path. Checks that need
+several keys or several communities go in :data:`REGISTRY_CHECKS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from traitlets import Dict, observe, validate
+from traitlets.config import LoggingConfigurable
+
+from ._validation import ConfigError, KeyPath, check_keys, expect_mapping, expect_text
+from .slugs import community_slug_problem
+
+ROOT_PATH = KeyPath("Communities.communities")
+
+
+@dataclass(frozen=True)
+class Community:
+    """One validated community definition."""
+
+    slug: str
+    display_name: str
+    #: Normalized values of every other key, by key name (read-only).
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.settings.get(key, default)
+
+
+#: A key validator: ``(raw value, path of the value, slug) -> normalized value``.
+KeyValidator = Callable[[Any, KeyPath, str], Any]
+
+
+def _display_name(value: Any, path: KeyPath, slug: str) -> str:
+    return expect_text(value, path, max_length=200)
+
+
+#: The keys a community definition may have, and how each is validated.
+COMMUNITY_KEYS: dict[str, KeyValidator] = {
+    "display_name": _display_name,
+}
+
+#: Checks over the whole validated registry, e.g. uniqueness across communities.
+#: Each takes ``{slug: Community}`` and raises ConfigError.
+REGISTRY_CHECKS: list[Callable[[Mapping[str, Community]], None]] = []
+
+
+def parse_communities(raw: Any, path: KeyPath = ROOT_PATH) -> dict[str, Community]:
+    """Validate raw community definitions; return ``{slug: Community}``.
+
+    Raises :class:`ConfigError` naming the first bad key path.
+    """
+    expect_mapping(raw, path)
+    parsed: dict[str, Community] = {}
+    for slug, definition in raw.items():
+        problem = community_slug_problem(slug)
+        if problem:
+            raise ConfigError(path[slug] if isinstance(slug, str) else path, problem)
+        parsed[slug] = _parse_community(slug, definition, path[slug])
+    for check in REGISTRY_CHECKS:
+        check(parsed)
+    return parsed
+
+
+def _parse_community(slug: str, definition: Any, path: KeyPath) -> Community:
+    if definition is None:
+        definition = {}
+    expect_mapping(definition, path)
+    check_keys(definition, path, COMMUNITY_KEYS)
+    settings = {
+        key: COMMUNITY_KEYS[key](value, path.attr(key), slug)
+        for key, value in definition.items()
+    }
+    display_name = settings.pop("display_name", slug)
+    return Community(
+        slug=slug, display_name=display_name, settings=MappingProxyType(settings)
+    )
+
+
+class Communities(LoggingConfigurable):
+    """The communities of this hub, keyed by slug.
+
+    Each hubext plugin loads the registry with ``Communities(parent=self)``,
+    so the definitions come from the same configuration everywhere.
+    """
+
+    communities = Dict(
+        config=True,
+        help="""
+        The communities of this hub, keyed by community slug.
+
+        A slug is lowercase letters, digits and ``-`` (starting and ending with
+        a letter or digit), at most 63 characters. It is also the name of the
+        JupyterHub group that holds the community's members.
+
+        Each value is a mapping with these keys, all optional:
+
+        ``display_name``
+            The name shown to people (defaults to the slug).
+
+        Example::
+
+            c.Communities.communities = {
+                "ocean-lab": {"display_name": "Ocean Modelling Lab"},
+                "astro-101": {"display_name": "Astronomy 101 (workshop)"},
+            }
+
+        The definitions are validated when the hub starts; an unknown key, a
+        bad slug or a value of the wrong type stops the hub with a message
+        naming the key, e.g. ``Communities.communities['Ocean Lab']: slug
+        must match ...``. ``hubext check-config`` runs the same checks.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @validate("communities")
+    def _validate_communities(self, proposal):
+        value = proposal["value"]
+        # Raises ConfigError (a TraitError) naming the exact key path.
+        self._parsed = parse_communities(value)
+        return value
+
+    @observe("communities")
+    def _communities_changed(self, change):
+        # _validate_communities has parsed the new value already.
+        self._registry = MappingProxyType(self._parsed)
+
+    @property
+    def registry(self) -> Mapping[str, Community]:
+        """Validated communities, ``{slug: Community}``, read-only."""
+        try:
+            return self._registry
+        except AttributeError:
+            # The default (empty) value is never passed through the validator.
+            self._registry = MappingProxyType(parse_communities(self.communities))
+            return self._registry
+
+    def __iter__(self) -> Iterator[Community]:
+        return iter(self.registry.values())
+
+    def __len__(self) -> int:
+        return len(self.registry)
+
+    def __contains__(self, slug: object) -> bool:
+        return slug in self.registry
+
+    def __getitem__(self, slug: str) -> Community:
+        return self.registry[slug]

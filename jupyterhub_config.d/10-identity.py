@@ -1,0 +1,31 @@
+# Identity: who can sign in, through which identity providers.
+#
+# The demo signs in through the local OpenID Connect provider that
+# `make demo` starts (demo/idp.mjs, accounts in demo/accounts.json).
+import os
+
+c = get_config()  # noqa: F821
+
+idp_url = os.environ.get("HUBEXT_DEMO_IDP_URL", "http://127.0.0.1:8090")
+
+c.JupyterHub.authenticator_class = "hubext"
+c.CommunityAuthenticator.providers = {
+    "demo": {
+        "kind": "oidc",
+        "display_name": "the demo identity provider",
+        # One provider only, so its usernames are used as they are.
+        "username_template": "{username}",
+        "config": {
+            "client_id": "hubext-demo",
+            "client_secret": os.environ.get("HUBEXT_DEMO_CLIENT_SECRET", ""),
+            "authorize_url": f"{idp_url}/auth",
+            "token_url": f"{idp_url}/token",
+            "userdata_url": f"{idp_url}/me",
+            "scope": ["openid", "email", "profile", "groups", "idp"],
+            "username_claim": "preferred_username",
+        },
+    },
+}
+# Everyone the provider signs in may use the demo hub.
+c.CommunityAuthenticator.allow_all = True
+c.CommunityAuthenticator.admin_users = {"carol"}

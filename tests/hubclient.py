@@ -1,0 +1,89 @@
+"""Clients for a running test hub: a person's browser session and the REST API.
+
+``HubSession`` signs in through the real OpenID Connect provider the way a
+browser does (following redirects, posting the provider's sign-in form) and
+then acts with the person's own cookies.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+
+class HubAPI:
+    """The hub's REST API with a service token."""
+
+    def __init__(self, hub_url: str, token: str):
+        self.url = f"{hub_url}/hub/api"
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {token}"
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.session.request(method, self.url + path, timeout=30, **kwargs)
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def user(self, name: str) -> dict:
+        r = self.get(f"/users/{name}")
+        r.raise_for_status()
+        return r.json()
+
+    def wait_for_server(self, name: str, ready: bool = True, timeout: float = 60) -> dict:
+        """Wait until the user's default server is ready (or, ready=False, gone)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.user(name)["servers"].get("")
+            if ready and server and server.get("ready"):
+                return server
+            if not ready and not server:
+                return {}
+            time.sleep(0.2)
+        raise TimeoutError(f"server of {name} not {'ready' if ready else 'stopped'}")
+
+
+class HubSession:
+    """One person's browser session on the hub."""
+
+    def __init__(self, hub_url: str):
+        self.hub_url = hub_url
+        self.session = requests.Session()
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.session.get(urljoin(self.hub_url, path), timeout=60, **kwargs)
+
+    def login(self, provider: str, account: str) -> requests.Response:
+        """Sign in as ``account`` at ``provider``; return the hub's last response.
+
+        Follows redirects by hand until the hub answers with something other
+        than a redirect to the provider, without following the hub's own
+        post-login redirect (which would start a server).
+        """
+        r = self.get(f"/hub/{provider}/oauth_login", allow_redirects=False)
+        for _ in range(20):
+            if r.status_code not in (301, 302, 303, 307):
+                break
+            target = urljoin(r.url, r.headers["Location"])
+            if urlsplit(target).netloc == urlsplit(self.hub_url).netloc and (
+                "/oauth_callback" not in r.url and "/oauth_login" not in r.url
+            ) and "/oauth_callback" not in target:
+                # The hub has answered the callback: signed in (or not).
+                return r
+            r = self.session.get(target, allow_redirects=False, timeout=60)
+            if r.status_code == 200 and "/interaction/" in r.url:
+                action = re.search(r'action="([^"]+)"', r.text).group(1)
+                r = self.session.post(
+                    urljoin(r.url, action),
+                    data={"login": account},
+                    allow_redirects=False,
+                    timeout=60,
+                )
+        return r
+
+    def xsrf_headers(self) -> dict:
+        token = self.session.cookies.get("_xsrf", path="/hub/")
+        return {"X-XSRFToken": token} if token else {}
