@@ -30,15 +30,16 @@ def free_port() -> int:
 
 
 def wait_for_http(url: str, timeout: float = 60, process=None) -> None:
-    """Wait until ``url`` answers any HTTP status; fail early if ``process`` exits."""
+    """Wait until ``url`` answers with a non-error status.
+
+    Fails early if ``process`` exits.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
         try:
             urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
             return
         except OSError:
             time.sleep(0.1)

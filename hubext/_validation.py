@@ -83,7 +83,9 @@ def expect(value: Any, types: type | tuple[type, ...], path: KeyPath, what: str)
     else:
         ok = isinstance(value, wanted)
     if not ok:
-        raise ConfigError(path, f"expected {what}, got {show(value)} ({type_name(value)})")
+        raise ConfigError(
+            path, f"expected {what}, got {show(value)} ({type_name(value)})"
+        )
     return value
 
 
@@ -104,7 +106,9 @@ def expect_text(
     if not value and not allow_empty:
         raise ConfigError(path, "must not be empty")
     if len(value) > max_length:
-        raise ConfigError(path, f"is {len(value)} characters long; at most {max_length}")
+        raise ConfigError(
+            path, f"is {len(value)} characters long; at most {max_length}"
+        )
     if not value.isprintable():
         raise ConfigError(path, f"contains control characters: {show(value)}")
     return value

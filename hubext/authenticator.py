@@ -17,9 +17,9 @@ import html
 import string
 
 from jupyterhub.auth import Authenticator
-from jupyterhub.utils import url_path_join
+from jupyterhub.utils import maybe_future, url_path_join
 from tornado import web
-from traitlets import Bool, Dict, default, validate
+from traitlets import Bool, Dict, Unicode, default, validate
 
 from ._validation import (
     ConfigError,
@@ -89,7 +89,9 @@ def parse_providers(raw) -> dict[str, dict]:
         parsed[name] = {
             "kind": kind,
             "display_name": expect_text(
-                entry.get("display_name", name), path.attr("display_name"), max_length=100
+                entry.get("display_name", name),
+                path.attr("display_name"),
+                max_length=100,
             ),
             "username_template": _check_username_template(
                 entry.get("username_template", "{username}@{provider}"),
@@ -161,6 +163,24 @@ class CommunityAuthenticator(Authenticator):
         help="""
         Communities are JupyterHub groups owned by this authenticator, so this
         is True by default: group membership is set at every login.
+        """,
+    )
+
+    no_community_message = Unicode(
+        "You signed in as {username}, but that account does not belong to any "
+        "community on this hub. Ask the administrators of your community or "
+        "of this hub to add it.",
+        config=True,
+        help="""
+        The message on the 403 page for a person who signed in but matches no
+        community (``{username}`` is replaced by their hub username). Say whom
+        to ask.
+
+        Example::
+
+            c.CommunityAuthenticator.no_community_message = (
+                "{username} is not in any community. Ask help@hub.example.org."
+            )
         """,
     )
 
@@ -246,12 +266,37 @@ class CommunityAuthenticator(Authenticator):
         return self._finish_auth_model(provider, auth_model)
 
     def _finish_auth_model(self, provider, auth_model):
+        """Apply the username template and the community rules."""
+        identity = provider.identity_from_auth_model(auth_model)
+        memberships = self.communities.rule_index.match(identity.atoms())
         name = provider.hubext_username_template.format(
             username=auth_model["name"], provider=provider.provider_name
         )
         auth_state = dict(auth_model.get("auth_state") or {})
-        auth_state["hubext"] = {"provider": provider.provider_name}
-        return {**auth_model, "name": name, "auth_state": auth_state}
+        auth_state["hubext"] = {
+            "provider": provider.provider_name,
+            "member_of": sorted(memberships.member_of),
+            "admin_of": sorted(memberships.admin_of),
+        }
+        return {
+            **auth_model,
+            "name": name,
+            "groups": sorted(memberships.member_of),
+            "auth_state": auth_state,
+        }
+
+    async def check_allowed(self, username, auth_model=None):
+        if await maybe_future(super().check_allowed(username, auth_model)):
+            return True
+        if username in self.admin_users:
+            return True
+        if auth_model and auth_model.get("groups"):
+            return True
+        raise web.HTTPError(
+            403,
+            "%s",
+            self.no_community_message.format(username=username),
+        )
 
     async def refresh_user(self, user, handler=None):
         if not self.enable_auth_state:

@@ -29,6 +29,7 @@ from traitlets import Dict, observe, validate
 from traitlets.config import LoggingConfigurable
 
 from ._validation import ConfigError, KeyPath, check_keys, expect_mapping, expect_text
+from .rules import RuleIndex, parse_rules
 from .slugs import community_slug_problem
 
 ROOT_PATH = KeyPath("Communities.communities")
@@ -58,6 +59,8 @@ def _display_name(value: Any, path: KeyPath, slug: str) -> str:
 #: The keys a community definition may have, and how each is validated.
 COMMUNITY_KEYS: dict[str, KeyValidator] = {
     "display_name": _display_name,
+    "members": parse_rules,
+    "admins": parse_rules,
 }
 
 #: Checks over the whole validated registry, e.g. uniqueness across communities.
@@ -117,12 +120,30 @@ class Communities(LoggingConfigurable):
 
         ``display_name``
             The name shown to people (defaults to the slug).
+        ``members``, ``admins``
+            Lists of rules saying who belongs to the community and who
+            administers it (admins are members too). A person matches a list
+            if ANY rule matches; a rule matches if ALL its keys match. Rule
+            keys: ``provider``, ``username``, ``idp``, ``email_domain``
+            (verified emails only), ``github`` (``org`` or ``org:team``),
+            ``group`` (the provider's groups claim). See
+            :mod:`hubext.rules`.
 
         Example::
 
             c.Communities.communities = {
-                "ocean-lab": {"display_name": "Ocean Modelling Lab"},
-                "astro-101": {"display_name": "Astronomy 101 (workshop)"},
+                "ocean-lab": {
+                    "display_name": "Ocean Modelling Lab",
+                    "members": [
+                        {"github": "ocean-lab"},
+                        {"provider": "cilogon", "email_domain": "ocean.example.org"},
+                    ],
+                    "admins": [{"github": "ocean-lab:hub-admins"}],
+                },
+                "astro-101": {
+                    "display_name": "Astronomy 101 (workshop)",
+                    "members": [{"provider": "uni", "group": "astro-101"}],
+                },
             }
 
         The definitions are validated when the hub starts; an unknown key, a
@@ -155,6 +176,24 @@ class Communities(LoggingConfigurable):
             # The default (empty) value is never passed through the validator.
             self._registry = MappingProxyType(parse_communities(self.communities))
             return self._registry
+
+    @property
+    def rule_index(self) -> RuleIndex:
+        """Every community's ``members``/``admins`` rules, compiled for matching."""
+        registry = self.registry
+        cached = getattr(self, "_rule_index", None)
+        if cached is None or cached[0] is not registry:
+            index = RuleIndex(
+                {
+                    slug: {
+                        "members": c.get("members", ()),
+                        "admins": c.get("admins", ()),
+                    }
+                    for slug, c in registry.items()
+                }
+            )
+            self._rule_index = cached = (registry, index)
+        return cached[1]
 
     def __iter__(self) -> Iterator[Community]:
         return iter(self.registry.values())

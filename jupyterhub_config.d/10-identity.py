@@ -26,6 +26,6 @@ c.CommunityAuthenticator.providers = {
         },
     },
 }
-# Everyone the provider signs in may use the demo hub.
-c.CommunityAuthenticator.allow_all = True
+# Who may sign in: members of at least one community (00-communities.py),
+# and the hub admins.
 c.CommunityAuthenticator.admin_users = {"carol"}

@@ -57,24 +57,23 @@ class HubSession:
         return self.session.get(urljoin(self.hub_url, path), timeout=60, **kwargs)
 
     def login(self, provider: str, account: str) -> requests.Response:
-        """Sign in as ``account`` at ``provider``; return the hub's last response.
+        """Sign in as ``account`` at ``provider``; return the hub's callback response.
 
-        Follows redirects by hand until the hub answers with something other
-        than a redirect to the provider, without following the hub's own
+        Follows redirects by hand through the provider's sign-in form, and
+        stops at the hub's answer to the OAuth callback (a redirect when
+        signed in, an error page when not), without following the hub's own
         post-login redirect (which would start a server).
         """
+        hub = urlsplit(self.hub_url).netloc
         r = self.get(f"/hub/{provider}/oauth_login", allow_redirects=False)
         for _ in range(20):
-            if r.status_code not in (301, 302, 303, 307):
-                break
-            target = urljoin(r.url, r.headers["Location"])
-            if urlsplit(target).netloc == urlsplit(self.hub_url).netloc and (
-                "/oauth_callback" not in r.url and "/oauth_login" not in r.url
-            ) and "/oauth_callback" not in target:
-                # The hub has answered the callback: signed in (or not).
+            on_hub = urlsplit(r.url).netloc == hub
+            if on_hub and "/oauth_callback" in urlsplit(r.url).path:
                 return r
-            r = self.session.get(target, allow_redirects=False, timeout=60)
-            if r.status_code == 200 and "/interaction/" in r.url:
+            if r.status_code in (301, 302, 303, 307):
+                target = urljoin(r.url, r.headers["Location"])
+                r = self.session.get(target, allow_redirects=False, timeout=60)
+            elif r.status_code == 200 and "/interaction/" in r.url:
                 action = re.search(r'action="([^"]+)"', r.text).group(1)
                 r = self.session.post(
                     urljoin(r.url, action),
@@ -82,7 +81,9 @@ class HubSession:
                     allow_redirects=False,
                     timeout=60,
                 )
-        return r
+            else:
+                return r
+        raise AssertionError(f"sign-in did not finish; last response {r.status_code} {r.url}")
 
     def xsrf_headers(self) -> dict:
         token = self.session.cookies.get("_xsrf", path="/hub/")

@@ -7,6 +7,9 @@ from urllib.parse import urlunsplit
 from jupyterhub.utils import url_path_join
 from traitlets import HasTraits, Unicode
 
+from .._validation import show
+from ..identity import Identity
+
 
 class ProviderMixin(HasTraits):
     """Mixed into an OAuthenticator subclass to run it as one of several providers.
@@ -18,6 +21,23 @@ class ProviderMixin(HasTraits):
     provider_name = Unicode(
         help="The provider's name: its key in CommunityAuthenticator.providers."
     )
+
+    def identity_from_auth_model(self, auth_model: dict) -> Identity:
+        """The normalized identity from this provider's auth model."""
+        raise NotImplementedError
+
+    def _claim_warning(self, username: str):
+        """A ``warn(message)`` for bad claims, naming provider and user safely."""
+
+        def warn(message: str) -> None:
+            self.log.warning(
+                "hubext: provider %s, user %s: %s",
+                self.provider_name,
+                show(username),
+                message,
+            )
+
+        return warn
 
     def login_url(self, base_url):
         return url_path_join(base_url, self.provider_name, "oauth_login")
@@ -61,4 +81,3 @@ class ProviderMixin(HasTraits):
             (f"{prefix}/oauth_login", login),
             (f"{prefix}/oauth_callback", callback),
         ]
-

@@ -90,6 +90,13 @@ class LocalCommunitySpawner(LocalProcessSpawner):
         """The user's home when not running as system users."""
         return os.path.join(os.path.abspath(self.home_root), safe_slug(self.user.name))
 
+    def get_args(self):
+        args = super().get_args()
+        if not self.run_as_system_users and os.geteuid() == 0:
+            # A hub run as root starts the servers as root in this mode.
+            args.append("--allow-root")
+        return args
+
     def make_preexec_fn(self, name):
         if self.run_as_system_users:
             return super().make_preexec_fn(name)

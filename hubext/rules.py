@@ -1,0 +1,135 @@
+"""Community rules: who is a member, who is an admin. Pure, no I/O.
+
+A community's ``members`` and ``admins`` are lists of rules. A person matches
+the list if ANY rule matches; a rule matches if ALL of its keys match:
+
+==================  =========================================================
+key                 matches when
+==================  =========================================================
+``provider``        they signed in through this provider (its name)
+``username``        their username at the provider is this
+``idp``             the institution's identity provider (CILogon entity id)
+``email_domain``    a *verified* email address is at this domain
+``github``          they are in this GitHub org (``org``) or team (``org:team``)
+``group``           the provider's groups claim has this value
+==================  =========================================================
+
+Values are compared casefolded. Admins of a community are also its members.
+
+Matching compiles all rules into an index from ``(key, value)`` to the rules
+that need it, so the cost of matching an identity grows with the identity's
+own facts and the rules they touch, not with the number of communities.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._validation import (
+    ConfigError,
+    KeyPath,
+    check_keys,
+    expect_list,
+    expect_mapping,
+    expect_text,
+    show,
+)
+
+RULE_KEYS = ("provider", "username", "idp", "email_domain", "github", "group")
+
+_DOMAIN_RE = re.compile(
+    r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+)
+_GITHUB_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,38})(:[a-z0-9_.-]{1,100})?")
+
+#: A compiled rule: the ``(key, casefolded value)`` pairs that must all hold.
+Rule = frozenset
+
+
+def _rule_value(key: str, value: Any, path: KeyPath) -> str:
+    value = expect_text(value, path, max_length=256).casefold()
+    if key == "email_domain":
+        value = value.removeprefix("@")
+        if not _DOMAIN_RE.fullmatch(value):
+            raise ConfigError(path, f"not a domain name: {show(value)}")
+    elif key == "github" and not _GITHUB_RE.fullmatch(value):
+        raise ConfigError(path, f"expected 'org' or 'org:team-slug', got {show(value)}")
+    return value
+
+
+def parse_rule(raw: Any, path: KeyPath) -> Rule:
+    expect_mapping(raw, path)
+    if not raw:
+        raise ConfigError(
+            path, "a rule needs at least one key; an empty rule would match everyone"
+        )
+    check_keys(raw, path, RULE_KEYS)
+    return frozenset(
+        (key, _rule_value(key, value, path.attr(key))) for key, value in raw.items()
+    )
+
+
+def parse_rules(raw: Any, path: KeyPath, slug: str = "") -> tuple[Rule, ...]:
+    """Validate a ``members`` or ``admins`` list; return compiled rules."""
+    rules = expect_list(raw, path, "a list of rules (mappings)")
+    return tuple(parse_rule(rule, path[i]) for i, rule in enumerate(rules))
+
+
+@dataclass(frozen=True)
+class Memberships:
+    """The communities one identity belongs to."""
+
+    member_of: frozenset[str]
+    admin_of: frozenset[str]
+
+
+class RuleIndex:
+    """All communities' rules, compiled for matching."""
+
+    def __init__(self, communities: Mapping[str, Mapping[str, Iterable[Rule]]]):
+        """``communities`` maps a slug to ``{"members": rules, "admins": rules}``."""
+        # (key, value) -> list of (rule, slug, is_admin_rule)
+        self._index: dict[tuple[str, str], list[tuple[Rule, str, bool]]] = defaultdict(
+            list
+        )
+        for slug, lists in communities.items():
+            for role in ("members", "admins"):
+                for rule in lists.get(role, ()):
+                    # Index each rule under its most selective fact.
+                    anchor = min(rule, key=_selectivity)
+                    self._index[anchor].append((rule, slug, role == "admins"))
+        self._index = dict(self._index)
+
+    def match(self, atoms: set[tuple[str, str]]) -> Memberships:
+        members: set[str] = set()
+        admins: set[str] = set()
+        for atom in atoms:
+            for rule, slug, is_admin in self._index.get(atom, ()):
+                if rule <= atoms:
+                    (admins if is_admin else members).add(slug)
+        return Memberships(frozenset(members | admins), frozenset(admins))
+
+    def rules_using(self, key: str) -> list[tuple[Rule, str]]:
+        return [
+            (rule, slug)
+            for entries in self._index.values()
+            for rule, slug, _ in entries
+            if any(k == key for k, _ in rule)
+        ]
+
+
+# Rarer facts first: a username or team narrows more than a provider name.
+_ORDER = {
+    k: i
+    for i, k in enumerate(
+        ("username", "github", "group", "email_domain", "idp", "provider")
+    )
+}
+
+
+def _selectivity(atom: tuple[str, str]) -> tuple[int, str]:
+    return (_ORDER[atom[0]], atom[1])

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import pytest
+
+from .harness import RunningHub
+
+
+@pytest.fixture(scope="module")
+def demo_hub(tmp_path_factory, request):
+    """The demo configuration, running for real, shared by a test module."""
+    hub = RunningHub(tmp_path_factory.mktemp("demo-hub")).start()
+    yield hub
+    hub.stop()
+    if request.session.testsfailed:
+        print(f"hub log: {hub.log_path}")
+
+
+@pytest.fixture
+def start_hub(tmp_path):
+    """Start a hub with extra configuration: ``start_hub(extra_config, accounts=)``."""
+    hubs = []
+
+    def start(extra_config: str = "", **kwargs) -> RunningHub:
+        hub = RunningHub(tmp_path / f"hub-{len(hubs)}", extra_config, **kwargs)
+        hubs.append(hub)
+        return hub.start()
+
+    yield start
+    for hub in hubs:
+        hub.stop()

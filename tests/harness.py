@@ -1,0 +1,115 @@
+"""A real JupyterHub for tests: hub, configurable-http-proxy, OIDC provider, servers.
+
+``RunningHub`` starts the demo configuration (``jupyterhub_config.py`` and
+``jupyterhub_config.d/*.py``) on free loopback ports, with any extra
+configuration a test adds, plus a service token with the scopes the test asks
+for. Stopping it is bounded in time and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+from demo.services import DEMO_CONFIG, DemoEnvironment, stop_process
+
+from .hubclient import HubAPI, HubSession
+
+#: Scopes of the test suite's own service token (an admin's view of the hub).
+TEST_SERVICE_SCOPES = ["admin:users", "admin:servers", "admin:groups", "read:roles"]
+
+
+class RunningHub:
+    def __init__(
+        self,
+        workdir: Path,
+        extra_config: str = "",
+        accounts: Path | None = None,
+        service_scopes: list[str] | None = None,
+    ):
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.env = DemoEnvironment.with_free_ports(workdir / "hub")
+        self.log_path = workdir / "hub.log"
+        self.idp_log_path = workdir / "idp.log"
+        self.token = secrets.token_hex(32)
+        config = workdir / "jupyterhub_config.py"
+        config.write_text(
+            textwrap.dedent(
+                f"""\
+                import os
+                load_subconfig({str(DEMO_CONFIG)!r})
+                c = get_config()
+                c.JupyterHub.services = [
+                    {{"name": "hubext-test", "api_token": os.environ["HUBEXT_TEST_TOKEN"]}},
+                ]
+                c.JupyterHub.load_roles = [
+                    {{"name": "hubext-test", "scopes": {service_scopes or TEST_SERVICE_SCOPES!r},
+                      "services": ["hubext-test"]}},
+                ]
+                c.JupyterHub.log_level = "DEBUG"
+                """
+            )
+            + textwrap.dedent(extra_config)
+        )
+        self._config = config
+        self._accounts = accounts
+        self.idp = self.hub = None
+
+    def start(self) -> RunningHub:
+        os.environ["HUBEXT_TEST_TOKEN"] = self.token
+        with open(self.idp_log_path, "wb") as idp_log:
+            self.idp = self.env.start_idp(self._accounts, stdout=idp_log)
+        hub_log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
+        self._hub_log = hub_log
+        try:
+            self.hub = self.env.start_hub(self._config, stdout=hub_log)
+        except Exception:
+            self.stop()
+            raise
+        self.api = HubAPI(self.url, self.token)
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.env.hub_url
+
+    def session(self) -> HubSession:
+        return HubSession(self.url)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.hub is not None:
+            # JupyterHub stops the single-user servers and the proxy on SIGTERM.
+            stop_process(self.hub, timeout=20)
+        if self.idp is not None:
+            stop_process(self.idp, timeout=5)
+        _kill_processes_under(self.env.data_dir)
+        if getattr(self, "_hub_log", None):
+            self._hub_log.close()
+
+
+def _kill_processes_under(directory: Path) -> None:
+    """Kill leftover processes (servers) whose working directory is in ``directory``."""
+    directory = str(directory.resolve())
+    deadline = time.monotonic() + 5
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if cwd == directory or cwd.startswith(directory + os.sep):
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if time.monotonic() > deadline:
+            break

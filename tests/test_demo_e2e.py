@@ -1,0 +1,67 @@
+"""The demo configuration end to end: sign in, start a server, use it, stop it."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_login_spawn_use_stop(demo_hub):
+    person = demo_hub.session()
+    r = person.login("demo", "alice")
+    assert r.status_code == 302, r.text[:500]
+
+    user = demo_hub.api.user("alice")
+    assert user["groups"] == ["ocean-lab"]
+    assert not user["admin"]
+
+    # Start the server as the person does: the hub's spawn page.
+    r = person.get("/hub/spawn", allow_redirects=False)
+    assert r.status_code == 302
+    assert r.headers["Location"].endswith("/hub/spawn-pending/alice")
+    demo_hub.api.wait_for_server("alice", timeout=60)
+
+    # Open the server as a browser does: the server's OAuth handshake with
+    # the hub sets its cookie. Then its API answers to that cookie alone.
+    r = person.get("/user/alice/")
+    assert r.status_code == 200, (r.url, r.text[:300])
+    assert r.url.startswith(f"{demo_hub.url}/user/alice/lab")
+    r = person.get("/user/alice/api/status")
+    assert r.status_code == 200, (r.url, r.text[:300])
+    assert r.url.endswith("/user/alice/api/status")
+    assert "started" in r.json()
+
+    # Another person's cookie does not reach it.
+    other = demo_hub.session()
+    assert other.login("demo", "bob").status_code == 302
+    r = other.get("/user/alice/api/status")
+    assert r.status_code in (403, 404) or "/user/alice/" not in r.url
+
+    r = demo_hub.api.request("DELETE", "/users/alice/server")
+    assert r.status_code in (202, 204)
+    demo_hub.api.wait_for_server("alice", ready=False, timeout=30)
+    assert person.get("/user/alice/api/status", allow_redirects=False).status_code != 200
+
+
+def test_person_in_no_community_is_refused_with_reason(demo_hub):
+    r = demo_hub.session().login("demo", "dave")
+    assert r.status_code == 403
+    assert "does not belong to any community" in r.text
+    assert demo_hub.api.get("/users/dave").status_code == 404
+
+
+def test_community_admin_claim_and_hub_admin(demo_hub):
+    r = demo_hub.session().login("demo", "carol")
+    assert r.status_code == 302
+    carol = demo_hub.api.user("carol")
+    assert sorted(carol["groups"]) == ["astro-101", "ocean-lab"]
+    assert carol["admin"] is True
+
+
+def test_login_page_has_one_button_per_provider(demo_hub):
+    r = demo_hub.session().get("/hub/login")
+    assert r.status_code == 200
+    assert r.text.count('class="btn btn-jupyter btn-lg hubext-provider"') == 1
+    assert 'href="/hub/demo/oauth_login?next=' in r.text
+    assert "Sign in with the demo identity provider" in r.text
