@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from demo.services import REPO, DemoEnvironment, stop_process, wait_for_http  # noqa: E402
+from demo.services import REPO, DemoEnvironment, stop_process, wait_for_http
 
 
 def main() -> int:

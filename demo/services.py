@@ -6,6 +6,7 @@ the tests run the demo exactly as a person does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -37,7 +38,9 @@ def wait_for_http(url: str, timeout: float = 60, process=None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+            raise RuntimeError(
+                f"process exited with {process.returncode} before {url} answered"
+            )
         try:
             urllib.request.urlopen(url, timeout=2)
             return
@@ -49,19 +52,13 @@ def wait_for_http(url: str, timeout: float = 60, process=None) -> None:
 def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
     """SIGTERM a process group, then SIGKILL what is left after ``timeout``."""
     if process.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        # Also reaps children (proxy, servers) the leader left behind.
+    with contextlib.suppress(ProcessLookupError):
+        # Also kills children (the proxy) the leader left behind.
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 
@@ -122,13 +119,18 @@ class DemoEnvironment:
         if accounts is not None:
             cmd += ["--accounts", str(accounts)]
         process = subprocess.Popen(
-            cmd, env=self.env(), stdout=stdout, stderr=subprocess.STDOUT,
+            cmd,
+            env=self.env(),
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         wait_for_http(f"{self.idp_url}/.well-known/openid-configuration", 30, process)
         return process
 
-    def start_hub(self, config: Path = DEMO_CONFIG, stdout=None, wait=True) -> subprocess.Popen:
+    def start_hub(
+        self, config: Path = DEMO_CONFIG, stdout=None, wait=True
+    ) -> subprocess.Popen:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         process = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(config)],

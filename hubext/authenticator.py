@@ -29,6 +29,7 @@ from ._validation import (
     expect_text,
     show,
 )
+from .communities import ROOT_PATH as COMMUNITIES_PATH
 from .communities import Communities
 from .providers import PROVIDER_KINDS
 from .slugs import community_slug_problem
@@ -194,10 +195,11 @@ class CommunityAuthenticator(Authenticator):
         return proposal["value"]
 
     def __init__(self, **kwargs):
-        super().__init__(**kwargs)
         try:
+            super().__init__(**kwargs)
             self.communities = Communities(parent=self)
             self._providers = self._make_providers(parse_providers(self.providers))
+            check_rule_providers(self.communities, self._providers)
         except ConfigError as e:
             # One clear line in the hub log before JupyterHub's traceback.
             self.log.critical("hubext: invalid configuration: %s", e)
@@ -311,6 +313,22 @@ class CommunityAuthenticator(Authenticator):
         if isinstance(refreshed, dict):
             return self._finish_auth_model(provider, refreshed)
         return refreshed
+
+
+def check_rule_providers(communities: Communities, providers) -> None:
+    """Every ``provider`` named in a community rule must be configured."""
+    for community in communities:
+        for role in ("members", "admins"):
+            for i, rule in enumerate(community.get(role, ())):
+                for key, value in rule:
+                    if key == "provider" and value not in providers:
+                        path = COMMUNITIES_PATH[community.slug].attr(role)[i].attr(key)
+                        known = ", ".join(sorted(providers)) or "none"
+                        raise ConfigError(
+                            path,
+                            f"no provider named {show(value)} in "
+                            f"CommunityAuthenticator.providers (configured: {known})",
+                        )
 
 
 def _escape(text: str) -> str:

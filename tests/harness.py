@@ -8,6 +8,7 @@ for. Stopping it is bounded in time and leaves no process behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -107,9 +108,7 @@ def _kill_processes_under(directory: Path) -> None:
         except OSError:
             continue
         if cwd == directory or cwd.startswith(directory + os.sep):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(proc.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if time.monotonic() > deadline:
             break

@@ -33,7 +33,9 @@ class HubAPI:
         r.raise_for_status()
         return r.json()
 
-    def wait_for_server(self, name: str, ready: bool = True, timeout: float = 60) -> dict:
+    def wait_for_server(
+        self, name: str, ready: bool = True, timeout: float = 60
+    ) -> dict:
         """Wait until the user's default server is ready (or, ready=False, gone)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -83,7 +85,9 @@ class HubSession:
                 )
             else:
                 return r
-        raise AssertionError(f"sign-in did not finish; last response {r.status_code} {r.url}")
+        raise AssertionError(
+            f"sign-in did not finish; last response {r.status_code} {r.url}"
+        )
 
     def xsrf_headers(self) -> dict:
         token = self.session.cookies.get("_xsrf", path="/hub/")

@@ -41,7 +41,9 @@ def test_login_spawn_use_stop(demo_hub):
     r = demo_hub.api.request("DELETE", "/users/alice/server")
     assert r.status_code in (202, 204)
     demo_hub.api.wait_for_server("alice", ready=False, timeout=30)
-    assert person.get("/user/alice/api/status", allow_redirects=False).status_code != 200
+    assert (
+        person.get("/user/alice/api/status", allow_redirects=False).status_code != 200
+    )
 
 
 def test_person_in_no_community_is_refused_with_reason(demo_hub):

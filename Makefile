@@ -1,0 +1,48 @@
+# The two commands of the README:
+#   make demo   start the demo hub on http://127.0.0.1:8000
+#   make test   run the test suite (lint, unit, end-to-end, docs build)
+# Each installs what it needs first: a virtualenv in .venv, npm packages in
+# node_modules, and the Debian packages the tests use (see ci/system-packages.sh).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.hubext-installed
+
+.PHONY: install demo test lint format docs system-packages clean
+
+install: $(STAMP) node_modules/.package-lock.json
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,docs,demo]'
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+system-packages:
+	bash ci/system-packages.sh
+
+demo: install
+	$(BIN)/python demo/run.py
+
+test: install system-packages
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+docs: install
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+clean:
+	rm -rf docs/_build .hubext-demo .pytest_cache

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Debian packages the test suite uses, installed only when missing.
+# Run as root (or with the packages already installed).
+set -euo pipefail
+
+packages=()
+# (The browser tests of the profile form will add chromium here.)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${missing[*]}; install them as root" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

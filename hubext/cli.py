@@ -1,0 +1,120 @@
+"""The ``hubext`` command: ``hubext check-config PATH``.
+
+Loads a JupyterHub configuration file the way JupyterHub does (so
+``load_subconfig`` of ``jupyterhub_config.d/*.py`` works), runs the same
+validation the hub runs at start-up, and prints the communities as a table.
+Exit status 0 when the configuration is valid, 1 with the error's key path
+when it is not, 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from traitlets.config import Config, PyFileConfigLoader
+from traitlets.utils.importstring import import_item
+
+from . import __version__
+from ._validation import ConfigError
+from .authenticator import CommunityAuthenticator
+from .communities import Communities
+
+
+def load_config(path: str) -> Config:
+    directory, filename = os.path.split(os.path.abspath(path))
+    return PyFileConfigLoader(filename, path=directory).load_config()
+
+
+def _authenticator_class(config: Config):
+    """The configured authenticator class if it is a hubext one, else None."""
+    value = config.get("JupyterHub", {}).get("authenticator_class")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value == "hubext":
+            return CommunityAuthenticator
+        if "." not in value:
+            return None  # another entry point: nothing of ours to check
+        try:
+            value = import_item(value)
+        except Exception:
+            return None
+    if isinstance(value, type) and issubclass(value, CommunityAuthenticator):
+        return value
+    return None
+
+
+def check_config(config: Config) -> Communities:
+    """Run hubext's start-up validation on ``config``; raise ConfigError."""
+    quiet = logging.getLogger("hubext.check-config")
+    quiet.disabled = True
+    communities = Communities(config=config, log=quiet)
+    authenticator_class = _authenticator_class(config)
+    if authenticator_class is not None:
+        authenticator_class(config=config, log=quiet)
+    return communities
+
+
+def format_table(communities: Communities) -> str:
+    headers = ("community", "display name", "member rules", "admin rules")
+    rows = [
+        (
+            c.slug,
+            c.display_name,
+            str(len(c.get("members", ()))),
+            str(len(c.get("admins", ()))),
+        )
+        for c in communities
+    ]
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = [
+        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
+    ]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += [
+        "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hubext", description="Tools for hubs configured with hubext."
+    )
+    parser.add_argument("--version", action="version", version=f"hubext {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser(
+        "check-config",
+        help="validate a jupyterhub_config.py and list its communities",
+    )
+    check.add_argument("path", help="path to jupyterhub_config.py")
+    args = parser.parse_args(argv)
+
+    if not os.path.isfile(args.path):
+        print(f"hubext: no such file: {args.path}", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.path)
+    except Exception as e:
+        print(
+            f"hubext: could not load {args.path}: {type(e).__name__}: {e}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        communities = check_config(config)
+    except ConfigError as e:
+        print(f"hubext: invalid configuration: {e}", file=sys.stderr)
+        return 1
+    print(format_table(communities))
+    print(f"\n{len(communities)} communities; configuration is valid.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Start-up validation: `hubext check-config` and a real hub refuse the same configs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from demo.services import DEMO_CONFIG, REPO, DemoEnvironment
+from hubext.cli import main
+
+BAD_CONFIGS = [
+    pytest.param(
+        'c.Communities.communities["ocean lab"] = {}',
+        "Communities.communities['ocean lab']: slug must match",
+        id="bad-slug",
+    ),
+    pytest.param(
+        'c.Communities.communities["ocean-lab"]["shared-data"] = []',
+        "Communities.communities['ocean-lab']['shared-data']: unknown key",
+        id="unknown-key",
+    ),
+    pytest.param(
+        'c.Communities.communities["astro-101"]["display_name"] = ["x"]',
+        "Communities.communities['astro-101'].display_name: expected a string",
+        id="wrong-type",
+    ),
+    pytest.param(
+        'c.Communities.communities["astro-101"]["members"].append({"provider": "gitlab"})',
+        "Communities.communities['astro-101'].members[2].provider: no provider named 'gitlab'",
+        id="rule-names-unknown-provider",
+    ),
+    pytest.param(
+        'c.CommunityAuthenticator.providers["demo"]["kind"] = "saml"',
+        "CommunityAuthenticator.providers['demo'].kind: unknown provider kind 'saml'",
+        id="unknown-provider-kind",
+    ),
+    pytest.param(
+        'c.CommunityAuthenticator.providers["demo"]["config"]["client_idd"] = "x"',
+        "CommunityAuthenticator.providers['demo'].config.client_idd: unknown key "
+        "(did you mean 'client_id'?)",
+        id="unknown-provider-trait",
+    ),
+    pytest.param(
+        'c.CommunityAuthenticator.providers["demo"]["username_template"] = "{user}"',
+        "CommunityAuthenticator.providers['demo'].username_template: unknown field {user}",
+        id="bad-username-template",
+    ),
+]
+
+
+def write_config(tmp_path, line: str):
+    path = tmp_path / "jupyterhub_config.py"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            load_subconfig({str(DEMO_CONFIG)!r})
+            c = get_config()
+            {line}
+            """
+        )
+    )
+    return path
+
+
+def test_demo_config_is_valid(capsys):
+    assert main(["check-config", str(REPO / "jupyterhub_config.py")]) == 0
+    out = capsys.readouterr().out
+    assert "ocean-lab  Ocean Modelling Lab" in out
+    assert "astro-101" in out
+    assert "2 communities; configuration is valid." in out
+
+
+@pytest.mark.parametrize(("line", "message"), BAD_CONFIGS)
+def test_check_config_refuses(tmp_path, capsys, line, message):
+    assert main(["check-config", str(write_config(tmp_path, line))]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"hubext: invalid configuration: {message}"), err
+    assert err.count("\n") == 1
+
+
+def test_check_config_console_script(tmp_path):
+    bad = write_config(tmp_path, BAD_CONFIGS[0].values[0])
+    result = subprocess.run(
+        [sys.executable, "-m", "hubext.cli", "check-config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Communities.communities['ocean lab']: slug must match" in result.stderr
+
+
+def test_check_config_missing_file(capsys):
+    assert main(["check-config", "/nonexistent/jupyterhub_config.py"]) == 2
+
+
+def test_check_config_secrets_not_echoed(tmp_path, capsys):
+    line = 'c.CommunityAuthenticator.providers["demo"]["config"]["client_secret"] = 12345678'
+    assert main(["check-config", str(write_config(tmp_path, line))]) == 1
+    err = capsys.readouterr().err
+    assert "providers['demo'].config" in err
+    assert "12345678" not in err
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("line", "message"), BAD_CONFIGS[:2] + BAD_CONFIGS[3:5])
+def test_hub_refuses_to_start(tmp_path, line, message):
+    env = DemoEnvironment.with_free_ports(tmp_path / "hub")
+    log = tmp_path / "hub.log"
+    with open(log, "wb") as out:
+        hub = env.start_hub(write_config(tmp_path, line), stdout=out, wait=False)
+        try:
+            returncode = hub.wait(timeout=60)
+        finally:
+            hub.kill()
+    assert returncode != 0
+    lines = log.read_text().splitlines()
+    critical = [line for line in lines if "hubext: invalid configuration:" in line]
+    assert len(critical) == 1, lines[-20:]
+    assert message in critical[0]

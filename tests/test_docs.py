@@ -1,0 +1,94 @@
+"""The documentation: it builds without warnings, and its examples are valid.
+
+Every zero-to-jupyterhub ``values.yaml`` example in the docs is validated
+against the chart's own values schema (tests/data/z2jh, copied from the
+chart), merged over the chart's defaults the way helm merges them, and its
+``hub.config`` is run through hubext's start-up validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from traitlets.config import Config
+
+from hubext.cli import check_config
+
+REPO = Path(__file__).resolve().parent.parent
+Z2JH = Path(__file__).resolve().parent / "data" / "z2jh"
+DOC_FILES = sorted([*REPO.glob("docs/**/*.md"), REPO / "README.md"])
+YAML_BLOCK = re.compile(r"^```ya?ml\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def z2jh_examples():
+    for path in DOC_FILES:
+        for i, match in enumerate(YAML_BLOCK.finditer(path.read_text())):
+            values = yaml.safe_load(match.group(1))
+            if isinstance(values, dict) and {"hub", "singleuser", "cull"} & set(values):
+                yield pytest.param(values, id=f"{path.relative_to(REPO)}-{i}")
+
+
+def helm_merge(defaults, values):
+    """Merge like helm: mappings are merged, everything else is replaced."""
+    merged = copy.deepcopy(defaults)
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = helm_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@pytest.fixture(scope="module")
+def chart():
+    schema = yaml.safe_load((Z2JH / "values.schema.yaml").read_text())
+    defaults = yaml.safe_load((Z2JH / "values.yaml").read_text())
+    return schema, defaults
+
+
+EXAMPLES = list(z2jh_examples())
+
+
+def test_there_are_z2jh_examples():
+    assert len(EXAMPLES) >= 2
+
+
+@pytest.mark.parametrize("values", EXAMPLES)
+def test_z2jh_example_is_valid_chart_input(chart, values):
+    schema, defaults = chart
+    jsonschema.validate(helm_merge(defaults, values), schema)
+    hub_config = values.get("hub", {}).get("config")
+    if hub_config:
+        check_config(Config(hub_config))
+
+
+def test_docs_build_without_warnings(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            str(REPO / "docs"),
+            str(tmp_path / "html"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    reference = (tmp_path / "html" / "reference" / "configuration.html").read_text()
+    # The reference is generated from the traits.
+    for trait in ("communities", "providers", "no_community_message", "home_root"):
+        assert trait in reference

@@ -1,0 +1,132 @@
+"""Community rules: any rule matches, all keys of a rule must match."""
+
+from __future__ import annotations
+
+import pytest
+from traitlets.config import Config
+
+from hubext import Communities
+from hubext.identity import MAX_VALUES, Identity, clean_strings
+
+COMMUNITIES = {
+    "ocean-lab": {
+        "members": [
+            {"github": "ocean-org"},
+            {"provider": "cilogon", "email_domain": "ocean.example.org"},
+            {"provider": "uni", "group": "Ocean-Lab"},
+        ],
+        "admins": [{"github": "ocean-org:hub-admins"}],
+    },
+    "astro-101": {
+        "members": [
+            {"provider": "uni", "group": "astro-101"},
+            {"idp": "https://idp.astro.example.edu"},
+            {"username": "guest-7", "provider": "uni"},
+        ],
+    },
+    "no-rules": {},
+}
+
+
+@pytest.fixture(scope="module")
+def index():
+    config = Config()
+    config.Communities.communities = COMMUNITIES
+    return Communities(config=config).rule_index
+
+
+@pytest.mark.parametrize(
+    ("identity", "members", "admins"),
+    [
+        pytest.param(
+            Identity("github", "ann", github_orgs=frozenset({"ocean-org"})),
+            {"ocean-lab"},
+            set(),
+            id="github-org",
+        ),
+        pytest.param(
+            Identity(
+                "github",
+                "ann",
+                github_orgs=frozenset({"ocean-org"}),
+                github_teams=frozenset({"ocean-org:hub-admins"}),
+            ),
+            {"ocean-lab"},
+            {"ocean-lab"},
+            id="github-team-admin",
+        ),
+        pytest.param(
+            Identity("github", "ann", github_teams=frozenset({"ocean-org:hub-admins"})),
+            {"ocean-lab"},
+            {"ocean-lab"},
+            id="admins-are-members",
+        ),
+        pytest.param(
+            Identity("cilogon", "bo", emails=frozenset({"bo@ocean.example.org"})),
+            {"ocean-lab"},
+            set(),
+            id="all-keys-match",
+        ),
+        pytest.param(
+            Identity("uni", "bo", emails=frozenset({"bo@ocean.example.org"})),
+            set(),
+            set(),
+            id="one-key-of-two-is-not-enough",
+        ),
+        pytest.param(
+            Identity("uni", "cy", groups=frozenset({"OCEAN-LAB", "astro-101"})),
+            {"ocean-lab", "astro-101"},
+            set(),
+            id="groups-casefolded-several-communities",
+        ),
+        pytest.param(
+            Identity("cilogon", "di", idp="HTTPS://idp.astro.example.edu"),
+            {"astro-101"},
+            set(),
+            id="idp",
+        ),
+        pytest.param(
+            Identity("uni", "GUEST-7"), {"astro-101"}, set(), id="username-casefolded"
+        ),
+        pytest.param(
+            Identity("other", "guest-7"), set(), set(), id="username-other-provider"
+        ),
+        pytest.param(Identity("uni", "nobody"), set(), set(), id="no-match"),
+    ],
+)
+def test_matching(index, identity, members, admins):
+    memberships = index.match(identity.atoms())
+    assert memberships.member_of == members
+    assert memberships.admin_of == admins
+
+
+def test_unverified_emails_never_reach_rules():
+    # An identity only holds verified emails; the adapters drop the others
+    # (see test_authenticator_oidc). Here: domain atoms come from emails only.
+    identity = Identity("cilogon", "x", emails=frozenset())
+    assert not any(k == "email_domain" for k, _ in identity.atoms())
+
+
+@pytest.mark.parametrize(
+    ("value", "kept", "warnings"),
+    [
+        pytest.param(None, set(), 0, id="none"),
+        pytest.param("a", {"a"}, 0, id="single-string"),
+        pytest.param(["a", "b", "a"], {"a", "b"}, 0, id="list"),
+        pytest.param({"a": 1}, set(), 1, id="dict"),
+        pytest.param(42, set(), 1, id="number"),
+        pytest.param(
+            ["a", 1, None, ["x"], "b\x00", "", "z" * 300], {"a"}, 1, id="junk-dropped"
+        ),
+        pytest.param([f"g{i}" for i in range(MAX_VALUES + 5)], None, 1, id="too-many"),
+    ],
+)
+def test_claim_values_are_cleaned(value, kept, warnings):
+    messages = []
+    result = clean_strings(value, "groups", messages.append)
+    if kept is not None:
+        assert result == kept
+    else:
+        assert len(result) == MAX_VALUES
+    assert len(messages) == warnings
+    assert all(len(m) < 200 for m in messages)
