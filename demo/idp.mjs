@@ -9,9 +9,11 @@
 //     --client-id hubext-demo --client-secret SECRET \
 //     --redirect-uri http://127.0.0.1:8000/hub/oauth_callback [--redirect-uri ...]
 //
-// Control endpoint for tests (outages of the provider):
+// Control endpoints for tests (only on the loopback address it listens on):
 //   POST /_control/fail?endpoint=userinfo&status=503   make /me answer 503
 //   POST /_control/fail?endpoint=token&status=0         clear the failure
+//   PUT  /_control/accounts/<id>  (JSON claims)         change an account's claims
+//   GET  /_control/stats                                requests per endpoint
 import http from "node:http";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -42,6 +44,7 @@ const issuer = args.issuer || `http://${args.host}:${args.port}`;
 const accounts = JSON.parse(readFileSync(args.accounts, "utf8"));
 const clientId = args["client-id"];
 const failures = new Map(); // endpoint name -> HTTP status
+const stats = { token: 0, userinfo: 0 };
 
 const escapeHtml = (s) =>
   String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -104,6 +107,18 @@ const provider = new Provider(issuer, {
 });
 provider.proxy = true;
 
+function readText(req) {
+  return new Promise((resolve, reject) => {
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+      if (body.length > 100000) reject(new Error("body too large"));
+    });
+    req.on("end", () => resolve(body));
+    req.on("error", reject);
+  });
+}
+
 function readBody(req) {
   return new Promise((resolve, reject) => {
     let body = "";
@@ -148,7 +163,20 @@ const server = http.createServer(async (req, res) => {
       res.writeHead(204).end();
       return;
     }
-    const failing = failures.get(endpointOf(url.pathname));
+    if (url.pathname === "/_control/stats" && req.method === "GET") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(stats));
+      return;
+    }
+    const accountMatch = url.pathname.match(/^\/_control\/accounts\/([-\w.]+)$/);
+    if (accountMatch && req.method === "PUT") {
+      accounts[accountMatch[1]] = JSON.parse(await readText(req));
+      res.writeHead(204).end();
+      return;
+    }
+    const endpoint = endpointOf(url.pathname);
+    if (endpoint) stats[endpoint] += 1;
+    const failing = failures.get(endpoint);
     if (failing) {
       res.writeHead(failing, { "content-type": "application/json" });
       res.end(JSON.stringify({ error: "temporarily_unavailable" }));

@@ -7,6 +7,7 @@ JupyterHub configured by jupyterhub_config.d/*.py. Stop with Ctrl-C.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,14 @@ from demo.services import REPO, DemoEnvironment, stop_process, wait_for_http
 
 
 def main() -> int:
-    demo = DemoEnvironment(data_dir=REPO / ".hubext-demo")
+    data_dir = REPO / ".hubext-demo"
+    data_dir.mkdir(exist_ok=True)
+    # Keep the key that encrypts auth_state across demo runs.
+    key_file = data_dir / "crypt_key"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(os.urandom(32).hex())
+    demo = DemoEnvironment(data_dir=data_dir, crypt_key=key_file.read_text().strip())
     accounts = json.loads((REPO / "demo" / "accounts.json").read_text())
     idp = demo.start_idp()
     try:

@@ -72,6 +72,8 @@ class DemoEnvironment:
     proxy_api_port: int = 8001
     idp_port: int = 8090
     client_secret: str = field(default_factory=lambda: os.urandom(24).hex(), repr=False)
+    #: JUPYTERHUB_CRYPT_KEY, which encrypts auth_state (tokens) in the database.
+    crypt_key: str = field(default_factory=lambda: os.urandom(32).hex(), repr=False)
 
     @property
     def hub_url(self) -> str:
@@ -101,6 +103,7 @@ class DemoEnvironment:
             HUBEXT_DEMO_IDP_URL=self.idp_url,
             HUBEXT_DEMO_CLIENT_SECRET=self.client_secret,
             HUBEXT_IDP_CLIENT_SECRET=self.client_secret,
+            JUPYTERHUB_CRYPT_KEY=self.crypt_key,
         )
         return env
 

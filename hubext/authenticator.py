@@ -7,6 +7,11 @@ The hub's authenticator (entry point ``hubext``). It
 - gives every provider's users a username from the provider's
   ``username_template``, so that the same name at two providers gives two
   hub users;
+- turns each sign-in into a normalized identity and matches it against the
+  community rules: the user's JupyterHub groups are exactly the communities
+  they match, and community admins get their community's admin role;
+- re-checks all of it on ``refresh_user``, and keeps the last known
+  communities while a provider is down;
 - loads and validates :class:`hubext.Communities` when the hub starts, so a
   bad community definition stops the hub with the exact key path.
 """
@@ -14,93 +19,23 @@ The hub's authenticator (entry point ``hubext``). It
 from __future__ import annotations
 
 import html
-import string
+import re
 
 from jupyterhub.auth import Authenticator
 from jupyterhub.utils import maybe_future, url_path_join
 from tornado import web
 from traitlets import Bool, Dict, Unicode, default, validate
 
-from ._validation import (
-    ConfigError,
-    KeyPath,
-    check_keys,
-    expect_mapping,
-    expect_text,
-    show,
-)
-from .communities import ROOT_PATH as COMMUNITIES_PATH
+from ._validation import ConfigError, show
 from .communities import Communities
-from .providers import PROVIDER_KINDS
-from .slugs import community_slug_problem
+from .providers import PROVIDER_KINDS, ProviderUnavailable
+from .providers.base import transient_failures
+from .providers.config import PROVIDERS_PATH, check_rule_providers, parse_providers
+from .roles import community_admin_role, community_admin_role_name
 
-PROVIDERS_PATH = KeyPath("CommunityAuthenticator.providers")
-_PROVIDER_KEYS = ("kind", "display_name", "username_template", "config")
-_TEMPLATE_FIELDS = {"username", "provider"}
 _SECRET_WORDS = ("secret", "token", "password", "key")
-
-
-def _check_username_template(value, path: KeyPath) -> str:
-    expect_text(value, path, max_length=200)
-    try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
-    except ValueError as e:
-        raise ConfigError(path, f"is not a valid template: {e}") from None
-    unknown = fields - _TEMPLATE_FIELDS
-    if unknown:
-        raise ConfigError(
-            path,
-            f"unknown field {{{sorted(unknown)[0]}}}; "
-            f"available fields: {{username}}, {{provider}}",
-        )
-    if "username" not in fields:
-        raise ConfigError(path, "must contain {username}")
-    return value
-
-
-def parse_providers(raw) -> dict[str, dict]:
-    """Validate ``CommunityAuthenticator.providers``; return normalized entries."""
-    expect_mapping(raw, PROVIDERS_PATH)
-    parsed = {}
-    for name, entry in raw.items():
-        problem = community_slug_problem(name)
-        if problem:
-            raise ConfigError(
-                PROVIDERS_PATH[name] if isinstance(name, str) else PROVIDERS_PATH,
-                "provider name: " + problem.replace("slug ", "", 1),
-            )
-        path = PROVIDERS_PATH[name]
-        expect_mapping(entry, path)
-        check_keys(entry, path, _PROVIDER_KEYS, required=("kind",))
-        kind = entry["kind"]
-        if kind not in PROVIDER_KINDS:
-            raise ConfigError(
-                path.attr("kind"),
-                f"unknown provider kind {show(kind)}; "
-                f"known kinds: {', '.join(sorted(PROVIDER_KINDS))}",
-            )
-        cls = PROVIDER_KINDS[kind]
-        config = expect_mapping(entry.get("config", {}), path.attr("config"))
-        check_keys(
-            config,
-            path.attr("config"),
-            cls.class_trait_names(config=True),
-            list_known=False,
-        )
-        parsed[name] = {
-            "kind": kind,
-            "display_name": expect_text(
-                entry.get("display_name", name),
-                path.attr("display_name"),
-                max_length=100,
-            ),
-            "username_template": _check_username_template(
-                entry.get("username_template", "{username}@{provider}"),
-                path.attr("username_template"),
-            ),
-            "config": dict(config),
-        }
-    return parsed
+_BAD_USERNAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
+_MAX_USERNAME_LENGTH = 255
 
 
 class CommunityAuthenticator(Authenticator):
@@ -119,8 +54,9 @@ class CommunityAuthenticator(Authenticator):
         Each value is a mapping:
 
         ``kind`` (required)
-            ``oidc``: any OpenID Connect provider (OAuthenticator's
-            GenericOAuthenticator).
+            ``github`` (GitHubOAuthenticator), ``cilogon``
+            (CILogonOAuthenticator) or ``oidc``: any OpenID Connect
+            provider (GenericOAuthenticator).
         ``display_name``
             The text of the sign-in button (defaults to the name).
         ``username_template``
@@ -133,8 +69,9 @@ class CommunityAuthenticator(Authenticator):
         ``config``
             Traits of the provider's OAuthenticator class
             (``client_id``, ``client_secret``, ``authorize_url``, ...).
-            Values set in ``c.GenericOAuthenticator`` apply to every
-            ``oidc`` provider unless overridden here.
+            Values set in ``c.GitHubOAuthenticator``,
+            ``c.CILogonOAuthenticator`` or ``c.GenericOAuthenticator`` apply
+            to every provider of that kind unless overridden here.
 
         Example::
 
@@ -163,7 +100,32 @@ class CommunityAuthenticator(Authenticator):
         config=True,
         help="""
         Communities are JupyterHub groups owned by this authenticator, so this
-        is True by default: group membership is set at every login.
+        is True by default: group membership is set at every login and
+        refresh. Turning it off turns hubext's communities off.
+        """,
+    )
+
+    manage_roles = Bool(
+        True,
+        config=True,
+        help="""
+        Community admins get the role ``community-admin-<slug>``, assigned by
+        this authenticator, so this is True by default. As with any
+        authenticator that manages roles, users' roles then come from the
+        authenticator alone: hub admins are ``admin_users``, and
+        ``JupyterHub.load_roles`` may assign roles to services only.
+        """,
+    )
+
+    community_admins_access_servers = Bool(
+        False,
+        config=True,
+        help="""
+        Let community admins use their members' servers
+        (``access:servers!group=<slug>``): open their notebooks and
+        terminals. Off by default.
+
+        .. versionadded:: 0.1
         """,
     )
 
@@ -230,7 +192,12 @@ class CommunityAuthenticator(Authenticator):
             providers[name] = provider
         return providers
 
-    # -- the sign-in page -------------------------------------------------
+    @property
+    def provider_adapters(self):
+        """The provider adapters, by provider name (read-only view)."""
+        return dict(self._providers)
+
+    # -- the sign-in page ---------------------------------------------------
 
     def get_custom_html(self, base_url):
         # JupyterHub renders this as a Jinja template with `next` in its
@@ -252,7 +219,25 @@ class CommunityAuthenticator(Authenticator):
             handlers.extend(provider.provider_handlers())
         return handlers
 
-    # -- authentication ---------------------------------------------------
+    # -- roles ----------------------------------------------------------------
+
+    async def load_managed_roles(self):
+        return [
+            community_admin_role(c, access_servers=self.community_admins_access_servers)
+            for c in self.communities
+        ]
+
+    def _roles_for(self, admin: bool, admin_of) -> list[dict]:
+        # sync_roles() replaces all of a user's roles: keep the default ones.
+        roles = [{"name": "user"}]
+        if admin:
+            roles.append({"name": "admin"})
+        roles += [
+            {"name": community_admin_role_name(slug)} for slug in sorted(admin_of)
+        ]
+        return roles
+
+    # -- authentication -------------------------------------------------------
 
     def provider_for(self, handler):
         provider = getattr(handler, "hubext_provider", None)
@@ -262,30 +247,58 @@ class CommunityAuthenticator(Authenticator):
 
     async def authenticate(self, handler, data=None):
         provider = self.provider_for(handler)
-        auth_model = await provider.authenticate(handler, data)
+        try:
+            auth_model = await provider.authenticate(handler, data)
+        except ProviderUnavailable as e:
+            self.log.warning("hubext: sign-in failed: %s", e)
+            raise web.HTTPError(
+                503,
+                "%s",
+                f"{provider.login_service} is not answering right now. "
+                "Please try again in a few minutes.",
+            ) from None
         if not auth_model:
             return None
         return self._finish_auth_model(provider, auth_model)
 
     def _finish_auth_model(self, provider, auth_model):
         """Apply the username template and the community rules."""
-        identity = provider.identity_from_auth_model(auth_model)
-        memberships = self.communities.rule_index.match(identity.atoms())
         name = provider.hubext_username_template.format(
             username=auth_model["name"], provider=provider.provider_name
         )
+        problem = username_problem(name)
+        if problem:
+            self.log.warning(
+                "hubext: provider %s: refusing username %s: %s",
+                provider.provider_name,
+                show(name),
+                problem,
+            )
+            raise web.HTTPError(
+                403,
+                "%s",
+                f"Your {provider.login_service} username cannot be used on this "
+                f"hub: {problem}. Ask the hub's administrators.",
+            )
+        identity = provider.identity_from_auth_model(auth_model)
+        memberships = self.communities.rule_index.match(identity.atoms())
         auth_state = dict(auth_model.get("auth_state") or {})
         auth_state["hubext"] = {
             "provider": provider.provider_name,
             "member_of": sorted(memberships.member_of),
             "admin_of": sorted(memberships.admin_of),
         }
-        return {
+        admin = self.normalize_username(name) in self.admin_users
+        model = {
             **auth_model,
             "name": name,
+            "admin": admin,
             "groups": sorted(memberships.member_of),
             "auth_state": auth_state,
         }
+        if self.manage_roles:
+            model["roles"] = self._roles_for(admin, memberships.admin_of)
+        return model
 
     async def check_allowed(self, username, auth_model=None):
         if await maybe_future(super().check_allowed(username, auth_model)):
@@ -301,34 +314,75 @@ class CommunityAuthenticator(Authenticator):
         )
 
     async def refresh_user(self, user, handler=None):
+        """Re-check the user's identity and communities with their provider.
+
+        - Provider down (5xx, timeout, rate limit): keep the last known
+          communities, log a warning, and leave the provider alone for a
+          back-off period (no call at all for anyone in that time).
+        - Token revoked or refused: a new login is needed.
+        - In no community any more: a new login is needed (which refuses them).
+        """
         if not self.enable_auth_state:
             return True
         auth_state = await user.get_auth_state()
-        name = ((auth_state or {}).get("hubext") or {}).get("provider")
-        provider = self._providers.get(name)
+        state = (auth_state or {}).get("hubext") or {}
+        provider = self._providers.get(state.get("provider"))
         if provider is None:
             # Signed in through a provider that is no longer configured.
             return False
-        refreshed = await provider.refresh_user(user, handler)
-        if isinstance(refreshed, dict):
-            return self._finish_auth_model(provider, refreshed)
-        return refreshed
+        if provider.is_resting():
+            return True
+        with transient_failures() as failures:
+            try:
+                refreshed = await provider.refresh_user(user, handler)
+            except ProviderUnavailable as e:
+                failures.append(e)
+                refreshed = None
+        if failures:
+            # An outage, even if OAuthenticator turned it into "log in again".
+            wait = provider.record_failure(failures[-1])
+            self.log.warning(
+                "hubext: refreshing %s: %s; keeping their communities %s; "
+                "provider %s left alone for %.0f s",
+                show(user.name),
+                failures[-1].reason,
+                state.get("member_of", []),
+                provider.provider_name,
+                wait,
+            )
+            return True
+        provider.record_success()
+        if not isinstance(refreshed, dict):
+            return refreshed
+        model = self._finish_auth_model(provider, refreshed)
+        still_allowed = (
+            model["groups"]
+            or model["admin"]
+            or self.allow_all
+            or user.name in self.allowed_users
+        )
+        if not still_allowed:
+            self.log.info(
+                "hubext: %s is no longer in any community; a new login is needed",
+                show(user.name),
+            )
+            return False
+        return model
 
 
-def check_rule_providers(communities: Communities, providers) -> None:
-    """Every ``provider`` named in a community rule must be configured."""
-    for community in communities:
-        for role in ("members", "admins"):
-            for i, rule in enumerate(community.get(role, ())):
-                for key, value in rule:
-                    if key == "provider" and value not in providers:
-                        path = COMMUNITIES_PATH[community.slug].attr(role)[i].attr(key)
-                        known = ", ".join(sorted(providers)) or "none"
-                        raise ConfigError(
-                            path,
-                            f"no provider named {show(value)} in "
-                            f"CommunityAuthenticator.providers (configured: {known})",
-                        )
+def username_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a hub username, or None."""
+    if not name or not name.strip():
+        return "it is empty"
+    if len(name) > _MAX_USERNAME_LENGTH:
+        return f"it is longer than {_MAX_USERNAME_LENGTH} characters"
+    if _BAD_USERNAME_CHARS.search(name) or not name.isprintable():
+        return "it contains '/', '\\' or control characters"
+    if name != name.strip():
+        return "it starts or ends with a space"
+    if set(name) <= {"."}:
+        return "it is only dots"
+    return None
 
 
 def _escape(text: str) -> str:

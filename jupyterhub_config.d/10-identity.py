@@ -26,6 +26,11 @@ c.CommunityAuthenticator.providers = {
         },
     },
 }
+# Keep the provider's tokens (encrypted with JUPYTERHUB_CRYPT_KEY) so that
+# communities are re-checked with the provider every auth_refresh_age seconds.
+c.CommunityAuthenticator.enable_auth_state = True
+c.CommunityAuthenticator.auth_refresh_age = 300
+
 # Who may sign in: members of at least one community (00-communities.py),
 # and the hub admins.
 c.CommunityAuthenticator.admin_users = {"carol"}

@@ -1,14 +1,90 @@
-"""What every provider adapter shares: its name, URL prefix and handlers."""
+"""What every provider adapter shares: name, URLs, handlers, outage handling."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import time
 from urllib.parse import urlunsplit
 
 from jupyterhub.utils import url_path_join
-from traitlets import HasTraits, Unicode
+from tornado.httpclient import HTTPClientError
+from traitlets import Float, HasTraits, Unicode
 
 from .._validation import show
 from ..identity import Identity
+
+#: Transient provider failures seen in the current task (see ``transient_failures``).
+_failures: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "hubext_provider_failures", default=None
+)
+
+
+class ProviderUnavailable(Exception):
+    """The provider failed in a way that says nothing about the person.
+
+    A 5xx answer, a timeout or a refused connection, or a rate limit (429, or
+    GitHub's 403 with ``X-RateLimit-Remaining: 0``). Never carries a token.
+    """
+
+    def __init__(self, provider: str, reason: str, retry_after: float | None = None):
+        self.provider = provider
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(f"provider {provider} unavailable: {reason}")
+
+
+class transient_failures:
+    """Collect the transient failures of provider requests made inside the block.
+
+    OAuthenticator's ``refresh_user`` turns any failure of a token refresh
+    into "log in again"; this lets the caller tell an outage from a revoked
+    token afterwards.
+    """
+
+    def __enter__(self) -> list[ProviderUnavailable]:
+        self.failures: list[ProviderUnavailable] = []
+        self._token = _failures.set(self.failures)
+        return self.failures
+
+    def __exit__(self, *exc):
+        _failures.reset(self._token)
+
+
+def _retry_after(response) -> float | None:
+    if response is None:
+        return None
+    headers = response.headers
+    value = headers.get("Retry-After")
+    if value and value.isdigit():
+        return float(value)
+    reset = headers.get("X-RateLimit-Reset")
+    if headers.get("X-RateLimit-Remaining") == "0" and reset and reset.isdigit():
+        return max(0.0, float(reset) - time.time())
+    return None
+
+
+def classify_failure(error: Exception) -> str | None:
+    """Why ``error`` is a transient provider failure, or None if it is not."""
+    if isinstance(error, HTTPClientError):
+        code, response = error.code, error.response
+        if code == 599:
+            return "no answer (timeout or connection error)"
+        if code >= 500:
+            return f"HTTP {code}"
+        if code == 429:
+            return "rate limited (HTTP 429)"
+        if code == 403 and response is not None:
+            body = (response.body or b"")[:2000].decode("utf8", "replace").lower()
+            if (
+                response.headers.get("X-RateLimit-Remaining") == "0"
+                or "rate limit" in body
+            ):
+                return "rate limited (HTTP 403)"
+        return None
+    if isinstance(error, (OSError, asyncio.TimeoutError)):
+        return f"no answer ({type(error).__name__})"
+    return None
 
 
 class ProviderMixin(HasTraits):
@@ -22,9 +98,74 @@ class ProviderMixin(HasTraits):
         help="The provider's name: its key in CommunityAuthenticator.providers."
     )
 
+    outage_backoff = Float(
+        60,
+        config=True,
+        help="""
+        Seconds to leave the provider alone after it failed transiently (5xx,
+        timeout, rate limit) while refreshing a user; doubled after each
+        further failure, up to :attr:`outage_backoff_max`. In that time,
+        refreshes keep everyone's last known communities without calling the
+        provider. A ``Retry-After`` or rate-limit reset from the provider is
+        honoured when it is longer.
+        """,
+    )
+
+    outage_backoff_max = Float(
+        1800,
+        config=True,
+        help="Longest wait between two tries of a provider that keeps failing.",
+    )
+
+    _unavailable_until = 0.0
+    _consecutive_failures = 0
+
     def identity_from_auth_model(self, auth_model: dict) -> Identity:
         """The normalized identity from this provider's auth model."""
         raise NotImplementedError
+
+    # -- outages ------------------------------------------------------------
+
+    async def fetch(self, req, label="fetching", parse_json=True, **kwargs):
+        try:
+            return await super().fetch(
+                req, label=label, parse_json=parse_json, **kwargs
+            )
+        except Exception as e:
+            reason = classify_failure(e)
+            if reason is None:
+                raise
+            unavailable = ProviderUnavailable(
+                self.provider_name,
+                f"{reason} while {label}",
+                _retry_after(getattr(e, "response", None)),
+            )
+            failures = _failures.get()
+            if failures is not None:
+                failures.append(unavailable)
+            raise unavailable from None
+
+    def is_resting(self, now: float | None = None) -> bool:
+        """True while the provider is being left alone after failures."""
+        return (now if now is not None else time.monotonic()) < self._unavailable_until
+
+    def record_failure(self, failure: ProviderUnavailable) -> float:
+        """Note an outage; return the seconds until the provider is tried again."""
+        self._consecutive_failures += 1
+        wait = min(
+            self.outage_backoff * 2 ** (self._consecutive_failures - 1),
+            self.outage_backoff_max,
+        )
+        if failure.retry_after:
+            wait = max(wait, min(failure.retry_after, self.outage_backoff_max))
+        self._unavailable_until = time.monotonic() + wait
+        return wait
+
+    def record_success(self) -> None:
+        self._consecutive_failures = 0
+        self._unavailable_until = 0.0
+
+    # -- logging --------------------------------------------------------------
 
     def _claim_warning(self, username: str):
         """A ``warn(message)`` for bad claims, naming provider and user safely."""
@@ -38,6 +179,8 @@ class ProviderMixin(HasTraits):
             )
 
         return warn
+
+    # -- URLs and handlers -----------------------------------------------------
 
     def login_url(self, base_url):
         return url_path_join(base_url, self.provider_name, "oauth_login")

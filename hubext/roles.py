@@ -1,0 +1,54 @@
+"""Community-admin roles: JupyterHub RBAC confined to one community. Pure.
+
+Each community gets a role ``community-admin-<slug>`` whose scopes are all
+filtered with ``!group=<slug>``, so its holders can act on that community's
+members only:
+
+- see and list the members, and read their activity and groups
+  (``list:users``, ``read:users``, ``read:groups``, ``list:groups``);
+- see, start and stop their servers (``servers``: ``read:servers``,
+  ``start:servers``, ``delete:servers``);
+- open the admin page, which then shows only those members (``admin-ui``);
+- optionally, use the members' servers (``access:servers``), off by default.
+
+Nothing in these roles touches users outside the community or the hub itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .communities import Community
+
+ROLE_PREFIX = "community-admin-"
+
+_FILTERED_SCOPES = (
+    "list:users",
+    "read:users",
+    "servers",
+    "read:groups",
+    "list:groups",
+)
+
+
+def community_admin_role_name(slug: str) -> str:
+    return f"{ROLE_PREFIX}{slug}"
+
+
+def community_admin_role(community: Community, *, access_servers: bool = False) -> dict:
+    """The role definition (``JupyterHub.load_roles`` format) for one community."""
+    scopes = [f"{scope}!group={community.slug}" for scope in _FILTERED_SCOPES]
+    if access_servers:
+        scopes.append(f"access:servers!group={community.slug}")
+    scopes.append("admin-ui")
+    return {
+        "name": community_admin_role_name(community.slug),
+        "description": f"Administer the members of {community.display_name}"[:200],
+        "scopes": scopes,
+    }
+
+
+def community_admin_roles(
+    communities: Iterable[Community], *, access_servers: bool = False
+) -> list[dict]:
+    return [community_admin_role(c, access_servers=access_servers) for c in communities]
