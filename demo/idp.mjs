@@ -112,7 +112,7 @@ function readText(req) {
     let body = "";
     req.on("data", (chunk) => {
       body += chunk;
-      if (body.length > 100000) reject(new Error("body too large"));
+      if (body.length > 10_000_000) reject(new Error("body too large"));
     });
     req.on("end", () => resolve(body));
     req.on("error", reject);
@@ -131,12 +131,17 @@ function readBody(req) {
   });
 }
 
+function describeGroups(groups) {
+  const text = Array.isArray(groups) ? groups.join(", ") : JSON.stringify(groups ?? []);
+  return (text.length > 120 ? `${text.slice(0, 120)}...` : text) || "none";
+}
+
 function loginPage(uid, error) {
   const rows = Object.entries(accounts)
     .map(
       ([id, a]) => `<li><button name="login" value="${escapeHtml(id)}">${escapeHtml(a.name || id)}</button>
         <small>${escapeHtml(a.email || "")}${a.email_verified === false ? " (unverified)" : ""}
-        &middot; groups: ${escapeHtml((a.groups || []).join(", ") || "none")}</small></li>`,
+        &middot; groups: ${escapeHtml(describeGroups(a.groups))}</small></li>`,
     )
     .join("\n");
   return `<!doctype html><html><head><meta charset="utf-8"><title>hubext demo identity provider</title>

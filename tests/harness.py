@@ -16,12 +16,20 @@ import textwrap
 import time
 from pathlib import Path
 
+import requests
+
 from demo.services import DEMO_CONFIG, DemoEnvironment, stop_process
 
 from .hubclient import HubAPI, HubSession
 
 #: Scopes of the test suite's own service token (an admin's view of the hub).
-TEST_SERVICE_SCOPES = ["admin:users", "admin:servers", "admin:groups", "read:roles"]
+TEST_SERVICE_SCOPES = [
+    "admin:users",
+    "admin:servers",
+    "admin:groups",
+    "read:roles",
+    "tokens",
+]
 
 
 class RunningHub:
@@ -81,6 +89,23 @@ class RunningHub:
 
     def session(self) -> HubSession:
         return HubSession(self.url)
+
+    def idp_control(self, method: str, path: str, **kwargs):
+        """Call the test identity provider's control API (demo/idp.mjs)."""
+        r = requests.request(
+            method, f"{self.env.idp_url}/_control/{path}", timeout=10, **kwargs
+        )
+        r.raise_for_status()
+        return r
+
+    def token_for(self, username: str, scopes: list[str] | None = None) -> str:
+        """A new API token of ``username`` (all of their permissions by default)."""
+        body = {"note": "hubext test"}
+        if scopes is not None:
+            body["scopes"] = scopes
+        r = self.api.request("POST", f"/users/{username}/tokens", json=body)
+        r.raise_for_status()
+        return r.json()["token"]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -7,6 +7,7 @@ then acts with the person's own cookies.
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from urllib.parse import urljoin, urlsplit
@@ -75,11 +76,20 @@ class HubSession:
             if r.status_code in (301, 302, 303, 307):
                 target = urljoin(r.url, r.headers["Location"])
                 r = self.session.get(target, allow_redirects=False, timeout=60)
-            elif r.status_code == 200 and "/interaction/" in r.url:
-                action = re.search(r'action="([^"]+)"', r.text).group(1)
+            elif r.status_code == 200 and not on_hub and "<form" in r.text:
+                # The provider's sign-in page: choose the account.
+                action = html.unescape(
+                    re.search(r'<form[^>]*action="([^"]*)"', r.text)[1]
+                )
+                fields = {
+                    html.unescape(name): html.unescape(value)
+                    for name, value in re.findall(
+                        r'<input type="hidden" name="([^"]*)" value="([^"]*)"', r.text
+                    )
+                }
                 r = self.session.post(
                     urljoin(r.url, action),
-                    data={"login": account},
+                    data={**fields, "login": account},
                     allow_redirects=False,
                     timeout=60,
                 )
@@ -87,6 +97,17 @@ class HubSession:
                 return r
         raise AssertionError(
             f"sign-in did not finish; last response {r.status_code} {r.url}"
+        )
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        """Call the hub's REST API with this person's cookie (and XSRF token)."""
+        headers = {**self.xsrf_headers(), **kwargs.pop("headers", {})}
+        return self.session.request(
+            method,
+            f"{self.hub_url}/hub/api{path}",
+            headers=headers,
+            timeout=60,
+            **kwargs,
         )
 
     def xsrf_headers(self) -> dict:

@@ -8,6 +8,7 @@ import time
 from urllib.parse import urlunsplit
 
 from jupyterhub.utils import url_path_join
+from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Float, HasTraits, Unicode
 
@@ -123,6 +124,21 @@ class ProviderMixin(HasTraits):
     def identity_from_auth_model(self, auth_model: dict) -> Identity:
         """The normalized identity from this provider's auth model."""
         raise NotImplementedError
+
+    def user_info_to_username(self, user_info):
+        """The provider's username, or a 403 that says what is wrong with it."""
+        try:
+            username = super().user_info_to_username(user_info)
+        except ValueError:
+            username = None
+        if not isinstance(username, str) or not username:
+            raise web.HTTPError(
+                403,
+                "%s",
+                f"{self.login_service} did not send a username this hub can use. "
+                "Ask the hub's administrators.",
+            )
+        return username
 
     # -- outages ------------------------------------------------------------
 
