@@ -34,3 +34,28 @@ c.CommunityAuthenticator.auth_refresh_age = 300
 # Who may sign in: members of at least one community (00-communities.py),
 # and the hub admins.
 c.CommunityAuthenticator.admin_users = {"carol"}
+
+# More providers go beside it; each gets its own sign-in button and its
+# users their own usernames ({username}@{provider} by default), e.g.:
+#
+# c.CommunityAuthenticator.providers["github"] = {
+#     "kind": "github",
+#     "display_name": "GitHub",
+#     "config": {
+#         "client_id": os.environ["GITHUB_CLIENT_ID"],
+#         "client_secret": os.environ["GITHUB_CLIENT_SECRET"],
+#     },
+# }
+# c.CommunityAuthenticator.providers["cilogon"] = {
+#     "kind": "cilogon",
+#     "display_name": "your institution (CILogon)",
+#     "config": {
+#         "client_id": os.environ["CILOGON_CLIENT_ID"],
+#         "client_secret": os.environ["CILOGON_CLIENT_SECRET"],
+#         "allowed_idps": {
+#             "https://idp.ocean.example.org/idp/shibboleth": {
+#                 "username_derivation": {"username_claim": "eppn"},
+#             },
+#         },
+#     },
+# }
