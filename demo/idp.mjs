@@ -119,16 +119,8 @@ function readText(req) {
   });
 }
 
-function readBody(req) {
-  return new Promise((resolve, reject) => {
-    let body = "";
-    req.on("data", (chunk) => {
-      body += chunk;
-      if (body.length > 10000) reject(new Error("body too large"));
-    });
-    req.on("end", () => resolve(new URLSearchParams(body)));
-    req.on("error", reject);
-  });
+async function readBody(req) {
+  return new URLSearchParams(await readText(req));
 }
 
 function describeGroups(groups) {

@@ -320,7 +320,9 @@ class CommunityAuthenticator(Authenticator):
           communities, log a warning, and leave the provider alone for a
           back-off period (no call at all for anyone in that time).
         - Token revoked or refused: a new login is needed.
-        - In no community any more: a new login is needed (which refuses them).
+        - In no community any more: their groups and community roles are
+          removed at once, and the next refresh ends their session (a new
+          sign-in then refuses them).
         """
         if not self.enable_auth_state:
             return True
@@ -362,11 +364,16 @@ class CommunityAuthenticator(Authenticator):
             or user.name in self.allowed_users
         )
         if not still_allowed:
+            if state.get("member_of") == []:
+                # Excluded at the last refresh too: the session ends now.
+                return False
+            # Take their groups and roles away now; the session ends at the
+            # next refresh (a refresh cannot both update and sign out).
             self.log.info(
-                "hubext: %s is no longer in any community; a new login is needed",
+                "hubext: %s is no longer in any community; removing their "
+                "groups and roles, sign-in needed after the next refresh",
                 show(user.name),
             )
-            return False
         return model
 
 

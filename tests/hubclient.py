@@ -7,12 +7,12 @@ then acts with the person's own cookies.
 
 from __future__ import annotations
 
-import html
-import re
 import time
 from urllib.parse import urljoin, urlsplit
 
 import requests
+
+from .fakes.browser import parse_form
 
 
 class HubAPI:
@@ -78,15 +78,7 @@ class HubSession:
                 r = self.session.get(target, allow_redirects=False, timeout=60)
             elif r.status_code == 200 and not on_hub and "<form" in r.text:
                 # The provider's sign-in page: choose the account.
-                action = html.unescape(
-                    re.search(r'<form[^>]*action="([^"]*)"', r.text)[1]
-                )
-                fields = {
-                    html.unescape(name): html.unescape(value)
-                    for name, value in re.findall(
-                        r'<input type="hidden" name="([^"]*)" value="([^"]*)"', r.text
-                    )
-                }
+                action, fields = parse_form(r.text)
                 r = self.session.post(
                     urljoin(r.url, action),
                     data={**fields, "login": account},

@@ -1,0 +1,255 @@
+"""Several providers in one real hub: the demo OIDC provider, GitHub and CILogon.
+
+GitHub's and CILogon's APIs cannot be reached from here, so they are local
+HTTP servers answering with the providers' documented shapes
+(tests/fakes); everything else is real: JupyterHub, the proxy, OAuthenticator.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .fakes import FakeCILogon, FakeGitHub
+
+pytestmark = pytest.mark.e2e
+
+OCEAN_IDP = "https://idp.ocean.example.org/idp/shibboleth"
+ASTRO_IDP = "urn:mace:incommon:astro.example.edu"
+
+
+@pytest.fixture(scope="module")
+def github():
+    with FakeGitHub() as fake:
+        fake.add_user("alice", orgs=["ocean-org"], teams=["ocean-org:hub-admins"])
+        fake.add_user("gina", orgs=["ocean-org", "other-org"], teams=[])
+        fake.add_user("outsider", orgs=["elsewhere"])
+        # many teams: the listing spans several pages
+        fake.add_user(
+            "paula", orgs=["big-org"], teams=[f"big-org:team-{i}" for i in range(230)]
+        )
+        fake.set_teams(
+            "paula", [*(f"big-org:team-{i}" for i in range(230)), "ocean-org:readers"]
+        )
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def cilogon():
+    with FakeCILogon() as fake:
+        fake.add_user(
+            "alice",
+            idp=OCEAN_IDP,
+            eppn="alice@ocean.example.org",
+            email="alice@ocean.example.org",
+        )
+        fake.add_user(
+            "sam",
+            idp=ASTRO_IDP,
+            eppn="sam@astro.example.edu",
+            email="sam@astro.example.edu",
+        )
+        fake.add_user(
+            "nolan",
+            idp="https://idp.unknown.example.net",
+            eppn="nolan@unknown.example.net",
+        )
+        fake.add_user("nameless", idp=OCEAN_IDP, email="nameless@ocean.example.org")
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, github, cilogon):
+    from .harness import RunningHub
+
+    config = f"""
+c.CommunityAuthenticator.admin_users = set()
+c.CommunityAuthenticator.auth_refresh_age = 1
+c.CommunityAuthenticator.providers["github"] = {{
+    "kind": "github",
+    "display_name": "GitHub",
+    "config": {{**{github.oauthenticator_config()!r}, "outage_backoff": 2, "outage_backoff_max": 2}},
+}}
+c.CommunityAuthenticator.providers["cilogon"] = {{
+    "kind": "cilogon",
+    "display_name": "CILogon",
+    "config": {{
+        **{cilogon.oauthenticator_config()!r},
+        "idps": {{
+            {OCEAN_IDP!r}: {{"username_derivation": {{"username_claim": "eppn",
+                "action": "strip_idp_domain", "domain": "ocean.example.org"}}}},
+            {ASTRO_IDP!r}: {{"username_derivation": {{"username_claim": "eppn"}}}},
+        }},
+    }},
+}}
+communities = c.Communities.communities
+communities["ocean-lab"]["members"] += [
+    {{"github": "ocean-org"}},
+    {{"provider": "cilogon", "idp": {OCEAN_IDP!r}}},
+]
+communities["ocean-lab"]["admins"] += [{{"github": "ocean-org:hub-admins"}}]
+communities["astro-101"]["members"] += [
+    {{"provider": "cilogon", "email_domain": "astro.example.edu"}},
+]
+"""
+    hub = RunningHub(tmp_path_factory.mktemp("providers"), config).start()
+    yield hub
+    hub.stop()
+
+
+def signed_in(hub, provider, account):
+    person = hub.session()
+    r = person.login(provider, account)
+    assert r.status_code == 302, (provider, account, r.status_code, r.text[:400])
+    return person
+
+
+def wait_until(predicate, timeout=15, interval=0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def test_one_button_per_provider(hub):
+    page = hub.session().get("/hub/login").text
+    for name, label in [
+        ("demo", "the demo identity provider"),
+        ("github", "GitHub"),
+        ("cilogon", "CILogon"),
+    ]:
+        assert f'href="/hub/{name}/oauth_login?next=' in page
+        assert f"Sign in with {label}" in page
+
+
+def test_usernames_do_not_collide_across_providers(hub):
+    signed_in(hub, "demo", "alice")  # the demo provider keeps bare usernames
+    signed_in(hub, "github", "alice")
+    signed_in(hub, "cilogon", "alice")
+    names = {u["name"] for u in hub.api.get("/users").json()}
+    assert {"alice", "alice@github", "alice@cilogon"} <= names
+
+
+def test_github_orgs_and_teams(hub, github):
+    github.reset_calls()
+    signed_in(hub, "github", "alice")
+    alice = hub.api.user("alice@github")
+    assert alice["groups"] == ["ocean-lab"]
+    assert "community-admin-ocean-lab" in alice["roles"]
+    # One token exchange, /user, /user/orgs, /user/teams, /user/emails.
+    api_calls = [path for method, path in github.calls if path.startswith("/api/v3")]
+    assert sorted(api_calls) == sorted(
+        [
+            "/api/v3/user",
+            "/api/v3/user/orgs",
+            "/api/v3/user/teams",
+            "/api/v3/user/emails",
+        ]
+    )
+
+
+def test_github_team_listing_is_paginated(hub, github):
+    github.reset_calls()
+    signed_in(hub, "github", "paula")
+    assert github.count("/api/v3/user/teams") == 3  # 231 teams, 100 a page
+    assert hub.api.user("paula@github")["groups"] == ["ocean-lab"]
+
+
+def test_github_account_in_no_community(hub):
+    r = hub.session().login("github", "outsider")
+    assert r.status_code == 403
+    assert "outsider@github" in r.text and "does not belong to any community" in r.text
+
+
+def test_cilogon_idp_and_email_domain(hub):
+    signed_in(hub, "cilogon", "sam")
+    assert hub.api.user("sam@astro.example.edu@cilogon")["groups"] == ["astro-101"]
+    assert hub.api.user("alice@cilogon")["groups"] == ["ocean-lab"]
+
+
+def test_cilogon_unconfigured_institution_is_refused(hub):
+    r = hub.session().login("cilogon", "nolan")
+    assert r.status_code == 403
+    assert "not pre-configured" in r.text
+
+
+def test_cilogon_missing_username_claim_is_403_not_500(hub):
+    r = hub.session().login("cilogon", "nameless")
+    assert r.status_code == 403
+    assert "did not send the information" in r.text
+
+
+def test_github_refresh_follows_membership(hub, github):
+    person = signed_in(hub, "github", "gina")
+    assert hub.api.user("gina@github")["groups"] == ["ocean-lab"]
+    github.set_teams("gina", ["ocean-org:hub-admins"])
+    assert wait_until(
+        lambda: (
+            person.api("GET", "/user").status_code == 200
+            and "community-admin-ocean-lab" in hub.api.user("gina@github")["roles"]
+        )
+    )
+    github.set_orgs("gina", ["other-org"])  # leaves ocean-org and its teams
+    # group and role go at the next refresh, the session at the one after
+    assert wait_until(lambda: person.api("GET", "/user").status_code == 403)
+    gina = hub.api.user("gina@github")
+    assert gina["groups"] == []
+    assert gina["roles"] == ["user"]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param({"status": 403, "rate_limit": True}, id="rate-limit-403"),
+        pytest.param({"status": 429, "retry_after": 1}, id="rate-limit-429"),
+        pytest.param({"status": 502}, id="bad-gateway"),
+    ],
+)
+def test_github_outage_during_refresh(hub, github, fault):
+    github.recover()
+    github.set_orgs("alice", ["ocean-org"])
+    github.set_teams("alice", ["ocean-org:hub-admins"])
+    person = signed_in(hub, "github", "alice")
+    time.sleep(2.5)  # let any back-off from an earlier test run out
+    github.reset_calls()
+    github.fail(**fault, paths="/api/v3")
+    try:
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            r = person.api("GET", "/user")
+            assert r.status_code == 200
+            assert r.json()["groups"] == ["ocean-lab"]
+            time.sleep(0.25)
+        # ~24 requests over 6 refresh ages; the provider is left alone between tries
+        assert 1 <= github.count("/api/v3/user", method="GET") <= 6
+        user = hub.api.user("alice@github")
+        assert "community-admin-ocean-lab" in user["roles"]
+    finally:
+        github.recover()
+    assert "keeping their communities ['ocean-lab']" in hub.log()
+
+
+def test_github_login_during_outage_is_503(hub, github):
+    github.fail(503, paths="/api/v3")
+    try:
+        r = hub.session().login("github", "alice")
+    finally:
+        github.recover()
+    assert r.status_code == 503
+    assert "GitHub is not answering right now" in r.text
+
+
+def test_github_revoked_token_means_new_login(hub, github):
+    person = signed_in(hub, "github", "alice")
+    github.revoke("alice")
+    assert wait_until(lambda: person.api("GET", "/user").status_code == 403)
+    signed_in(hub, "github", "alice")
+
+
+def test_no_secret_in_logs(hub, github, cilogon):
+    log = hub.log()
+    for secret in (github.client_secret, cilogon.client_secret, hub.env.client_secret):
+        assert secret not in log
