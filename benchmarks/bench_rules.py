@@ -49,7 +49,9 @@ def make_identity(n: int, seed: int = 2) -> Identity:
     return Identity(
         provider="github",
         username=f"user{rng.randrange(n * 10)}",
-        emails=frozenset({f"x@dept{rng.randrange(n)}.uni{rng.randrange(n)}.example.edu"}),
+        emails=frozenset(
+            {f"x@dept{rng.randrange(n)}.uni{rng.randrange(n)}.example.edu"}
+        ),
         github_orgs=frozenset(f"org-{rng.randrange(n)}" for _ in range(20)),
         github_teams=frozenset(f"org-{rng.randrange(n)}:team-{t}" for t in range(20)),
         groups=frozenset(f"group-{rng.randrange(n * 5)}" for _ in range(50)),
@@ -98,7 +100,9 @@ def main() -> None:
         assert (set(m.member_of), set(m.admin_of)) == scan(registry, atoms)
         matched += len(m.member_of)
 
-    ours = timeit(lambda: [index.match(i.atoms()) for i in identities], args.repeat // 20)
+    ours = timeit(
+        lambda: [index.match(i.atoms()) for i in identities], args.repeat // 20
+    )
     peer = timeit(lambda: [scan(registry, i.atoms()) for i in identities], 20)
     per = len(identities)
     ours_us = statistics.median(ours) / per * 1e6
@@ -109,7 +113,9 @@ def main() -> None:
         f"(validated and indexed in {load * 1000:.0f} ms)"
     )
     print(f"identities match {matched / len(identities):.1f} communities on average")
-    print(f"hubext rule index : {ours_us:8.1f} us per identity (median; p95 {p95_us:.1f} us)")
+    print(
+        f"hubext rule index : {ours_us:8.1f} us per identity (median; p95 {p95_us:.1f} us)"
+    )
     print(f"full scan (peer)  : {peer_us:8.1f} us per identity (median)")
     print(f"ratio hubext/peer : {ours_us / peer_us:.4f}")
 
