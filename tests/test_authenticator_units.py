@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from jinja2 import Template
 from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
@@ -79,9 +81,8 @@ def test_sign_in_page_escapes_configured_text():
 def _error(code, headers=None, body=b""):
     request = HTTPRequest("http://127.0.0.1/x")
     response = HTTPResponse(
-        request, code, headers=HTTPHeaders(headers or {}), buffer=None
+        request, code, headers=HTTPHeaders(headers or {}), buffer=io.BytesIO(body)
     )
-    response._body = body
     return HTTPClientError(code, response=response)
 
 
