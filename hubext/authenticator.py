@@ -151,6 +151,13 @@ class CommunityAuthenticator(Authenticator):
     def _allow_all_default(self):
         return False
 
+    @default("allow_existing_users")
+    def _allow_existing_users_default(self):
+        # Access follows communities: someone who has left every community
+        # must not stay allowed because they signed in once. (JupyterHub's
+        # default is True whenever allowed_users is set.)
+        return False
+
     @validate("providers")
     def _validate_providers(self, proposal):
         parse_providers(proposal["value"])

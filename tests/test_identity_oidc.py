@@ -27,6 +27,7 @@ ACCOUNTS = {
         "email": "eve@astro.example.edu",
         "email_verified": False,
     },
+    "guest": {"preferred_username": "guest"},
     "vic": {
         "preferred_username": "vic",
         "email": "vic@astro.example.edu",
@@ -36,6 +37,7 @@ ACCOUNTS = {
 
 FAST_REFRESH = """
 c.CommunityAuthenticator.admin_users = set()
+c.CommunityAuthenticator.allowed_users = {"guest"}
 c.CommunityAuthenticator.auth_refresh_age = 1
 c.CommunityAuthenticator.providers["demo"]["config"]["outage_backoff"] = 3
 c.CommunityAuthenticator.providers["demo"]["config"]["outage_backoff_max"] = 3
@@ -85,6 +87,13 @@ def test_unverified_email_never_matches(hub):
     # the same domain, verified, matches the astro-101 email_domain rule
     signed_in(hub, "vic")
     assert hub.api.user("vic")["groups"] == ["astro-101"]
+
+
+def test_allowed_users_keep_their_meaning(hub):
+    # in no community, but listed in allowed_users: signs in, in no group
+    signed_in(hub, "guest")
+    guest = hub.api.user("guest")
+    assert guest["groups"] == [] and guest["roles"] == ["user"]
 
 
 def test_community_admin_role(hub):
@@ -182,10 +191,15 @@ def test_refresh_resyncs_communities_and_roles(hub):
     )
     assert "community-admin-ocean-lab" in hub.api.user("ann")["roles"]
 
-    # Removed from everything: the next refresh signs her out ...
+    # Removed from everything: her group and role go at the next refresh ...
     hub.idp_control(
         "PUT", "accounts/ann", json={"preferred_username": "ann", "groups": []}
     )
+    assert wait_until(
+        lambda: person.api("GET", "/user").ok and hub.api.user("ann")["groups"] == []
+    )
+    assert hub.api.user("ann")["roles"] == ["user"]
+    # ... her session at the one after ...
     assert wait_until(lambda: person.api("GET", "/user").status_code == 403)
     # ... and signing in again is refused with the reason.
     r = hub.session().login("demo", "ann")

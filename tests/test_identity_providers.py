@@ -69,7 +69,12 @@ c.CommunityAuthenticator.auth_refresh_age = 1
 c.CommunityAuthenticator.providers["github"] = {{
     "kind": "github",
     "display_name": "GitHub",
-    "config": {{**{github.oauthenticator_config()!r}, "outage_backoff": 2, "outage_backoff_max": 2}},
+    "config": {{
+        **{github.oauthenticator_config()!r},
+        "outage_backoff": 2,
+        "outage_backoff_max": 2,
+        "http_request_kwargs": {{"request_timeout": 1}},
+    }},
 }}
 c.CommunityAuthenticator.providers["cilogon"] = {{
     "kind": "cilogon",
@@ -206,6 +211,7 @@ def test_github_refresh_follows_membership(hub, github):
         pytest.param({"status": 403, "rate_limit": True}, id="rate-limit-403"),
         pytest.param({"status": 429, "retry_after": 1}, id="rate-limit-429"),
         pytest.param({"status": 502}, id="bad-gateway"),
+        pytest.param({"hang": 3}, id="timeout"),
     ],
 )
 def test_github_outage_during_refresh(hub, github, fault):
@@ -215,7 +221,10 @@ def test_github_outage_during_refresh(hub, github, fault):
     person = signed_in(hub, "github", "alice")
     time.sleep(2.5)  # let any back-off from an earlier test run out
     github.reset_calls()
-    github.fail(**fault, paths="/api/v3")
+    if "hang" in fault:
+        github.hang(fault["hang"], paths="/api/v3")
+    else:
+        github.fail(**fault, paths="/api/v3")
     try:
         deadline = time.monotonic() + 6
         while time.monotonic() < deadline:
@@ -230,6 +239,19 @@ def test_github_outage_during_refresh(hub, github, fault):
     finally:
         github.recover()
     assert "keeping their communities ['ocean-lab']" in hub.log()
+
+
+def test_cilogon_refresh_follows_claims(hub, cilogon):
+    person = signed_in(hub, "cilogon", "sam")
+    assert hub.api.user("sam@astro.example.edu@cilogon")["groups"] == ["astro-101"]
+    # the institution now asserts another email: no astro-101 any more
+    cilogon.set_claims("sam", email="sam@elsewhere.example.net")
+    assert wait_until(
+        lambda: (
+            person.api("GET", "/user").ok
+            and hub.api.user("sam@astro.example.edu@cilogon")["groups"] == []
+        )
+    )
 
 
 def test_github_login_during_outage_is_503(hub, github):
