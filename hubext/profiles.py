@@ -1,0 +1,416 @@
+"""Per-community profile lists: visibility and validation. Pure, no I/O.
+
+The profile list is KubeSpawner's ``profile_list`` format, unchanged, plus
+``allowed_groups`` at three levels: a profile, a choice of one of its
+``profile_options``, and an option's ``unlisted_choice``. No
+``allowed_groups`` means everyone. Group names are compared casefolded.
+
+- :func:`check_profile_list` validates a list once, at start-up.
+- :func:`initialize_profile_list` fills in what KubeSpawner fills in (slugs,
+  default profile and choices) so that the hub and KubeSpawner agree.
+- :func:`visible_profile_list` computes one user's list: a new list of
+  standard profile dicts (so jupyterhub-fancy-profiles renders it), without
+  the ``allowed_groups`` keys, never mutating the configured list.
+- :func:`validate_user_options` checks a submission (form or REST) against
+  the user's list and returns explicit ``user_options`` or raises
+  :class:`OptionsError` with the HTTP status and a message that names the
+  option.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from slugify import slugify
+
+from ._validation import (
+    ConfigError,
+    KeyPath,
+    expect,
+    expect_list,
+    expect_mapping,
+    expect_text,
+    show,
+)
+
+#: What the form's select sends when the free-text choice is picked.
+UNLISTED = "unlisted-choice"
+UNLISTED_SUFFIX = "--unlisted-choice"
+MAX_UNLISTED_LENGTH = 1000
+
+_OPTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_PROFILE_KEYS = {
+    "display_name",
+    "slug",
+    "description",
+    "default",
+    "kubespawner_override",
+    "profile_options",
+    "allowed_groups",
+}
+_OPTION_KEYS = {"display_name", "choices", "unlisted_choice"}
+_CHOICE_KEYS = {
+    "display_name",
+    "description",
+    "default",
+    "kubespawner_override",
+    "allowed_groups",
+}
+_UNLISTED_KEYS = {
+    "enabled",
+    "display_name",
+    "display_name_in_choices",
+    "validation_regex",
+    "validation_message",
+    "kubespawner_override",
+    "allowed_groups",
+}
+
+
+class OptionsError(Exception):
+    """A submission of server options that cannot be accepted."""
+
+    def __init__(self, status: int, message: str):
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+# -- start-up validation ----------------------------------------------------------
+
+
+def _check_keys_loosely(entry: Mapping, known: set[str], path: KeyPath) -> None:
+    """Refuse keys that look like misspellings of known ones.
+
+    Other unknown keys are passed through: profile lists carry keys for
+    other tools (jupyterhub-fancy-profiles, custom templates).
+    """
+    for key in entry:
+        if key in known or not isinstance(key, str):
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
+        if close:
+            raise ConfigError(
+                path.attr(key), f"unknown key (did you mean {close[0]!r}?)"
+            )
+
+
+def _check_groups(value: Any, path: KeyPath) -> None:
+    for i, group in enumerate(expect_list(value, path, "a list of group names")):
+        expect_text(group, path[i], max_length=256)
+
+
+def check_profile_list(value: Any, path: KeyPath) -> None:
+    """Validate a profile list (not a callable) at start-up; raise ConfigError."""
+    profiles = expect_list(value, path, "a list of profiles")
+    slugs: dict[str, int] = {}
+    for i, profile in enumerate(profiles):
+        ppath = path[i]
+        expect_mapping(profile, ppath)
+        _check_keys_loosely(profile, _PROFILE_KEYS, ppath)
+        expect_text(
+            profile.get("display_name"), ppath.attr("display_name"), max_length=500
+        )
+        slug = profile_slug(profile)
+        if not slug:
+            raise ConfigError(ppath.attr("slug"), "profile slug is empty")
+        if slug in slugs:
+            raise ConfigError(
+                ppath.attr("slug"),
+                f"duplicate profile slug {slug!r} (also profile {slugs[slug]})",
+            )
+        slugs[slug] = i
+        if "allowed_groups" in profile:
+            _check_groups(profile["allowed_groups"], ppath.attr("allowed_groups"))
+        options = expect_mapping(
+            profile.get("profile_options", {}), ppath.attr("profile_options")
+        )
+        for name, option in options.items():
+            opath = ppath.attr("profile_options")[name]
+            if (
+                not isinstance(name, str)
+                or not _OPTION_NAME.fullmatch(name)
+                or UNLISTED_SUFFIX in name
+            ):
+                raise ConfigError(
+                    opath, "option names are letters, digits, '_', '.' and '-'"
+                )
+            expect_mapping(option, opath)
+            _check_keys_loosely(option, _OPTION_KEYS, opath)
+            choices = expect_mapping(option.get("choices", {}), opath.attr("choices"))
+            for key, choice in choices.items():
+                cpath = opath.attr("choices")[key]
+                expect(key, str, cpath, "a string choice key")
+                if key == UNLISTED:
+                    raise ConfigError(
+                        cpath, f"{UNLISTED!r} is reserved for the free-text choice"
+                    )
+                expect_mapping(choice, cpath)
+                _check_keys_loosely(choice, _CHOICE_KEYS, cpath)
+                if "allowed_groups" in choice:
+                    _check_groups(
+                        choice["allowed_groups"], cpath.attr("allowed_groups")
+                    )
+            unlisted = expect_mapping(
+                option.get("unlisted_choice", {}), opath.attr("unlisted_choice")
+            )
+            upath = opath.attr("unlisted_choice")
+            _check_keys_loosely(unlisted, _UNLISTED_KEYS, upath)
+            if "allowed_groups" in unlisted:
+                _check_groups(unlisted["allowed_groups"], upath.attr("allowed_groups"))
+            regex = unlisted.get("validation_regex")
+            if regex is not None:
+                expect(
+                    regex, str, upath.attr("validation_regex"), "a regular expression"
+                )
+                try:
+                    re.compile(regex)
+                except re.error as e:
+                    raise ConfigError(
+                        upath.attr("validation_regex"), f"invalid regex: {e}"
+                    ) from None
+            if not choices and not unlisted.get("enabled"):
+                raise ConfigError(
+                    opath, "has no choices and no enabled unlisted_choice"
+                )
+
+
+def profile_slug(profile: Mapping) -> str:
+    """The profile's slug as KubeSpawner computes it."""
+    slug = profile.get("slug")
+    if slug is None:
+        return slugify(str(profile.get("display_name", "")))
+    return str(slug)
+
+
+def profile_slugs(profile_list: Iterable[Mapping]) -> list[str]:
+    return [profile_slug(p) for p in profile_list]
+
+
+# -- per-user lists -------------------------------------------------------------------
+
+
+def initialize_profile_list(profile_list: Iterable[Mapping]) -> list[dict]:
+    """A deep copy with slugs, one default profile and default choices set.
+
+    The same defaults KubeSpawner's ``_get_initialized_profile_list`` applies.
+    """
+    profiles = copy.deepcopy(list(profile_list))
+    for profile in profiles:
+        profile["slug"] = profile_slug(profile)
+        for option in profile.get("profile_options", {}).values():
+            choices = option.get("choices") or {}
+            if choices and not any(c.get("default") for c in choices.values()):
+                next(iter(choices.values()))["default"] = True
+            unlisted = option.setdefault("unlisted_choice", {})
+            unlisted.setdefault("enabled", False)
+            if unlisted["enabled"]:
+                unlisted.setdefault("display_name_in_choices", "Other...")
+    if profiles and not any(p.get("default") for p in profiles):
+        profiles[0]["default"] = True
+    return profiles
+
+
+def _allowed(entry: Mapping, groups: frozenset[str], see_all: bool) -> bool:
+    if see_all or "allowed_groups" not in entry:
+        return True
+    return any(str(g).casefold() in groups for g in entry["allowed_groups"])
+
+
+def _strip(entry: Mapping) -> dict:
+    return {k: v for k, v in entry.items() if k != "allowed_groups"}
+
+
+def visible_profile_list(
+    profile_list: Iterable[Mapping],
+    groups: Iterable[str],
+    *,
+    see_all: bool = False,
+    default_profile: str | None = None,
+) -> list[dict]:
+    """The profiles, choices and unlisted choices a user with ``groups`` may use.
+
+    ``profile_list`` must be initialized (:func:`initialize_profile_list`).
+    An option whose choices are all hidden, and whose unlisted choice is
+    hidden or disabled, is dropped. ``default_profile`` (a slug), when
+    visible, becomes the only default.
+    """
+    groups = frozenset(g.casefold() for g in groups)
+    visible = []
+    for profile in profile_list:
+        if not _allowed(profile, groups, see_all):
+            continue
+        profile = _strip(copy.deepcopy(profile))
+        options = {}
+        for name, option in profile.get("profile_options", {}).items():
+            choices = {
+                key: _strip(choice)
+                for key, choice in (option.get("choices") or {}).items()
+                if _allowed(choice, groups, see_all)
+            }
+            unlisted = dict(option.get("unlisted_choice") or {"enabled": False})
+            if unlisted.get("enabled") and not _allowed(unlisted, groups, see_all):
+                unlisted["enabled"] = False
+            unlisted = _strip(unlisted)
+            if not choices and not unlisted.get("enabled"):
+                continue
+            if choices and not any(c.get("default") for c in choices.values()):
+                next(iter(choices.values()))["default"] = True
+            options[name] = {**option, "choices": choices, "unlisted_choice": unlisted}
+        if "profile_options" in profile:
+            profile["profile_options"] = options
+        visible.append(profile)
+    if visible:
+        slugs = [p["slug"] for p in visible]
+        if default_profile in slugs:
+            for p in visible:
+                p["default"] = p["slug"] == default_profile
+        elif not any(p.get("default") for p in visible):
+            visible[0]["default"] = True
+    return visible
+
+
+def find_profile(profile_list: Iterable[Mapping], slug: str) -> Mapping | None:
+    return next((p for p in profile_list if p.get("slug") == slug), None)
+
+
+# -- validation of a submission ---------------------------------------------------------
+
+
+def validate_user_options(
+    full: list[Mapping], visible: list[Mapping], user_options: Any
+) -> dict:
+    """Check ``user_options`` against the user's visible profiles.
+
+    ``full`` is the initialized list of all profiles (to tell "not allowed",
+    403, from "does not exist", 400). Returns explicit user_options: the
+    profile and every option's choice or unlisted value.
+    """
+    if not isinstance(user_options, dict):
+        raise OptionsError(
+            400, f"Server options must be an object, not {type(user_options).__name__}."
+        )
+    if not visible:
+        raise OptionsError(403, "No server options are available to you.")
+    slug = user_options.get("profile")
+    if slug in (None, ""):
+        stray = sorted(set(user_options) - {"profile"})
+        if stray:
+            raise OptionsError(
+                400,
+                f"Option {show(stray[0])} was sent without 'profile': "
+                "name the profile it belongs to.",
+            )
+        profile = next(p for p in visible if p.get("default"))
+        return _explicit_options(profile, {})
+    if not isinstance(slug, str):
+        raise OptionsError(
+            400, f"'profile' must be a string, not {type(slug).__name__}."
+        )
+    profile = find_profile(visible, slug)
+    if profile is None:
+        if find_profile(full, slug) is not None:
+            raise OptionsError(
+                403, f"The profile {show(slug)} is not available to your communities."
+            )
+        names = ", ".join(p["slug"] for p in visible)
+        raise OptionsError(
+            400, f"There is no profile {show(slug)}. Choose one of: {names}."
+        )
+    return _explicit_options(profile, user_options, find_profile(full, slug))
+
+
+def _explicit_options(
+    profile: Mapping, sent: Mapping, full_profile: Mapping | None = None
+) -> dict:
+    options = profile.get("profile_options", {})
+    all_options = (full_profile or profile).get("profile_options", {})
+    expected = {"profile"}
+    for name in options:
+        expected |= {name, name + UNLISTED_SUFFIX}
+    for key in sorted(set(sent) - expected, key=str):
+        base = str(key).removesuffix(UNLISTED_SUFFIX)
+        if base in all_options:
+            raise OptionsError(
+                403, f"The option {show(base)} is not available to your communities."
+            )
+        raise OptionsError(
+            400,
+            f"Unexpected option {show(key)} for the profile {show(profile['slug'])}.",
+        )
+    result = {"profile": profile["slug"]}
+    for name, option in options.items():
+        choice = sent.get(name)
+        text = sent.get(name + UNLISTED_SUFFIX)
+        label = option.get("display_name") or name
+        for value, what in ((choice, name), (text, name + UNLISTED_SUFFIX)):
+            if value is not None and not isinstance(value, str):
+                raise OptionsError(
+                    400, f"{show(what)} must be a string, not {type(value).__name__}."
+                )
+        if choice == UNLISTED or (choice in (None, "") and text not in (None, "")):
+            result[name + UNLISTED_SUFFIX] = _check_unlisted(
+                name, label, option, text, all_options.get(name, option)
+            )
+        elif choice not in (None, ""):
+            if text not in (None, ""):
+                raise OptionsError(
+                    400,
+                    f"For {show(label)}, send either a choice or a value of your own, not both.",
+                )
+            if choice not in option["choices"]:
+                full_choices = (all_options.get(name) or {}).get("choices") or {}
+                if choice in full_choices:
+                    raise OptionsError(
+                        403,
+                        f"The choice {show(choice)} for {show(label)} is not available to your communities.",
+                    )
+                known = ", ".join(option["choices"]) or "none"
+                raise OptionsError(
+                    400,
+                    f"There is no choice {show(choice)} for {show(label)}. Choose one of: {known}.",
+                )
+            result[name] = choice
+        else:
+            default = next(
+                (k for k, c in option["choices"].items() if c.get("default")), None
+            )
+            if default is None:
+                raise OptionsError(400, f"{show(label)} needs a value.")
+            result[name] = default
+    return result
+
+
+def _check_unlisted(name, label, option, text, full_option) -> str:
+    unlisted = option.get("unlisted_choice") or {}
+    if not unlisted.get("enabled"):
+        if (full_option.get("unlisted_choice") or {}).get("enabled"):
+            raise OptionsError(
+                403,
+                f"A value of your own for {show(label)} is not available to your communities.",
+            )
+        raise OptionsError(400, f"{show(label)} does not accept a value of your own.")
+    if not text:
+        raise OptionsError(400, f"Give a value for {show(label)}.")
+    if len(text) > MAX_UNLISTED_LENGTH:
+        raise OptionsError(
+            400,
+            f"The value for {show(label)} is longer than {MAX_UNLISTED_LENGTH} characters.",
+        )
+    if "{" in text or "}" in text:
+        raise OptionsError(
+            400, f"The value for {show(label)} must not contain '{{' or '}}'."
+        )
+    if not text.isprintable():
+        raise OptionsError(
+            400, f"The value for {show(label)} contains control characters."
+        )
+    regex = unlisted.get("validation_regex")
+    if regex and not re.fullmatch(regex, text):
+        message = unlisted.get("validation_message") or f"must match {regex}"
+        raise OptionsError(400, f"The value for {show(label)} is not valid: {message}")
+    return text
