@@ -32,6 +32,7 @@ from .providers import PROVIDER_KINDS, ProviderUnavailable
 from .providers.base import transient_failures
 from .providers.config import PROVIDERS_PATH, check_rule_providers, parse_providers
 from .roles import community_admin_role, community_admin_role_name
+from .startup import check_spawner_config
 
 _SECRET_WORDS = ("secret", "token", "password", "key")
 _BAD_USERNAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -169,6 +170,9 @@ class CommunityAuthenticator(Authenticator):
             self.communities = Communities(parent=self)
             self._providers = self._make_providers(parse_providers(self.providers))
             check_rule_providers(self.communities, self._providers)
+            spawner_class = getattr(self.parent, "spawner_class", None)
+            if spawner_class is not None:
+                check_spawner_config(self.config, self.communities, spawner_class)
         except ConfigError as e:
             # One clear line in the hub log before JupyterHub's traceback.
             self.log.critical("hubext: invalid configuration: %s", e)

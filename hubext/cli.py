@@ -22,6 +22,7 @@ from . import __version__
 from ._validation import ConfigError
 from .authenticator import CommunityAuthenticator
 from .communities import Communities
+from .startup import check_spawner_config
 
 
 def load_config(path: str) -> Config:
@@ -56,6 +57,9 @@ def check_config(config: Config) -> Communities:
     authenticator_class = _authenticator_class(config)
     if authenticator_class is not None:
         authenticator_class(config=config, log=quiet)
+    spawner_class = config.get("JupyterHub", {}).get("spawner_class")
+    if spawner_class is not None:
+        check_spawner_config(config, communities, spawner_class)
     return communities
 
 

@@ -56,9 +56,16 @@ def _display_name(value: Any, path: KeyPath, slug: str) -> str:
     return expect_text(value, path, max_length=200)
 
 
+def _default_profile(value: Any, path: KeyPath, slug: str) -> str:
+    # That the profile exists is checked against the spawner's profile_list
+    # when the hub starts (hubext.profiles.check_default_profiles).
+    return expect_text(value, path, max_length=200)
+
+
 #: The keys a community definition may have, and how each is validated.
 COMMUNITY_KEYS: dict[str, KeyValidator] = {
     "display_name": _display_name,
+    "default_profile": _default_profile,
     "members": parse_rules,
     "admins": parse_rules,
 }
@@ -120,6 +127,10 @@ class Communities(LoggingConfigurable):
 
         ``display_name``
             The name shown to people (defaults to the slug).
+        ``default_profile``
+            The slug of the profile pre-selected for the community's
+            members (a member of several communities gets the first of
+            their communities, in this mapping's order, that names one).
         ``members``, ``admins``
             Lists of rules saying who belongs to the community and who
             administers it (admins are members too). A person matches a list

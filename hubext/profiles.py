@@ -179,6 +179,22 @@ def check_profile_list(value: Any, path: KeyPath) -> None:
                 )
 
 
+def check_default_profiles(communities, profile_list) -> None:
+    """Every community's ``default_profile`` must name a configured profile."""
+    if callable(profile_list):
+        return  # computed per user: nothing to check at start-up
+    slugs = profile_slugs(profile_list)
+    for community in communities:
+        default = community.get("default_profile")
+        if default is not None and default not in slugs:
+            raise ConfigError(
+                KeyPath("Communities.communities")[community.slug].attr(
+                    "default_profile"
+                ),
+                f"no profile with slug {show(default)}; profiles: {', '.join(slugs) or 'none'}",
+            )
+
+
 def profile_slug(profile: Mapping) -> str:
     """The profile's slug as KubeSpawner computes it."""
     slug = profile.get("slug")

@@ -6,12 +6,14 @@ c = get_config()  # noqa: F821
 c.Communities.communities = {
     "ocean-lab": {
         "display_name": "Ocean Modelling Lab",
+        "default_profile": "ocean-model",
         # Members: anyone the demo provider puts in the ocean-lab group.
         "members": [{"provider": "demo", "group": "ocean-lab"}],
         "admins": [{"provider": "demo", "group": "ocean-lab-admins"}],
     },
     "astro-101": {
         "display_name": "Astronomy 101 (workshop)",
+        "default_profile": "astro-workshop",
         "members": [
             {"provider": "demo", "group": "astro-101"},
             # and anyone with a verified email at the university

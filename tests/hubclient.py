@@ -7,6 +7,7 @@ then acts with the person's own cookies.
 
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import urljoin, urlsplit
 
@@ -89,6 +90,22 @@ class HubSession:
                 return r
         raise AssertionError(
             f"sign-in did not finish; last response {r.status_code} {r.url}"
+        )
+
+    def spawn_form(self, user: str = "") -> requests.Response:
+        """GET the spawn page (the options form, or a redirect without one)."""
+        path = f"/hub/spawn/{user}" if user else "/hub/spawn"
+        return self.get(path, allow_redirects=False)
+
+    def submit_spawn_form(self, fields: dict, user: str = "") -> requests.Response:
+        """POST the options form as a browser does (with the page's XSRF token)."""
+        page = self.spawn_form(user)
+        # the page carries its XSRF token for scripts (window.jhdata)
+        match = re.search(r'xsrf_token: "([^"]+)"', page.text)
+        data = {**fields, "_xsrf": match[1] if match else ""}
+        path = f"/hub/spawn/{user}" if user else "/hub/spawn"
+        return self.session.post(
+            urljoin(self.hub_url, path), data=data, allow_redirects=False, timeout=60
         )
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -16,9 +18,17 @@ def test_login_spawn_use_stop(demo_hub):
     assert user["groups"] == ["ocean-lab"]
     assert not user["admin"]
 
-    # Start the server as the person does: the hub's spawn page.
-    r = person.get("/hub/spawn", allow_redirects=False)
-    assert r.status_code == 302
+    # Start the server as the person does: the spawn page shows the options
+    # of her community, with its default profile selected.
+    page = person.spawn_form()
+    assert page.status_code == 200
+    assert "Standard environment" in page.text and "Ocean model run" in page.text
+    assert "Astronomy 101 workshop" not in page.text
+    assert re.search(r'value="ocean-model"\s+checked', page.text)
+    r = person.submit_spawn_form(
+        {"profile": "ocean-model", "profile-option-ocean-model--dataset": "sst"}
+    )
+    assert r.status_code == 302, r.text[:500]
     assert r.headers["Location"].endswith("/hub/spawn-pending/alice")
     demo_hub.api.wait_for_server("alice", timeout=60)
 

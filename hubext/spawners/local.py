@@ -16,14 +16,109 @@ import os
 import sys
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import Bool, Unicode, default, validate
+from traitlets import Bool, List, Unicode, default, validate
+from traitlets.config import Config
 
+from .._validation import ConfigError, KeyPath
 from ..communities import Communities
+from ..profiles import check_default_profiles, check_profile_list
 from ..slugs import safe_slug
+from .options import CommunityOptionsMixin
+
+PROFILE_LIST_PATH = KeyPath("LocalCommunitySpawner.profile_list")
+
+#: Spawner traits a profile may override on this spawner (``kubespawner_override``).
+LOCAL_OVERRIDES = (
+    "environment",
+    "cmd",
+    "args",
+    "default_url",
+    "mem_limit",
+    "cpu_limit",
+)
 
 
-class LocalCommunitySpawner(LocalProcessSpawner):
+def check_local_overrides(profile_list, path: KeyPath = PROFILE_LIST_PATH) -> None:
+    """Only generic Spawner traits can be overridden on a local spawner."""
+
+    def check(override, opath):
+        for key in override or {}:
+            if key not in LOCAL_OVERRIDES:
+                raise ConfigError(
+                    opath.attr(key),
+                    f"cannot be overridden on hubext-local; it takes {', '.join(LOCAL_OVERRIDES)}",
+                )
+
+    for i, profile in enumerate(profile_list):
+        check(profile.get("kubespawner_override"), path[i].attr("kubespawner_override"))
+        for name, option in (profile.get("profile_options") or {}).items():
+            opath = path[i].attr("profile_options")[name]
+            for key, choice in (option.get("choices") or {}).items():
+                check(
+                    choice.get("kubespawner_override"),
+                    opath.attr("choices")[key].attr("kubespawner_override"),
+                )
+            unlisted = option.get("unlisted_choice") or {}
+            check(
+                unlisted.get("kubespawner_override"),
+                opath.attr("unlisted_choice").attr("kubespawner_override"),
+            )
+
+
+class LocalCommunitySpawner(CommunityOptionsMixin, LocalProcessSpawner):
     """Local single-user servers that know the hub's communities."""
+
+    profile_list = List(
+        config=True,
+        help="""
+        Server options, in KubeSpawner's ``profile_list`` format, with
+        ``allowed_groups`` (community slugs or any JupyterHub group) on a
+        profile, a choice, or an ``unlisted_choice``; no ``allowed_groups``
+        means everyone. Each person sees, and may start, only what their
+        groups allow; every submission is validated before the server starts.
+
+        On this spawner, ``kubespawner_override`` may set the generic
+        Spawner traits ``environment`` (merged), ``cmd``, ``args``,
+        ``default_url``, ``mem_limit`` and ``cpu_limit``.
+
+        Example::
+
+            c.LocalCommunitySpawner.profile_list = [
+                {"display_name": "Standard", "slug": "standard", "default": True},
+                {
+                    "display_name": "Ocean model run",
+                    "slug": "ocean",
+                    "allowed_groups": ["ocean-lab"],
+                    "kubespawner_override": {"environment": {"OMP_NUM_THREADS": "8"}},
+                },
+            ]
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @validate("profile_list")
+    def _validate_profile_list(self, proposal):
+        check_profile_list(proposal["value"], PROFILE_LIST_PATH)
+        check_local_overrides(proposal["value"])
+        return proposal["value"]
+
+    @classmethod
+    def check_hub_config(cls, config: Config, communities: Communities) -> None:
+        """Start-up checks of this spawner's configuration (called by the authenticator)."""
+        profile_list = cls(config=config).profile_list
+        check_default_profiles(communities, profile_list)
+
+    def configured_profile_list(self) -> list:
+        return self.profile_list
+
+    def apply_profile(self, profile: dict, user_options: dict) -> None:
+        for override in self.selected_overrides(profile, user_options):
+            for key, value in override.items():
+                if key == "environment":
+                    self.environment = {**self.environment, **value}
+                else:
+                    setattr(self, key, value)
 
     run_as_system_users = Bool(
         False,

@@ -1,0 +1,224 @@
+"""Per-community server options, shared by hubext's spawners.
+
+:class:`CommunityOptionsMixin` gives a spawner
+
+- the user's own profile list, computed from their JupyterHub groups (their
+  communities) without touching the configured list;
+- KubeSpawner's options form, rendered from that list;
+- validation of every submission before the server starts: the HTML form
+  (``options_from_form``) and the REST API (through JupyterHub's
+  ``apply_user_options`` hook), with HTTP 400 or 403 and a message naming the
+  option;
+- a 403 page for a user who may use no profile at all.
+
+The spawner then starts from explicit, validated ``user_options``: the
+profile and every option's choice.
+"""
+
+from __future__ import annotations
+
+from jinja2 import ChoiceLoader, Environment, PackageLoader
+from tornado import web
+from traitlets import Bool, HasTraits, Unicode, default
+
+from ..profiles import (
+    UNLISTED_SUFFIX,
+    OptionsError,
+    find_profile,
+    initialize_profile_list,
+    validate_user_options,
+    visible_profile_list,
+)
+
+
+def options_http_error(error: OptionsError) -> web.HTTPError:
+    """An HTTPError that JupyterHub shows with our message, as is."""
+    http_error = web.HTTPError(error.status, "%s", error.message)
+    # JupyterHub's spawn page and error page show this text to the person.
+    http_error.jupyterhub_message = error.message
+    return http_error
+
+
+class CommunityOptionsMixin(HasTraits):
+    """Profiles filtered by community, validated before start.
+
+    The class using it provides ``configured_profile_list()`` (the full,
+    configured list) and ``apply_profile(profile, user_options)``.
+    """
+
+    admins_see_all_profiles = Bool(
+        True,
+        config=True,
+        help="""
+        Hub admins see and may start every profile, whatever its
+        ``allowed_groups``. Set False to give admins only the profiles of
+        their communities.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    no_profile_message = Unicode(
+        "Your communities ({communities}) have no server options on this hub, "
+        "so you cannot start a server. Ask the administrators of your "
+        "community or of this hub.",
+        config=True,
+        help="""
+        The 403 message for a user allowed no profile at all.
+        ``{communities}`` is replaced by their communities (or "none").
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    # -- the user's list ----------------------------------------------------------
+
+    def user_groups(self) -> list[str]:
+        return sorted(g.name for g in self.user.groups)
+
+    def default_profile_for(self, groups) -> str | None:
+        """The ``default_profile`` of the user's first community that has one.
+
+        "First" is the order of ``c.Communities.communities``.
+        """
+        member_of = set(groups)
+        for community in self.communities:
+            if community.slug in member_of and community.get("default_profile"):
+                return community.get("default_profile")
+        return None
+
+    def full_profile_list(self) -> list[dict]:
+        return initialize_profile_list(self.configured_profile_list())
+
+    def visible_profiles(self, full: list[dict] | None = None) -> list[dict]:
+        """This user's profile list (a new list; the configuration is untouched)."""
+        groups = self.user_groups()
+        return visible_profile_list(
+            self.full_profile_list() if full is None else full,
+            groups,
+            see_all=bool(self.user.admin and self.admins_see_all_profiles),
+            default_profile=self.default_profile_for(groups),
+        )
+
+    def no_profile_error(self) -> web.HTTPError:
+        communities = ", ".join(self.user_groups()) or "none"
+        return options_http_error(
+            OptionsError(403, self.no_profile_message.format(communities=communities))
+        )
+
+    # -- the form ------------------------------------------------------------------
+
+    def render_profiles_form(self, profiles: list[dict]) -> str:
+        env = Environment(
+            loader=ChoiceLoader([PackageLoader("kubespawner", "templates")])
+        )
+        env.policies["json.dumps_kwargs"] = {"sort_keys": False}
+        return env.get_template("form.html").render(
+            profile_list=profiles, user_options=self._preselect(profiles)
+        )
+
+    def _preselect(self, profiles) -> dict:
+        """Last options, if still valid for this user (else none)."""
+        try:
+            return validate_user_options(
+                profiles, profiles, dict(self.user_options or {})
+            )
+        except OptionsError:
+            return {}
+
+    async def community_options_form(self, spawner=None):
+        if not self.configured_profile_list():
+            return ""
+        profiles = self.visible_profiles()
+        if not profiles:
+            raise self.no_profile_error()
+        return self.render_profiles_form(profiles)
+
+    @default("options_form")
+    def _options_form_default(self):
+        # A callable: JupyterHub calls it for each user, just in time.
+        return self.community_options_form
+
+    @default("options_from_form")
+    def _options_from_form_default(self):
+        return self.community_options_from_form
+
+    def community_options_from_form(self, formdata: dict) -> dict:
+        """Form fields to validated user_options (KubeSpawner's field names)."""
+        if not self.configured_profile_list():
+            return {}
+        slug = (formdata.get("profile") or [None])[0]
+        options = {}
+        if slug:
+            options["profile"] = slug
+            prefix = f"profile-option-{slug}--"
+            for key, values in formdata.items():
+                if key.startswith(prefix) and values:
+                    options[key[len(prefix) :]] = values[0]
+        return self.validated_options(options)
+
+    # -- validation before start -----------------------------------------------------
+
+    def validated_options(self, user_options) -> dict:
+        full = self.full_profile_list()
+        visible = self.visible_profiles(full)
+        if not visible:
+            raise self.no_profile_error()
+        try:
+            return validate_user_options(full, visible, user_options)
+        except OptionsError as e:
+            self.log.info(
+                "hubext: refusing server options for %s: %s", self._log_name, e.message
+            )
+            raise options_http_error(e) from None
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        return type(self).apply_community_options
+
+    async def apply_community_options(self, user_options) -> None:
+        """JupyterHub's ``apply_user_options`` hook: validate, then apply.
+
+        Runs before ``start()`` for every spawn (form, REST API, saved
+        options). If you configure your own ``apply_user_options``, call
+        ``await spawner.apply_community_options(user_options)`` first.
+        """
+        if not self.configured_profile_list():
+            return
+        explicit = self.validated_options(user_options)
+        self.user_options = explicit
+        profile = find_profile(self.visible_profiles(), explicit["profile"])
+        self.apply_profile(profile, explicit)
+
+    # -- helpers for apply_profile ------------------------------------------------------
+
+    @staticmethod
+    def selected_overrides(profile: dict, user_options: dict) -> list[dict]:
+        """The overrides to apply, in order: the profile's, then each option's.
+
+        An unlisted value is substituted for ``{value}`` in its overrides;
+        validation has refused braces in the value, so it cannot inject
+        other template fields.
+        """
+        overrides = [profile.get("kubespawner_override") or {}]
+        for name, option in (profile.get("profile_options") or {}).items():
+            text = user_options.get(name + UNLISTED_SUFFIX)
+            if text is not None:
+                raw = option["unlisted_choice"].get("kubespawner_override") or {}
+                overrides.append(_format_value(raw, text))
+            elif name in user_options:
+                overrides.append(
+                    option["choices"][user_options[name]].get("kubespawner_override")
+                    or {}
+                )
+        return overrides
+
+
+def _format_value(obj, value: str):
+    if isinstance(obj, str):
+        return obj.replace("{value}", value)
+    if isinstance(obj, list):
+        return [_format_value(o, value) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _format_value(v, value) for k, v in obj.items()}
+    return obj

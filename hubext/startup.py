@@ -1,0 +1,42 @@
+"""Start-up checks that span several plugins' configuration.
+
+JupyterHub builds the authenticator when it starts, but a spawner only when a
+server starts; the authenticator therefore runs the spawner's checks
+(``check_hub_config``) too, so that an error in, say, a community's
+``default_profile`` stops the hub at start-up, not at the first spawn.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from traitlets.config import Config
+from traitlets.utils.importstring import import_item
+
+from .communities import Communities
+
+
+def resolve_spawner_class(value):
+    """The spawner class of ``JupyterHub.spawner_class`` (class, entry point or path)."""
+    if isinstance(value, type):
+        return value
+    if not isinstance(value, str):
+        return None
+    for entry_point in entry_points(group="jupyterhub.spawners"):
+        if entry_point.name == value:
+            return entry_point.load()
+    if "." in value:
+        try:
+            return import_item(value)
+        except Exception:
+            return None
+    return None
+
+
+def check_spawner_config(
+    config: Config, communities: Communities, spawner_class
+) -> None:
+    """Run the spawner class's ``check_hub_config`` if it has one."""
+    check = getattr(resolve_spawner_class(spawner_class), "check_hub_config", None)
+    if check is not None:
+        check(config, communities)
