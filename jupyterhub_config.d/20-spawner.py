@@ -8,28 +8,36 @@ c.JupyterHub.spawner_class = "hubext-local"
 c.LocalCommunitySpawner.home_root = "homes"
 c.LocalCommunitySpawner.default_url = "/lab"
 
+
+def env(**variables):
+    """A profile override that sets environment variables."""
+    return {"environment": variables}
+
+
 c.LocalCommunitySpawner.profile_list = [
     {
         # No allowed_groups: everyone may use it.
         "display_name": "Standard environment",
         "slug": "standard",
         "description": "JupyterLab with the hub's default software.",
-        "kubespawner_override": {"environment": {"HUBEXT_PROFILE": "standard"}},
+        "kubespawner_override": env(HUBEXT_PROFILE="standard"),
         "profile_options": {
             "threads": {
                 "display_name": "Threads",
                 "choices": {
                     "1": {
                         "display_name": "1 thread",
-                        "kubespawner_override": {
-                            "environment": {"OMP_NUM_THREADS": "1"}
-                        },
+                        "kubespawner_override": env(OMP_NUM_THREADS="1"),
                     },
                     "2": {
                         "display_name": "2 threads",
-                        "kubespawner_override": {
-                            "environment": {"OMP_NUM_THREADS": "2"}
-                        },
+                        "kubespawner_override": env(OMP_NUM_THREADS="2"),
+                    },
+                    "8": {
+                        # Ocean Lab paid for the bigger machines.
+                        "display_name": "8 threads (Ocean Lab)",
+                        "allowed_groups": ["ocean-lab"],
+                        "kubespawner_override": env(OMP_NUM_THREADS="8"),
                     },
                 },
             },
@@ -40,19 +48,18 @@ c.LocalCommunitySpawner.profile_list = [
         "slug": "ocean-model",
         "description": "For Ocean Modelling Lab members.",
         "allowed_groups": ["ocean-lab"],
-        "kubespawner_override": {"environment": {"HUBEXT_PROFILE": "ocean-model"}},
+        "kubespawner_override": env(HUBEXT_PROFILE="ocean-model"),
         "profile_options": {
             "dataset": {
                 "display_name": "Dataset",
                 "choices": {
                     "sst": {
                         "display_name": "Sea surface temperature",
-                        "kubespawner_override": {"environment": {"DATASET": "sst"}},
+                        "kubespawner_override": env(DATASET="sst"),
                     },
                     "argo": {
-                        "display_name": "Argo floats (admins: large)",
-                        "allowed_groups": ["ocean-lab-admins"],
-                        "kubespawner_override": {"environment": {"DATASET": "argo"}},
+                        "display_name": "Argo floats",
+                        "kubespawner_override": env(DATASET="argo"),
                     },
                 },
                 "unlisted_choice": {
@@ -60,7 +67,7 @@ c.LocalCommunitySpawner.profile_list = [
                     "display_name": "Another dataset (its name)",
                     "validation_regex": "[a-z0-9-]{1,40}",
                     "validation_message": "lowercase letters, digits and '-', at most 40",
-                    "kubespawner_override": {"environment": {"DATASET": "{value}"}},
+                    "kubespawner_override": env(DATASET="{value}"),
                 },
             },
         },
@@ -70,6 +77,6 @@ c.LocalCommunitySpawner.profile_list = [
         "slug": "astro-workshop",
         "description": "The workshop's environment.",
         "allowed_groups": ["astro-101"],
-        "kubespawner_override": {"environment": {"HUBEXT_PROFILE": "astro-workshop"}},
+        "kubespawner_override": env(HUBEXT_PROFILE="astro-workshop"),
     },
 ]
