@@ -112,7 +112,7 @@ class LocalCommunitySpawner(CommunityOptionsMixin, LocalProcessSpawner):
     def configured_profile_list(self) -> list:
         return self.profile_list
 
-    def apply_profile(self, profile: dict, user_options: dict) -> None:
+    def apply_profile(self, profile: dict, user_options: dict, visible: list) -> None:
         for override in self.selected_overrides(profile, user_options):
             for key, value in override.items():
                 if key == "environment":

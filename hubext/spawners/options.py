@@ -18,6 +18,7 @@ profile and every option's choice.
 from __future__ import annotations
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader
+from jupyterhub.utils import maybe_future
 from tornado import web
 from traitlets import Bool, HasTraits, Unicode, default
 
@@ -43,7 +44,7 @@ class CommunityOptionsMixin(HasTraits):
     """Profiles filtered by community, validated before start.
 
     The class using it provides ``configured_profile_list()`` (the full,
-    configured list) and ``apply_profile(profile, user_options)``.
+    configured list; may be async) and ``apply_profile(profile, user_options)``.
     """
 
     admins_see_all_profiles = Bool(
@@ -87,14 +88,25 @@ class CommunityOptionsMixin(HasTraits):
                 return community.get("default_profile")
         return None
 
-    def full_profile_list(self) -> list[dict]:
-        return initialize_profile_list(self.configured_profile_list())
+    async def uses_profiles(self) -> bool:
+        """False when no profile list is configured at all (a plain spawner)."""
+        configured = await maybe_future(self.configured_profile_list())
+        return bool(configured) or self.profile_list_is_dynamic()
 
-    def visible_profiles(self, full: list[dict] | None = None) -> list[dict]:
+    def profile_list_is_dynamic(self) -> bool:
+        """A callable profile list: an empty result then means "no profile"."""
+        return False
+
+    async def full_profile_list(self) -> list[dict]:
+        return initialize_profile_list(
+            await maybe_future(self.configured_profile_list())
+        )
+
+    async def visible_profiles(self, full: list[dict] | None = None) -> list[dict]:
         """This user's profile list (a new list; the configuration is untouched)."""
         groups = self.user_groups()
         return visible_profile_list(
-            self.full_profile_list() if full is None else full,
+            await self.full_profile_list() if full is None else full,
             groups,
             see_all=bool(self.user.admin and self.admins_see_all_profiles),
             default_profile=self.default_profile_for(groups),
@@ -127,9 +139,9 @@ class CommunityOptionsMixin(HasTraits):
             return {}
 
     async def community_options_form(self, spawner=None):
-        if not self.configured_profile_list():
+        if not await self.uses_profiles():
             return ""
-        profiles = self.visible_profiles()
+        profiles = await self.visible_profiles()
         if not profiles:
             raise self.no_profile_error()
         return self.render_profiles_form(profiles)
@@ -143,9 +155,9 @@ class CommunityOptionsMixin(HasTraits):
     def _options_from_form_default(self):
         return self.community_options_from_form
 
-    def community_options_from_form(self, formdata: dict) -> dict:
+    async def community_options_from_form(self, formdata: dict) -> dict:
         """Form fields to validated user_options (KubeSpawner's field names)."""
-        if not self.configured_profile_list():
+        if not await self.uses_profiles():
             return {}
         slug = (formdata.get("profile") or [None])[0]
         options = {}
@@ -155,13 +167,13 @@ class CommunityOptionsMixin(HasTraits):
             for key, values in formdata.items():
                 if key.startswith(prefix) and values:
                     options[key[len(prefix) :]] = values[0]
-        return self.validated_options(options)
+        return await self.validated_options(options)
 
     # -- validation before start -----------------------------------------------------
 
-    def validated_options(self, user_options) -> dict:
-        full = self.full_profile_list()
-        visible = self.visible_profiles(full)
+    async def validated_options(self, user_options) -> dict:
+        full = await self.full_profile_list()
+        visible = await self.visible_profiles(full)
         if not visible:
             raise self.no_profile_error()
         try:
@@ -183,12 +195,16 @@ class CommunityOptionsMixin(HasTraits):
         options). If you configure your own ``apply_user_options``, call
         ``await spawner.apply_community_options(user_options)`` first.
         """
-        if not self.configured_profile_list():
+        if not await self.uses_profiles():
             return
-        explicit = self.validated_options(user_options)
+        explicit = await self.validated_options(user_options)
         self.user_options = explicit
-        profile = find_profile(self.visible_profiles(), explicit["profile"])
-        self.apply_profile(profile, explicit)
+        visible = await self.visible_profiles()
+        await maybe_future(
+            self.apply_profile(
+                find_profile(visible, explicit["profile"]), explicit, visible
+            )
+        )
 
     # -- helpers for apply_profile ------------------------------------------------------
 

@@ -1,0 +1,229 @@
+"""hubext-kube: the user's own profile list drives KubeSpawner; manifests are valid.
+
+No Kubernetes API server runs here: KubeSpawner is built against a dummy
+kubeconfig (tests/data/kubeconfig.yaml) and only builds pod manifests, which
+are checked against the Kubernetes schema with kubernetes-validate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from pathlib import Path
+from types import SimpleNamespace
+
+import kubernetes_validate
+import pytest
+from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.config import kube_config
+from tornado import web
+from traitlets.config import Config
+
+from hubext._validation import ConfigError
+from hubext.spawners.kube import CommunityKubeSpawner
+
+KUBECONFIG = Path(__file__).parent / "data" / "kubeconfig.yaml"
+K8S_VERSION = "1.30"
+
+
+async def gpu_node_selector(spawner):
+    await asyncio.sleep(0)
+    return {"hub.example.org/pool": f"gpu-{spawner.user.groups[0].name}"}
+
+
+PROFILES = [
+    {
+        "display_name": "Small",
+        "slug": "small",
+        "kubespawner_override": {"cpu_limit": 1, "mem_limit": "2G"},
+        "profile_options": {
+            "image": {
+                "display_name": "Image",
+                "choices": {
+                    "base": {
+                        "display_name": "Base",
+                        "kubespawner_override": {
+                            "image": "quay.io/jupyter/base-notebook:2024-12-02"
+                        },
+                    },
+                    "scipy": {
+                        "display_name": "SciPy",
+                        "allowed_groups": ["ocean-lab"],
+                        "kubespawner_override": {
+                            "image": "quay.io/jupyter/scipy-notebook:2024-12-02"
+                        },
+                    },
+                },
+                "unlisted_choice": {
+                    "enabled": True,
+                    "display_name": "Image (name:tag)",
+                    "validation_regex": r"[a-z0-9./-]+:[a-z0-9._-]+",
+                    "kubespawner_override": {"image": "{value}"},
+                    "allowed_groups": ["ocean-lab"],
+                },
+            }
+        },
+    },
+    {
+        "display_name": "GPU",
+        "slug": "gpu",
+        "allowed_groups": ["ocean-lab"],
+        "kubespawner_override": {
+            "extra_resource_limits": {"nvidia.com/gpu": "1"},
+            "node_selector": gpu_node_selector,
+            "environment": {"GPU": "yes"},
+        },
+    },
+    {"display_name": "Workshop", "slug": "workshop", "allowed_groups": ["astro-101"]},
+]
+
+
+@pytest.fixture
+def config(monkeypatch):
+    # KubeSpawner loads the kubeconfig when it is built; the client library
+    # read $KUBECONFIG when it was imported, so point its default path here.
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(KUBECONFIG))
+    config = Config()
+    config.KubeSpawner.profile_list = copy.deepcopy(PROFILES)
+    config.Communities.communities = {
+        "ocean-lab": {"default_profile": "gpu"},
+        "astro-101": {},
+    }
+    return config
+
+
+def make_spawner(config, name, groups, admin=False):
+    user = SimpleNamespace(
+        name=name,
+        id=abs(hash(name)) % 10_000,
+        url=f"/user/{name}/",
+        escaped_name=name,
+        admin=admin,
+        groups=[SimpleNamespace(name=g) for g in groups],
+    )
+    hub = SimpleNamespace(
+        public_host="hub.example.org",
+        url="http://hub:8081/hub/",
+        base_url="/hub/",
+        api_url="http://hub:8081/hub/api",
+    )
+    spawner = CommunityKubeSpawner(config=config, user=user, hub=hub)
+    spawner.api_token = "not-a-token"
+    return spawner
+
+
+async def manifest_for(spawner, options) -> dict:
+    await spawner.apply_community_options(options)
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    api = ApiClient()
+    try:
+        return api.sanitize_for_serialization(pod)
+    finally:
+        await api.close()
+
+
+def all_choices(profiles):
+    """Every (profile, option values) a user of these profiles may submit."""
+    for profile in profiles:
+        options = profile.get("profile_options") or {}
+        if not options:
+            yield {"profile": profile["slug"]}
+        for name, option in options.items():
+            for key in option["choices"]:
+                yield {"profile": profile["slug"], name: key}
+            if option["unlisted_choice"].get("enabled"):
+                yield {
+                    "profile": profile["slug"],
+                    f"{name}--unlisted-choice": "quay.io/x/y:1",
+                }
+
+
+@pytest.mark.parametrize(
+    ("groups", "count"),
+    [(["ocean-lab"], 4), (["astro-101"], 2), ([], 1)],
+    ids=["ocean", "astro", "nobody"],
+)
+async def test_every_allowed_choice_gives_a_valid_pod(config, groups, count):
+    spawner = make_spawner(config, "alice@github", groups)
+    visible = await spawner.visible_profiles()
+    submissions = list(all_choices(visible))
+    assert len(submissions) == count
+    for options in submissions:
+        spawner = make_spawner(config, "alice@github", groups)
+        manifest = await manifest_for(spawner, options)
+        kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+async def test_choices_reach_the_pod(config):
+    spawner = make_spawner(config, "ann", ["ocean-lab"])
+    pod = await manifest_for(
+        spawner, {"profile": "small", "image--unlisted-choice": "quay.io/x/y:1"}
+    )
+    assert pod["spec"]["containers"][0]["image"] == "quay.io/x/y:1"
+    spawner = make_spawner(config, "ann", ["ocean-lab"])
+    pod = await manifest_for(spawner, {})  # ocean-lab's default_profile
+    container = pod["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    # the async override callable was awaited
+    assert pod["spec"]["nodeSelector"] == {"hub.example.org/pool": "gpu-ocean-lab"}
+
+
+async def test_configuration_is_not_changed_by_a_spawn(config):
+    before = copy.deepcopy(config.KubeSpawner.profile_list)
+    spawner = make_spawner(config, "ann", ["ocean-lab"])
+    await manifest_for(spawner, {"profile": "gpu"})
+    assert config.KubeSpawner.profile_list == before
+    # another user's spawner still sees the whole configured list
+    other = make_spawner(config, "bo", ["astro-101"])
+    assert [p["slug"] for p in await other.visible_profiles()] == ["small", "workshop"]
+
+
+async def test_hidden_default_choice_is_not_applied_by_kubespawner(config):
+    # astro-101 cannot use "scipy"; KubeSpawner gets astro's own list, so the
+    # default it applies is one astro may use.
+    spawner = make_spawner(config, "bo", ["astro-101"])
+    pod = await manifest_for(spawner, {"profile": "small"})
+    assert pod["spec"]["containers"][0]["image"].endswith("base-notebook:2024-12-02")
+
+
+@pytest.mark.parametrize(
+    ("options", "status"),
+    [
+        ({"profile": "gpu"}, 403),
+        ({"profile": "small", "image": "scipy"}, 403),
+        ({"profile": "small", "image--unlisted-choice": "quay.io/x/y:1"}, 403),
+        ({"image": "base"}, 400),
+    ],
+)
+async def test_refusals_before_start(config, options, status):
+    spawner = make_spawner(config, "bo", ["astro-101"])
+    with pytest.raises(web.HTTPError) as info:
+        await spawner.apply_community_options(options)
+    assert info.value.status_code == status
+
+
+async def test_callable_profile_list_returning_nothing_is_refused(config):
+    config.KubeSpawner.profile_list = lambda spawner: []
+    spawner = make_spawner(config, "ann", ["ocean-lab"])
+    with pytest.raises(web.HTTPError) as info:
+        await spawner.apply_community_options({})
+    assert info.value.status_code == 403
+    with pytest.raises(web.HTTPError):
+        await spawner.community_options_form()
+
+
+def test_start_up_checks(config):
+    from hubext import Communities
+
+    config.Communities.communities = {"ocean-lab": {"default_profile": "nope"}}
+    with pytest.raises(
+        ConfigError,
+        match=r"\['ocean-lab'\].default_profile: no profile with slug 'nope'",
+    ):
+        CommunityKubeSpawner.check_hub_config(config, Communities(config=config))
+    config.KubeSpawner.profile_list = [{"display_name": "A", "allowd_groups": ["x"]}]
+    with pytest.raises(
+        ConfigError, match=r"KubeSpawner.profile_list\[0\].allowd_groups"
+    ):
+        CommunityKubeSpawner.check_hub_config(config, Communities(config=config))
