@@ -17,6 +17,8 @@ profile and every option's choice.
 
 from __future__ import annotations
 
+import functools
+
 from jinja2 import ChoiceLoader, Environment, PackageLoader
 from jupyterhub.utils import maybe_future
 from tornado import web
@@ -30,6 +32,22 @@ from ..profiles import (
     validate_user_options,
     visible_profile_list,
 )
+
+#: id(configured list) -> (configured list, initialized copy)
+_initialized: dict[int, tuple[list, list[dict]]] = {}
+
+
+#: id(configured list) -> (configured list, initialized copy)
+_initialized: dict[int, tuple[list, list[dict]]] = {}
+
+
+@functools.cache
+def _form_template():
+    """KubeSpawner's form template, compiled once."""
+    env = Environment(loader=ChoiceLoader([PackageLoader("kubespawner", "templates")]))
+    # keep the admin's order of profiles and options in |tojson output
+    env.policies["json.dumps_kwargs"] = {"sort_keys": False}
+    return env.get_template("form.html")
 
 
 def options_http_error(error: OptionsError) -> web.HTTPError:
@@ -98,9 +116,17 @@ class CommunityOptionsMixin(HasTraits):
         return False
 
     async def full_profile_list(self) -> list[dict]:
-        return initialize_profile_list(
-            await maybe_future(self.configured_profile_list())
-        )
+        """The initialized configured list (shared; never modify it)."""
+        configured = await maybe_future(self.configured_profile_list())
+        if self.profile_list_is_dynamic():
+            return initialize_profile_list(configured)
+        # A configured list is fixed for the hub's lifetime: initialize it once.
+        cached = _initialized.get(id(configured))
+        if cached is None or cached[0] is not configured:
+            cached = (configured, initialize_profile_list(configured))
+            _initialized.clear()
+            _initialized[id(configured)] = cached
+        return cached[1]
 
     async def visible_profiles(self, full: list[dict] | None = None) -> list[dict]:
         """This user's profile list (a new list; the configuration is untouched)."""
@@ -121,11 +147,7 @@ class CommunityOptionsMixin(HasTraits):
     # -- the form ------------------------------------------------------------------
 
     def render_profiles_form(self, profiles: list[dict]) -> str:
-        env = Environment(
-            loader=ChoiceLoader([PackageLoader("kubespawner", "templates")])
-        )
-        env.policies["json.dumps_kwargs"] = {"sort_keys": False}
-        return env.get_template("form.html").render(
+        return _form_template().render(
             profile_list=profiles, user_options=self._preselect(profiles)
         )
 
