@@ -227,3 +227,11 @@ def test_start_up_checks(config):
         ConfigError, match=r"KubeSpawner.profile_list\[0\].allowd_groups"
     ):
         CommunityKubeSpawner.check_hub_config(config, Communities(config=config))
+
+
+async def test_admins_own_form_template_gets_the_users_list(config):
+    config.KubeSpawner.profile_form_template = (
+        "{% for p in profile_list %}[{{ p.slug }}]{% endfor %}"
+    )
+    spawner = make_spawner(config, "bo", ["astro-101"])
+    assert await spawner.community_options_form() == "[small][workshop]"

@@ -70,6 +70,12 @@ class CommunityKubeSpawner(CommunityOptionsMixin, KubeSpawner):
             return list(await maybe_future(configured(self)) or [])
         return self._sorted_dict_values(configured)
 
+    def render_profiles_form(self, profiles: list[dict]) -> str:
+        if self.profile_form_template or self.additional_profile_form_template_paths:
+            # The admin's own template: KubeSpawner renders it, with our list.
+            return self._render_options_form(profiles)
+        return super().render_profiles_form(profiles)
+
     async def apply_profile(
         self, profile: dict, user_options: dict, visible: list
     ) -> None:
