@@ -66,7 +66,12 @@ def test_z2jh_example_is_valid_chart_input(chart, values):
     jsonschema.validate(helm_merge(defaults, values), schema)
     hub_config = values.get("hub", {}).get("config")
     if hub_config:
-        check_config(Config(hub_config))
+        config = Config(copy.deepcopy(hub_config))
+        # z2jh's jupyterhub_config.py turns singleuser.profileList into this
+        profile_list = values.get("singleuser", {}).get("profileList")
+        if profile_list:
+            config.KubeSpawner.profile_list = profile_list
+        check_config(config)
 
 
 def test_docs_build_without_warnings(tmp_path):
