@@ -3,8 +3,8 @@
 # Run as root (or with the packages already installed).
 set -euo pipefail
 
-packages=()
-# (The browser tests of the profile form will add chromium here.)
+# chromium: the browser tests (tests/test_browser.py) drive it with playwright.
+packages=(chromium)
 
 missing=()
 for p in "${packages[@]}"; do

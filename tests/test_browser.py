@@ -1,0 +1,165 @@
+"""The spawn form in a real browser: Debian's chromium driven by playwright.
+
+Screenshots are kept in test-artifacts/screenshots/ for people to look at.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+ACCOUNTS = {
+    "alice": {"preferred_username": "alice", "name": "Alice", "groups": ["ocean-lab"]},
+    "bob": {"preferred_username": "bob", "name": "Bob", "groups": ["astro-101"]},
+    "cy": {
+        "preferred_username": "cy",
+        "name": "Cy",
+        "groups": ["astro-101", "ocean-lab"],
+    },
+    "zed": {"preferred_username": "zed", "name": "Zed", "groups": ["empty-club"]},
+}
+
+CONFIG = """
+c.CommunityAuthenticator.admin_users = set()
+c.Communities.communities["empty-club"] = {
+    "display_name": "A community without server options",
+    "members": [{"provider": "demo", "group": "empty-club"}],
+}
+c.LocalCommunitySpawner.profile_list[0]["allowed_groups"] = ["ocean-lab", "astro-101"]
+"""
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    from .harness import RunningHub
+
+    workdir = tmp_path_factory.mktemp("browser")
+    accounts = workdir / "accounts.json"
+    accounts.write_text(json.dumps(ACCOUNTS))
+    hub = RunningHub(workdir, CONFIG, accounts=accounts).start()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+def sign_in(browser, hub, account):
+    page = browser.new_context().new_page()
+    page.goto(f"{hub.url}/hub/login")
+    page.click("a.hubext-provider[data-provider=demo]")
+    page.click(f"button[value={account}]")  # the provider's sign-in page
+    page.wait_for_url(f"{hub.url}/hub/**")
+    return page
+
+
+def spawn_page(browser, hub, account):
+    page = sign_in(browser, hub, account)
+    response = page.goto(f"{hub.url}/hub/spawn")
+    return page, response
+
+
+def shown_profiles(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "input[name=profile]", "els => els.map(e => e.value)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("account", "profiles", "selected"),
+    [
+        pytest.param(
+            "alice", ["standard", "ocean-model"], "ocean-model", id="member-of-ocean"
+        ),
+        pytest.param(
+            "bob",
+            ["standard", "astro-workshop"],
+            "astro-workshop",
+            id="member-of-astro",
+        ),
+        pytest.param(
+            "cy",
+            ["standard", "ocean-model", "astro-workshop"],
+            "ocean-model",
+            id="member-of-both",
+        ),
+    ],
+)
+def test_each_member_sees_their_profiles(hub, browser, account, profiles, selected):
+    page, response = spawn_page(browser, hub, account)
+    assert response.status == 200
+    assert shown_profiles(page) == profiles
+    assert (
+        page.eval_on_selector("input[name=profile]:checked", "e => e.value") == selected
+    )
+    page.screenshot(path=SCREENSHOTS / f"spawn-form-{account}.png", full_page=True)
+
+
+def test_no_profile_page(hub, browser):
+    page, response = spawn_page(browser, hub, "zed")
+    assert response.status == 403
+    assert "Your communities (empty-club) have no server options" in page.content()
+    page.screenshot(path=SCREENSHOTS / "no-profile-403.png", full_page=True)
+
+
+def test_bad_choice_is_answered_on_the_page(hub, browser):
+    page, _ = spawn_page(browser, hub, "bob")
+    # A person editing the page offers a choice bob may not use.
+    page.evaluate(
+        """() => {
+            const select = document.querySelector(
+                "select[name='profile-option-standard--threads']");
+            select.add(new Option("8 threads", "8"));
+            select.value = "8";
+            document.querySelector("#profile-item-standard").checked = true;
+        }"""
+    )
+    page.click("#spawn_form button[type=submit]")
+    page.wait_for_load_state()
+    text = page.inner_text("body")
+    assert "The choice '8' for 'Threads' is not available to your communities" in text
+    assert page.locator("#spawn_form").count() == 1  # the form again
+    page.screenshot(path=SCREENSHOTS / "bad-choice-refused.png", full_page=True)
+    assert not hub.api.user("bob")["servers"]
+
+
+def test_free_text_is_checked_on_the_server(hub, browser):
+    page, _ = spawn_page(browser, hub, "alice")
+    page.check("#profile-item-ocean-model")
+    page.select_option(
+        "select[name='profile-option-ocean-model--dataset']", "unlisted-choice"
+    )
+    field = "#profile-option-ocean-model--dataset--unlisted-choice"
+    # Remove the browser-side pattern check, as a person can.
+    page.evaluate(f"document.querySelector('{field}').removeAttribute('pattern')")
+    page.fill(field, "{username}")
+    page.click("#spawn_form button[type=submit]")
+    page.wait_for_load_state()
+    assert "must not contain" in page.inner_text("body")
+    page.screenshot(path=SCREENSHOTS / "template-injection-refused.png", full_page=True)
+    assert not hub.api.user("alice")["servers"]
