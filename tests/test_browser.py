@@ -163,3 +163,72 @@ def test_free_text_is_checked_on_the_server(hub, browser):
     assert "must not contain" in page.inner_text("body")
     page.screenshot(path=SCREENSHOTS / "template-injection-refused.png", full_page=True)
     assert not hub.api.user("alice")["servers"]
+
+
+KUBE_CONFIG = f"""
+from jupyterhub_fancy_profiles import setup_ui
+
+# KubeSpawner reads a kubeconfig when a spawner is built; no cluster is
+# needed to render the form.
+import kubernetes_asyncio.config.kube_config as kube_config
+
+kube_config.KUBE_CONFIG_DEFAULT_LOCATION = {str(Path(__file__).parent / "data" / "kubeconfig.yaml")!r}
+c.JupyterHub.spawner_class = "hubext-kube"
+c.KubeSpawner.profile_list = [
+    {{"display_name": "Standard", "slug": "standard",
+      "kubespawner_override": {{"image": "quay.io/jupyter/base-notebook:2024-12-02"}}}},
+    {{"display_name": "Ocean model run", "slug": "ocean-model", "allowed_groups": ["ocean-lab"],
+      "profile_options": {{"image": {{"display_name": "Image", "choices": {{
+          "scipy": {{"display_name": "SciPy", "kubespawner_override": {{"image": "quay.io/jupyter/scipy-notebook:2024-12-02"}}}},
+      }}}}}}}},
+    {{"display_name": "Astronomy 101 workshop", "slug": "astro-workshop", "allowed_groups": ["astro-101"]}},
+]
+c.CommunityAuthenticator.admin_users = set()
+setup_ui(c)
+"""
+
+
+@pytest.fixture(scope="module")
+def kube_hub(tmp_path_factory):
+    from .harness import RunningHub
+
+    workdir = tmp_path_factory.mktemp("fancy")
+    accounts = workdir / "accounts.json"
+    accounts.write_text(json.dumps(ACCOUNTS))
+    hub = RunningHub(workdir, KUBE_CONFIG, accounts=accounts).start()
+    yield hub
+    hub.stop()
+
+
+@pytest.mark.parametrize(
+    ("account", "shown", "hidden"),
+    [
+        pytest.param(
+            "alice",
+            ["Standard", "Ocean model run"],
+            ["Astronomy 101 workshop"],
+            id="ocean",
+        ),
+        pytest.param(
+            "bob",
+            ["Standard", "Astronomy 101 workshop"],
+            ["Ocean model run"],
+            id="astro",
+        ),
+    ],
+)
+def test_fancy_profiles_on_the_kubernetes_spawner(
+    kube_hub, browser, account, shown, hidden
+):
+    page, response = spawn_page(browser, kube_hub, account)
+    assert response.status == 200
+    # the React form renders the user's own list, not the configured one
+    page.wait_for_selector(".loader-wrapper", state="detached", timeout=15000)
+    slugs = page.evaluate("window.profileList.map(p => p.slug)")
+    assert len(slugs) == len(shown)
+    text = page.inner_text("#form")
+    for name in shown:
+        assert name in text
+    for name in hidden:
+        assert name not in text
+    page.screenshot(path=SCREENSHOTS / f"fancy-profiles-{account}.png", full_page=True)
