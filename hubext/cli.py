@@ -64,13 +64,20 @@ def check_config(config: Config) -> Communities:
 
 
 def format_table(communities: Communities) -> str:
-    headers = ("community", "display name", "member rules", "admin rules")
+    headers = (
+        "community",
+        "display name",
+        "member rules",
+        "admin rules",
+        "default profile",
+    )
     rows = [
         (
             c.slug,
             c.display_name,
             str(len(c.get("members", ()))),
             str(len(c.get("admins", ()))),
+            c.get("default_profile") or "-",
         )
         for c in communities
     ]

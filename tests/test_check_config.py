@@ -44,6 +44,24 @@ BAD_CONFIGS = [
         id="unknown-provider-trait",
     ),
     pytest.param(
+        'c.Communities.communities["ocean-lab"]["default_profile"] = "gpus"',
+        "Communities.communities['ocean-lab'].default_profile: no profile with slug "
+        "'gpus'; profiles: standard, ocean-model, astro-workshop",
+        id="unknown-default-profile",
+    ),
+    pytest.param(
+        'c.LocalCommunitySpawner.profile_list[1]["kubespawner_override"]["image"] = "x"',
+        "LocalCommunitySpawner.profile_list[1].kubespawner_override.image: cannot be "
+        "overridden on hubext-local",
+        id="local-override-not-supported",
+    ),
+    pytest.param(
+        'c.LocalCommunitySpawner.profile_list[2]["allowed_group"] = ["x"]',
+        "LocalCommunitySpawner.profile_list[2].allowed_group: unknown key "
+        "(did you mean 'allowed_groups'?)",
+        id="misspelled-allowed-groups",
+    ),
+    pytest.param(
         'c.CommunityAuthenticator.providers["demo"]["username_template"] = "{user}"',
         "CommunityAuthenticator.providers['demo'].username_template: unknown field {user}",
         id="bad-username-template",
@@ -106,7 +124,9 @@ def test_check_config_secrets_not_echoed(tmp_path, capsys):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize(("line", "message"), BAD_CONFIGS[:2] + BAD_CONFIGS[3:5])
+@pytest.mark.parametrize(
+    ("line", "message"), BAD_CONFIGS[:2] + BAD_CONFIGS[3:5] + BAD_CONFIGS[6:9]
+)
 def test_hub_refuses_to_start(tmp_path, line, message):
     env = DemoEnvironment.with_free_ports(tmp_path / "hub")
     log = tmp_path / "hub.log"
