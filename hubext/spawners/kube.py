@@ -44,14 +44,6 @@ class CommunityKubeSpawner(CommunityOptionsMixin, KubeSpawner):
         check_profile_list(profile_list, PROFILE_LIST_PATH)
         check_default_profiles(communities, profile_list)
 
-    @property
-    def communities(self) -> Communities:
-        try:
-            return self._communities
-        except AttributeError:
-            self._communities = Communities(parent=self)
-            return self._communities
-
     def _configured(self):
         # The configured list, kept before this instance's profile_list is
         # replaced by the user's own list in apply_profile().

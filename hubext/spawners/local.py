@@ -172,15 +172,6 @@ class LocalCommunitySpawner(CommunityOptionsMixin, LocalProcessSpawner):
         return [sys.executable, "-m", "jupyterhub.singleuser"]
 
     @property
-    def communities(self) -> Communities:
-        """The hub's communities (validated when the hub started)."""
-        try:
-            return self._communities
-        except AttributeError:
-            self._communities = Communities(parent=self)
-            return self._communities
-
-    @property
     def home_dir(self) -> str:
         """The user's home when not running as system users."""
         return os.path.join(os.path.abspath(self.home_root), safe_slug(self.user.name))

@@ -24,6 +24,7 @@ from jupyterhub.utils import maybe_future
 from tornado import web
 from traitlets import Bool, HasTraits, Unicode, default
 
+from ..communities import Communities
 from ..profiles import (
     UNLISTED_SUFFIX,
     OptionsError,
@@ -89,6 +90,15 @@ class CommunityOptionsMixin(HasTraits):
         .. versionadded:: 0.1
         """,
     )
+
+    @property
+    def communities(self) -> Communities:
+        """The hub's communities (validated when the hub started)."""
+        try:
+            return self._communities
+        except AttributeError:
+            self._communities = Communities(parent=self)
+            return self._communities
 
     # -- the user's list ----------------------------------------------------------
 
