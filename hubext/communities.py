@@ -29,6 +29,7 @@ from traitlets import Dict, observe, validate
 from traitlets.config import LoggingConfigurable
 
 from ._validation import ConfigError, KeyPath, check_keys, expect_mapping, expect_text
+from .culling import parse_culling
 from .rules import RuleIndex, parse_rules
 from .slugs import community_slug_problem
 
@@ -68,6 +69,7 @@ COMMUNITY_KEYS: dict[str, KeyValidator] = {
     "default_profile": _default_profile,
     "members": parse_rules,
     "admins": parse_rules,
+    "culling": parse_culling,
 }
 
 #: Checks over the whole validated registry, e.g. uniqueness across communities.
@@ -131,6 +133,13 @@ class Communities(LoggingConfigurable):
             The slug of the profile pre-selected for the community's
             members (a member of several communities gets the first of
             their communities, in this mapping's order, that names one).
+        ``culling``
+            The idle policy of the community's servers for the
+            ``hubext.culler`` service: ``idle_timeout`` and ``max_age`` in
+            seconds (null: never), ``cull_named_servers`` and
+            ``remove_named_servers`` (true/false). Keys left out take the
+            culler's hub-wide default; a member of several communities gets
+            the most generous policy. See :mod:`hubext.culling`.
         ``members``, ``admins``
             Lists of rules saying who belongs to the community and who
             administers it (admins are members too). A person matches a list
