@@ -1,0 +1,334 @@
+"""The culler service: ``python -m hubext.culler`` (console script ``hubext-culler``).
+
+A JupyterHub-managed service that stops idle servers with each community's
+policy (``culling`` in ``c.Communities.communities``, read from the hub's own
+configuration file) and a hub-wide default for everyone else. Each pass:
+
+1. lists users with a ready server (``state=ready``, paginated): work in
+   proportion to running servers, not to all users;
+2. decides per server (:mod:`hubext.culler.decide`) with the most generous
+   policy of the user's communities;
+3. stops the chosen servers concurrently, at most ``concurrency`` at once.
+
+Errors of a pass are logged and counted; the next pass tries again. The API
+token is never logged: it is read from the environment by default, kept out
+of reprs, and scrubbed from every log record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from traitlets import Any, Bool, Float, Integer, Unicode, default
+from traitlets.config import Application, PyFileConfigLoader
+
+from .. import __version__
+from ..communities import Communities
+from ..culling import MIN_SECONDS, CullingPolicy, policy_for
+from .client import HubAPI, HubAPIError
+from .decide import Cull, Skip, decide
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class RedactFilter(logging.Filter):
+    """Replace a secret in every log record (message, arguments, traceback)."""
+
+    def __init__(self, secret: str):
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secret:
+            return True
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg = message.replace(self.secret, "[secret]")
+        record.args = ()
+        if record.exc_text:
+            record.exc_text = record.exc_text.replace(self.secret, "[secret]")
+        record.exc_info = None
+        return True
+
+
+@dataclass
+class PassResult:
+    """What one pass did."""
+
+    culled: list[Cull] = field(default_factory=list)
+    stopping: list[Cull] = field(default_factory=list)  # 202: still stopping
+    skipped: list[Skip] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    servers: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    peak_concurrent_stops: int = 0
+
+
+class Culler(Application):
+    """Stop idle single-user servers, with per-community policy."""
+
+    name = "hubext-culler"
+    version = __version__
+    description = __doc__
+
+    aliases = {
+        "url": "Culler.url",
+        "hub-config": "Culler.hub_config",
+        "interval": "Culler.interval",
+        "concurrency": "Culler.concurrency",
+        "timeout": "Culler.idle_timeout",
+        "max-age": "Culler.max_age",
+        "log-level": "Application.log_level",
+        "config": "Culler.config_file",
+    }
+    flags = {
+        "dry-run": (
+            {"Culler": {"dry_run": True}},
+            "Log what would be culled; cull nothing.",
+        ),
+        "remove-named-servers": (
+            {"Culler": {"remove_named_servers": True}},
+            "Delete named servers once they are stopped.",
+        ),
+        "once": ({"Culler": {"once": True}}, "Run one pass and exit."),
+        "generate-config": (
+            {"Culler": {"generate_config": True}},
+            "Print a config file with every option and its help, and exit.",
+        ),
+    }
+
+    generate_config = Bool(False, config=True, help="Print a config file and exit.")
+
+    config_file = Unicode("", config=True, help="A config file for the culler itself.")
+
+    url = Unicode(
+        config=True,
+        help="""
+        The hub's API URL. Default: ``$JUPYTERHUB_API_URL`` (set by JupyterHub
+        for its services), else ``http://127.0.0.1:8081/hub/api``.
+        """,
+    )
+
+    @default("url")
+    def _url_default(self):
+        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+
+    api_token = Unicode(
+        config=True,
+        help="""
+        The service's API token. Default: ``$JUPYTERHUB_API_TOKEN`` (set by
+        JupyterHub for its services). Prefer the environment: a token on a
+        command line is visible to other users of the machine.
+        """,
+    ).tag(secret=True)
+
+    @default("api_token")
+    def _api_token_default(self):
+        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
+
+    hub_config = Unicode(
+        "",
+        config=True,
+        help="""
+        The hub's own ``jupyterhub_config.py``, to read the communities'
+        ``culling`` policies from (the same definitions the hub uses).
+        Empty: the hub-wide default applies to everyone.
+        """,
+    )
+
+    interval = Float(300, config=True, help="Seconds between passes.")
+    concurrency = Integer(10, config=True, help="Most servers stopped at once.")
+    idle_timeout = Integer(
+        3600,
+        allow_none=True,
+        config=True,
+        help="Hub-wide default: seconds of inactivity before a server is stopped (None: never).",
+    )
+    max_age = Integer(
+        None,
+        allow_none=True,
+        config=True,
+        help="Hub-wide default: seconds since start before a server is stopped (None: never).",
+    )
+    cull_named_servers = Bool(
+        True, config=True, help="Hub-wide default: cull named servers too."
+    )
+    remove_named_servers = Bool(
+        False, config=True, help="Hub-wide default: delete named servers once stopped."
+    )
+    dry_run = Bool(False, config=True, help="Log what would be culled; cull nothing.")
+    once = Bool(False, config=True, help="Run one pass and exit.")
+    page_size = Integer(200, config=True, help="Users per page when listing.")
+
+    now = Any(
+        help="The clock: a callable returning an aware datetime (tests travel in time)."
+    )
+
+    @default("now")
+    def _now_default(self):
+        return utcnow
+
+    def default_policy(self) -> CullingPolicy:
+        for name in ("idle_timeout", "max_age"):
+            value = getattr(self, name)
+            if value is not None and value < MIN_SECONDS:
+                raise ValueError(
+                    f"Culler.{name} must be at least {MIN_SECONDS} or None"
+                )
+        return CullingPolicy(
+            idle_timeout=self.idle_timeout,
+            max_age=self.max_age,
+            cull_named_servers=self.cull_named_servers,
+            remove_named_servers=self.remove_named_servers,
+        )
+
+    def load_community_policies(self) -> dict:
+        """``{slug: culling settings}`` from the hub's configuration."""
+        if not self.hub_config:
+            return {}
+        directory, filename = os.path.split(os.path.abspath(self.hub_config))
+        hub_config = PyFileConfigLoader(filename, path=directory).load_config()
+        communities = Communities(config=hub_config, log=self.log)
+        return {c.slug: dict(c.get("culling")) for c in communities if c.get("culling")}
+
+    def initialize(self, argv=None):
+        super().initialize(argv)
+        if self.config_file:
+            self.load_config_file(self.config_file)
+        for handler in logging.getLogger().handlers + self.log.handlers:
+            handler.addFilter(RedactFilter(self.api_token))
+        self.policies = self.load_community_policies()
+        self.default = self.default_policy()
+
+    # -- one pass ---------------------------------------------------------------------
+
+    async def cull_pass(self, api: HubAPI) -> PassResult:
+        result = PassResult()
+        started = time.perf_counter()
+        before = api.requests
+        try:
+            users = await api.ready_users(self.page_size)
+        except HubAPIError as e:
+            result.errors.append(str(e))
+            self.log.error(
+                "hubext-culler: listing users failed: %s; next pass retries", e
+            )
+            result.seconds = time.perf_counter() - started
+            return result
+        now = self.now()
+        actions: list[Cull] = []
+        for user in users:
+            name = user.get("name")
+            servers = user.get("servers")
+            if not isinstance(name, str) or not isinstance(servers, dict):
+                result.errors.append(f"malformed user model {str(name)[:60]!r}")
+                continue
+            groups = [g for g in user.get("groups") or [] if isinstance(g, str)]
+            policy = policy_for(groups, self.policies, self.default)
+            for server_name, server in servers.items():
+                if not isinstance(server, dict):
+                    continue
+                result.servers += 1
+                verdict = decide(name, server_name, server, policy, now)
+                if isinstance(verdict, Skip):
+                    result.skipped.append(verdict)
+                    self.log.warning(
+                        "hubext-culler: leaving %s alone: %s",
+                        f"{name}/{server_name}" if server_name else name,
+                        verdict.reason,
+                    )
+                elif isinstance(verdict, Cull):
+                    actions.append(verdict)
+        await self._stop_all(api, actions, result)
+        result.requests = api.requests - before
+        result.seconds = time.perf_counter() - started
+        self.log.info(
+            "hubext-culler: pass done in %.2f s: %d servers, %d culled, %d stopping, "
+            "%d left alone, %d errors, %d API requests",
+            result.seconds,
+            result.servers,
+            len(result.culled),
+            len(result.stopping),
+            len(result.skipped),
+            len(result.errors),
+            result.requests,
+        )
+        return result
+
+    async def _stop_all(
+        self, api: HubAPI, actions: list[Cull], result: PassResult
+    ) -> None:
+        limit = asyncio.Semaphore(max(1, self.concurrency))
+        running = 0
+
+        async def stop(action: Cull):
+            nonlocal running
+            async with limit:
+                running += 1
+                result.peak_concurrent_stops = max(
+                    result.peak_concurrent_stops, running
+                )
+                try:
+                    await self._stop(api, action, result)
+                finally:
+                    running -= 1
+
+        await asyncio.gather(*(stop(a) for a in actions))
+
+    async def _stop(self, api: HubAPI, action: Cull, result: PassResult) -> None:
+        what = (
+            f"{action.log_name} ({action.reason}: inactive {action.inactive:.0f} s"
+            + (f", age {action.age:.0f} s" if action.age is not None else "")
+            + (", removing" if action.remove else "")
+            + ")"
+        )
+        if self.dry_run:
+            self.log.info("hubext-culler: would cull %s (dry run)", what)
+            result.culled.append(action)
+            return
+        try:
+            status = await api.stop_server(action.user, action.server, action.remove)
+        except HubAPIError as e:
+            result.errors.append(str(e))
+            self.log.error("hubext-culler: culling %s failed: %s", what, e)
+            return
+        if status == 202:
+            result.stopping.append(action)
+            self.log.info("hubext-culler: culling %s: stopping (slow)", what)
+        else:
+            result.culled.append(action)
+            self.log.info("hubext-culler: culled %s", what)
+
+    # -- the service -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        api = HubAPI(self.url, self.api_token)
+        try:
+            while True:
+                await self.cull_pass(api)
+                if self.once:
+                    return
+                await asyncio.sleep(self.interval)
+        finally:
+            api.close()
+
+    def start(self):
+        if self.generate_config:
+            print(self.generate_config_file())
+            return
+        if not self.api_token:
+            self.log.critical("hubext-culler: no API token (set JUPYTERHUB_API_TOKEN)")
+            self.exit(2)
+        asyncio.run(self.run())
+
+
+main = Culler.launch_instance

@@ -1,0 +1,121 @@
+"""The few hub REST API calls the culler makes, with its token kept out of sight.
+
+The token travels only in the ``Authorization`` header. Errors are raised as
+:class:`HubAPIError`, whose message has the method, the path and the status,
+never headers, bodies sent or the token; tornado's own exceptions (whose
+tracebacks can show request objects) do not escape this module.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote, urlencode, urlsplit
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+PAGINATION = "application/jupyterhub-pagination+json"
+
+
+class HubAPIError(Exception):
+    """A failed hub API request (status 599: no answer)."""
+
+    def __init__(self, method: str, path: str, status: int, detail: str = ""):
+        self.method, self.path, self.status = method, path, status
+        message = f"{method} {path}: HTTP {status}"
+        if detail:
+            message += f" ({detail[:200]})"
+        super().__init__(message)
+
+
+class HubAPI:
+    """A hub's REST API (``.../hub/api``) with one token."""
+
+    def __init__(self, url: str, token: str, *, request_timeout: float = 30):
+        self.url = url.rstrip("/")
+        self._headers = {"Authorization": f"token {token}"}
+        self._timeout = request_timeout
+        self.requests = 0  # made so far (for metrics and benchmarks)
+        self._client = AsyncHTTPClient(force_instance=True, max_clients=64)
+
+    def __repr__(self) -> str:
+        return f"HubAPI({self.url!r})"  # never the token
+
+    def close(self) -> None:
+        self._client.close()
+
+    async def request(self, method: str, path: str, *, body=None, accept=None):
+        headers = dict(self._headers)
+        if accept:
+            headers["Accept"] = accept
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        request = HTTPRequest(
+            self.url + path if path.startswith("/") else path,
+            method=method,
+            headers=headers,
+            body=None if body is None else json.dumps(body),
+            allow_nonstandard_methods=True,
+            request_timeout=self._timeout,
+        )
+        shown = urlsplit(request.url).path
+        self.requests += 1
+        try:
+            response = await self._client.fetch(request, raise_error=False)
+        except Exception as e:  # connection errors, timeouts
+            raise HubAPIError(method, shown, 599, type(e).__name__) from None
+        if response.code >= 400 or response.code == 599:
+            detail = ""
+            if response.body:
+                detail = response.body[:500].decode("utf8", "replace")
+            raise HubAPIError(method, shown, response.code, detail)
+        return response
+
+    async def json(self, method: str, path: str, **kwargs):
+        response = await self.request(method, path, **kwargs)
+        if not response.body:
+            return None
+        try:
+            return json.loads(response.body)
+        except ValueError:
+            raise HubAPIError(
+                method, path, response.code, "response is not JSON"
+            ) from None
+
+    async def ready_users(self, page_size: int = 200) -> list[dict]:
+        """All users with a ready server, following the hub's pagination."""
+        users: list[dict] = []
+        query = urlencode({"state": "ready", "limit": page_size, "offset": 0})
+        path = f"/users?{query}"
+        seen = set()
+        while path:
+            page = await self.json("GET", path, accept=PAGINATION)
+            if isinstance(page, list):  # a hub without pagination
+                items, next_info = page, None
+            elif isinstance(page, dict) and isinstance(page.get("items"), list):
+                items = page["items"]
+                next_info = (page.get("_pagination") or {}).get("next")
+            else:
+                raise HubAPIError("GET", "/users", 200, "unexpected response shape")
+            for user in items:
+                # Pages can shift while servers stop: never handle a user twice.
+                if isinstance(user, dict) and user.get("name") not in seen:
+                    seen.add(user.get("name"))
+                    users.append(user)
+            path = None
+            if next_info:
+                nxt = next_info.get("url") if isinstance(next_info, dict) else None
+                if not isinstance(nxt, str):
+                    raise HubAPIError("GET", "/users", 200, "bad pagination link")
+                # Keep only the query: the token goes to our hub URL alone.
+                path = f"/users?{urlsplit(nxt).query}"
+        return users
+
+    async def stop_server(self, user: str, server: str, remove: bool = False) -> int:
+        """Stop a server; return 204 (stopped) or 202 (stopping)."""
+        if server:
+            path = f"/users/{quote(user, safe='')}/servers/{quote(server, safe='')}"
+        else:
+            path = f"/users/{quote(user, safe='')}/server"
+        body = {"remove": True} if remove else None
+        response = await self.request("DELETE", path, body=body)
+        return response.code
