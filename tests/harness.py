@@ -53,13 +53,13 @@ class RunningHub:
                 import os
                 load_subconfig({str(DEMO_CONFIG)!r})
                 c = get_config()
-                c.JupyterHub.services = [
-                    {{"name": "hubext-test", "api_token": os.environ["HUBEXT_TEST_TOKEN"]}},
-                ]
-                c.JupyterHub.load_roles = [
+                c.JupyterHub.services.append(
+                    {{"name": "hubext-test", "api_token": os.environ["HUBEXT_TEST_TOKEN"]}}
+                )
+                c.JupyterHub.load_roles.append(
                     {{"name": "hubext-test", "scopes": {service_scopes or TEST_SERVICE_SCOPES!r},
-                      "services": ["hubext-test"]}},
-                ]
+                      "services": ["hubext-test"]}}
+                )
                 c.JupyterHub.log_level = "DEBUG"
                 """
             )

@@ -35,14 +35,12 @@ def register(c, *, hub_config: str, name: str = "hubext-culler", args=()) -> Non
         f"--hub-config={hub_config}",
         *args,
     ]
-    c.JupyterHub.services = [
-        *[s for s in c.JupyterHub.services if s.get("name") != name],
-        {"name": name, "command": command},
-    ]
-    c.JupyterHub.load_roles = [
-        *[r for r in c.JupyterHub.load_roles if r.get("name") != name],
-        {"name": name, "scopes": list(CULLER_SCOPES), "services": [name]},
-    ]
+    # append: works whether or not other services or roles are configured
+    # (before or after this call). Call it once.
+    c.JupyterHub.services.append({"name": name, "command": command})
+    c.JupyterHub.load_roles.append(
+        {"name": name, "scopes": list(CULLER_SCOPES), "services": [name]}
+    )
 
 
 __all__ = ["CULLER_SCOPES", "Culler", "register"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -117,6 +118,11 @@ class Culler(Application):
         for its services), else ``http://127.0.0.1:8081/hub/api``.
         """,
     )
+
+    @default("log_level")
+    def _log_level_default(self):
+        # One line per action and per pass, in the hub's log.
+        return logging.INFO
 
     @default("url")
     def _url_default(self):
@@ -328,7 +334,18 @@ class Culler(Application):
         if not self.api_token:
             self.log.critical("hubext-culler: no API token (set JUPYTERHUB_API_TOKEN)")
             self.exit(2)
-        asyncio.run(self.run())
+        asyncio.run(self._run_until_signalled())
+
+    async def _run_until_signalled(self) -> None:
+        """Run until done, or until SIGTERM/SIGINT (JupyterHub stopping us)."""
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        try:
+            await self.run()
+        except asyncio.CancelledError:
+            self.log.info("hubext-culler: stopping")
 
 
 main = Culler.launch_instance
