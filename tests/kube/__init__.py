@@ -1,0 +1,28 @@
+"""Kubernetes test support: an in-memory API server (kmock) and a fake kubelet.
+
+See :mod:`tests.kube.kmock_cluster` for what is real and what is faked.
+"""
+
+from .kmock_cluster import (
+    KUBELET_FINALIZER,
+    Cluster,
+    FakeKubelet,
+    KubeApiServer,
+    as_sent,
+    pod_container,
+    running_cluster,
+    stop_kubespawner_state,
+    write_kubeconfig,
+)
+
+__all__ = [
+    "KUBELET_FINALIZER",
+    "Cluster",
+    "FakeKubelet",
+    "KubeApiServer",
+    "as_sent",
+    "pod_container",
+    "running_cluster",
+    "stop_kubespawner_state",
+    "write_kubeconfig",
+]
