@@ -156,3 +156,16 @@ async def test_slow_stops_are_reported_as_stopping(hub):
     result = await one_pass(make_culler(hub))
     assert len(result.stopping) == 1 and len(result.culled) == 1
     assert result.errors == []
+
+
+async def test_metrics(hub):
+    from prometheus_client import generate_latest
+
+    culler = make_culler(hub)
+    hub.fail("delete", 500)
+    await one_pass(culler)
+    text = generate_latest(culler.metrics.registry).decode()
+    assert 'hubext_culler_servers_culled_total{reason="idle"} 1.0' in text
+    assert "hubext_culler_errors_total 1.0" in text
+    assert "hubext_culler_passes_total 1.0" in text
+    assert "hubext_culler_pass_duration_seconds_count 1.0" in text

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from prometheus_client import start_http_server
 from traitlets import Any, Bool, Float, Integer, Unicode, default
 from traitlets.config import Application, PyFileConfigLoader
 
@@ -33,6 +34,7 @@ from ..communities import Communities
 from ..culling import MIN_SECONDS, CullingPolicy, policy_for
 from .client import HubAPI, HubAPIError
 from .decide import Cull, Skip, decide
+from .metrics import CullerMetrics
 
 
 def utcnow() -> datetime:
@@ -174,6 +176,15 @@ class Culler(Application):
     dry_run = Bool(False, config=True, help="Log what would be culled; cull nothing.")
     once = Bool(False, config=True, help="Run one pass and exit.")
     page_size = Integer(200, config=True, help="Users per page when listing.")
+    metrics_port = Integer(
+        0,
+        config=True,
+        help="""
+        Serve Prometheus metrics on this port (``/metrics``, on
+        :attr:`metrics_ip`); 0: off.
+        """,
+    )
+    metrics_ip = Unicode("127.0.0.1", config=True, help="Address for the metrics port.")
 
     now = Any(
         help="The clock: a callable returning an aware datetime (tests travel in time)."
@@ -182,6 +193,12 @@ class Culler(Application):
     @default("now")
     def _now_default(self):
         return utcnow
+
+    metrics = Any(help="The culler's Prometheus metrics (CullerMetrics).")
+
+    @default("metrics")
+    def _metrics_default(self):
+        return CullerMetrics()
 
     def default_policy(self) -> CullingPolicy:
         for name in ("idle_timeout", "max_age"):
@@ -229,6 +246,7 @@ class Culler(Application):
                 "hubext-culler: listing users failed: %s; next pass retries", e
             )
             result.seconds = time.perf_counter() - started
+            self.metrics.record(result)
             return result
         now = self.now()
         actions: list[Cull] = []
@@ -257,6 +275,7 @@ class Culler(Application):
         await self._stop_all(api, actions, result)
         result.requests = api.requests - before
         result.seconds = time.perf_counter() - started
+        self.metrics.record(result)
         self.log.info(
             "hubext-culler: pass done in %.2f s: %d servers, %d culled, %d stopping, "
             "%d left alone, %d errors, %d API requests",
@@ -334,6 +353,10 @@ class Culler(Application):
         if not self.api_token:
             self.log.critical("hubext-culler: no API token (set JUPYTERHUB_API_TOKEN)")
             self.exit(2)
+        if self.metrics_port:
+            start_http_server(
+                self.metrics_port, self.metrics_ip, registry=self.metrics.registry
+            )
         asyncio.run(self._run_until_signalled())
 
     async def _run_until_signalled(self) -> None:

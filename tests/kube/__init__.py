@@ -4,6 +4,7 @@ See :mod:`tests.kube.kmock_cluster` for what is real and what is faked.
 """
 
 from .kmock_cluster import (
+    CORE_RESOURCES,
     KUBELET_FINALIZER,
     Cluster,
     FakeKubelet,
@@ -16,6 +17,7 @@ from .kmock_cluster import (
 )
 
 __all__ = [
+    "CORE_RESOURCES",
     "KUBELET_FINALIZER",
     "Cluster",
     "FakeKubelet",

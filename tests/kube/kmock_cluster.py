@@ -47,10 +47,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import itertools
 import json
 import logging
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,21 +104,24 @@ class KubeApiServer(kmock.KubernetesEmulator):
     override point) are the two hooks used here. Nothing in kmock is patched.
     """
 
-    _versions: itertools.count = attrs.field(
-        factory=lambda: itertools.count(1), init=False
-    )
+    #: The last resourceVersion given (one counter for all objects, as etcd's).
+    version: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         # kmock ships the resource list of a recent k3s; without it, a list
         # of a resource with no object yet (events, PVCs...) is a 404.
-        self.resources.load_bundled()
+        with warnings.catch_warnings():
+            # kmock 0.8 reads it with importlib.resources.read_binary (deprecated)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.resources.load_bundled()
         missing = [r for r in CORE_RESOURCES if f"v1/{r}" not in self.resources]
         if missing:  # pragma: no cover - a kmock without its bundled list
             raise RuntimeError(f"kmock's bundled resources lack core v1 {missing}")
 
     def next_version(self) -> str:
-        return str(next(self._versions))
+        self.version += 1
+        return str(self.version)
 
     async def __call__(self, raw_request):
         # kubernetes_asyncio sends the watch flag as "True"; kmock only sees a
