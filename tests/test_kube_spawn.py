@@ -189,6 +189,7 @@ async def test_member_starts_polls_and_stops_a_gpu_server(cluster, config):
     assert pod["spec"]["nodeSelector"] == {"hub.example.org/pool": "gpu-ocean-lab"}
     assert env(notebook)["HUBEXT_PROFILE"] == "gpu"
     assert spawner.pod_id == pod["metadata"]["uid"]
+    assert cluster.kubelet.started == [f"{NAMESPACE}/{spawner.pod_name}"]
 
     assert await spawner.poll() is None
 
@@ -199,7 +200,7 @@ async def test_member_starts_polls_and_stops_a_gpu_server(cluster, config):
     # the grace period KubeSpawner asked for reached the server
     (delete,) = cluster.requests("delete", "pods")
     assert delete.params["gracePeriodSeconds"] == str(spawner.delete_grace_period)
-    assert await spawner.poll() is not None
+    assert await spawner.poll() == 1  # KubeSpawner's status for "no pod"
     # no storage, no internal SSL, no service: a pod and nothing else
     assert not any(cluster.objects(r) for r in CORE_RESOURCES if r != "pods")
 
@@ -265,4 +266,4 @@ async def test_two_communities_spawn_concurrently(cluster, config):
     await asyncio.wait_for(asyncio.gather(ann.stop(), bo.stop()), TIMEOUT)
 
     assert cluster.objects("pods") == {}
-    assert None not in await asyncio.gather(ann.poll(), bo.poll())
+    assert await asyncio.gather(ann.poll(), bo.poll()) == [1, 1]

@@ -48,7 +48,6 @@ import asyncio
 import contextlib
 import datetime
 import json
-import logging
 import uuid
 import warnings
 from collections.abc import AsyncIterator
@@ -61,8 +60,6 @@ import kmock
 from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.config import kube_config
 from kubespawner import KubeSpawner, clients
-
-log = logging.getLogger(__name__)
 
 PODS = kmock.resource("v1/pods")
 
@@ -81,7 +78,7 @@ SERVER_METADATA = ("uid", "resourceVersion", "creationTimestamp", "namespace")
 
 def now() -> str:
     """The current time as Kubernetes writes it (RFC 3339, UTC, seconds)."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def as_sent(obj: dict) -> dict:
@@ -99,9 +96,12 @@ def as_sent(obj: dict) -> dict:
 class KubeApiServer(kmock.KubernetesEmulator):
     """kmock's Kubernetes emulator, with what a real API server adds (see module doc).
 
-    kmock documents subclassing the emulator for special field treatment;
-    ``__call__`` (the aiohttp entry point) and ``_handle`` (the emulator's own
-    override point) are the two hooks used here. Nothing in kmock is patched.
+    kmock's docs point to subclassing the emulator for special fields. The
+    hooks are ``__call__`` (the aiohttp entry point) and ``_handle`` (which
+    the emulator itself overrides, the same way, to keep its objects): the
+    request and the stored objects are changed through kmock's public
+    ``Request.data`` and ``objects``, just before kmock stores or emits them.
+    Nothing in kmock is monkeypatched.
     """
 
     #: The last resourceVersion given (one counter for all objects, as etcd's).
@@ -161,11 +161,11 @@ class KubeApiServer(kmock.KubernetesEmulator):
         if request.name is None or key not in self.objects:
             return
         obj = self.objects[key]
-        if obj.deleted:
-            return
+        if obj.deleted or "deletionTimestamp" in obj.raw.get("metadata", {}):
+            return  # kmock answers 404, or leaves a terminating object alone
         metadata = dict(obj.raw.get("metadata", {}))
         metadata["resourceVersion"] = self.next_version()
-        if request.resource == PODS and "deletionTimestamp" not in metadata:
+        if request.resource == PODS:
             metadata["deletionGracePeriodSeconds"] = _grace_period(request, obj.raw)
         # Changes the current version in place: kmock's own delete handling,
         # right after this, makes the next version (or the deletion) from it.
@@ -193,7 +193,8 @@ class FakeKubelet:
     ``deletionTimestamp``, it waits for the pod's grace period, at most
     ``max_grace`` seconds, and drops the finalizer, so the API server removes
     the pod. ``started`` / ``stopped`` name the pods (``namespace/name``) it
-    has run and let go, in order.
+    has run and let go, in order; ``errors`` are its own failures (a bug in
+    this fake), collected by :meth:`stop`.
     """
 
     api: kmock.KubernetesEmulator
@@ -202,6 +203,7 @@ class FakeKubelet:
     max_grace: float = 2.0
     started: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
     _watch_task: asyncio.Task | None = None
     #: (uid, "run" or "kill") -> the task doing it
     _tasks: dict[tuple[str, str], asyncio.Task] = field(default_factory=dict)
@@ -215,7 +217,13 @@ class FakeKubelet:
         tasks = [t for t in (self._watch_task, *self._tasks.values()) if t]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        self.errors += [
+            r
+            for r in results
+            if isinstance(r, BaseException)
+            and not isinstance(r, asyncio.CancelledError)
+        ]
         self._watch_task = None
         self._tasks.clear()
 
@@ -333,9 +341,12 @@ class Cluster:
             and not obj.deleted
         }
 
-    def server_errors(self) -> list[Exception]:
-        """Errors raised inside the API server, other than Kubernetes answers."""
-        return [e for e in self.api.errors if not isinstance(e, kmock.KubernetesError)]
+    def server_errors(self) -> list[BaseException]:
+        """Errors inside the API server (not Kubernetes answers) or the kubelet."""
+        api_errors = [
+            e for e in self.api.errors if not isinstance(e, kmock.KubernetesError)
+        ]
+        return api_errors + self.kubelet.errors
 
     def requests(self, action: str, plural: str) -> list[kmock.Request]:
         """Requests the API server got, e.g. ``requests("create", "pods")``."""
@@ -366,28 +377,29 @@ async def stop_kubespawner_state(timeout: float = 10) -> None:
     """Stop what KubeSpawner keeps per process: reflectors and shared clients.
 
     KubeSpawner's reflectors are shared by all spawners (a class attribute,
-    also for subclasses); its API clients are cached per event loop, each
-    with a task that closes it when cancelled (JupyterHub cancels all tasks at
-    shutdown). Closing them before the API server stops lets it stop at once.
+    also for subclasses): ``_stop_all_reflectors`` is KubeSpawner's own helper
+    for tests. Its API clients are cached per event loop
+    (``kubespawner.clients._client_cache``), each with a task that closes the
+    client when cancelled, as JupyterHub cancels all tasks at shutdown. Doing
+    the same here closes the connections, so the API server stops at once.
     """
     await asyncio.wait_for(KubeSpawner._stop_all_reflectors(), timeout)
-    loop = asyncio.get_running_loop()
-    for key, client in list(clients._client_cache.items()):
-        if key[0] is loop:
-            clients._client_cache.pop(key, None)
-            await client.api_client.close()
-    # The clients' closing tasks, as JupyterHub's shutdown would cancel them.
     current = asyncio.current_task()
-    leftovers = [
+    closers = [
         task
         for task in asyncio.all_tasks()
         if task is not current
         and "close_client_task" in getattr(task.get_coro(), "__qualname__", "")
     ]
-    for task in leftovers:
+    for task in closers:
         task.cancel()
-    if leftovers:
-        await asyncio.wait(leftovers, timeout=timeout)
+    if closers:
+        await asyncio.wait(closers, timeout=timeout)
+    loop = asyncio.get_running_loop()
+    for key, client in list(clients._client_cache.items()):
+        if key[0] is loop:  # no closing task (any more): close it here
+            clients._client_cache.pop(key, None)
+            await client.api_client.close()
 
 
 @contextlib.asynccontextmanager
@@ -403,8 +415,8 @@ async def running_cluster(
     afterwards, with the client library's default ``Configuration``.
 
     On a clean exit, an error inside the API server (kmock answers it with a
-    500 and keeps it) fails the block; Kubernetes errors such as 404 and 409
-    are answers, not failures.
+    500 and keeps it) or the kubelet fails the block; Kubernetes errors such
+    as 404 and 409 are answers, not failures.
     """
     saved_location = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
     saved_configuration = Configuration.get_default_copy()
@@ -429,7 +441,7 @@ async def running_cluster(
                 Configuration.set_default(saved_configuration)
         errors = cluster.server_errors()
         if errors:
-            raise AssertionError(f"the API server failed: {errors!r}") from errors[0]
+            raise AssertionError(f"the fake cluster failed: {errors!r}") from errors[0]
 
 
 def pod_container(pod: dict[str, Any], name: str = "notebook") -> dict[str, Any]:
