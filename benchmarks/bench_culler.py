@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -173,7 +173,7 @@ class Bench:
         waiting, not by back-dating.
         """
         time.sleep(idle_for)
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
 
         def post(name):
             self.http.post(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from hubext.culler.decide import Cull, Skip, decide
 from hubext.culling import CullingPolicy
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 POLICY = CullingPolicy(idle_timeout=3600, max_age=8 * 3600)
 
 

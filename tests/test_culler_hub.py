@@ -13,7 +13,7 @@ import os
 import secrets
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -80,7 +80,7 @@ def culler_for(hub, minutes_ahead: float, **traits) -> Culler:
     )
     culler.policies = culler.load_community_policies()
     culler.default = culler.default_policy()
-    later = datetime.now(timezone.utc) + timedelta(minutes=minutes_ahead)
+    later = datetime.now(UTC) + timedelta(minutes=minutes_ahead)
     culler.now = lambda: later
     return culler
 

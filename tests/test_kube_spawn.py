@@ -130,7 +130,7 @@ def make_spawner(config, name, groups):
     """A spawner as JupyterHub builds it, minus the database objects."""
     user = SimpleNamespace(
         name=name,
-        id=abs(hash(name)) % 10_000,
+        id=int.from_bytes(name.encode()) % 10_000,
         url=f"/user/{name}/",
         escaped_name=name,
         admin=False,

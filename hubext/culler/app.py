@@ -23,7 +23,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prometheus_client import start_http_server
 from traitlets import Any, Bool, Float, Integer, Unicode, default
@@ -38,7 +38,7 @@ from .metrics import CullerMetrics
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class RedactFilter(logging.Filter):

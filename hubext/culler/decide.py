@@ -7,7 +7,7 @@ timestamps cannot be read, is left alone (and reported).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..culling import CullingPolicy
 
@@ -48,7 +48,7 @@ def parse_timestamp(value) -> datetime | None:
         raise ValueError(f"not a timestamp: {type(value).__name__}")
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 

@@ -78,7 +78,7 @@ SERVER_METADATA = ("uid", "resourceVersion", "creationTimestamp", "namespace")
 
 def now() -> str:
     """The current time as Kubernetes writes it (RFC 3339, UTC, seconds)."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def as_sent(obj: dict) -> dict:
