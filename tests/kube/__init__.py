@@ -3,11 +3,7 @@
 See :mod:`tests.kube.kmock_cluster` for what is real and what is faked.
 """
 
-import pytest
-
-# kmock (PyPI, Python >= 3.11) is in the test extra; without it, skip visibly.
-pytest.importorskip("kmock", minversion="0.8")
-
+# kmock (PyPI; Python >= 3.11) is in the test extra and required: no skipping.
 from .kmock_cluster import (
     CORE_RESOURCES,
     KUBELET_FINALIZER,
