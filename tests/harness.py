@@ -9,6 +9,7 @@ for. Stopping it is bounded in time and leaves no process behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -30,6 +31,21 @@ TEST_SERVICE_SCOPES = [
     "read:roles",
     "tokens",
 ]
+
+
+@contextlib.contextmanager
+def running_hub(tmp_path_factory, name: str, extra_config: str = "", accounts=None):
+    """A started RunningHub in a new directory, with its own sample accounts."""
+    workdir = tmp_path_factory.mktemp(name)
+    accounts_file = None
+    if accounts is not None:
+        accounts_file = workdir / "accounts.json"
+        accounts_file.write_text(json.dumps(accounts))
+    hub = RunningHub(workdir, extra_config, accounts=accounts_file).start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
 
 
 class RunningHub:

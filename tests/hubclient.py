@@ -16,6 +16,16 @@ import requests
 from .fakes.browser import parse_form
 
 
+def wait_until(predicate, timeout: float = 15, interval: float = 0.3) -> bool:
+    """Poll ``predicate`` until it is true (True) or ``timeout`` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
 class HubAPI:
     """The hub's REST API with a service token."""
 

@@ -5,11 +5,12 @@ Screenshots are kept in test-artifacts/screenshots/ for people to look at.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
+
+from .harness import running_hub
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -48,14 +49,8 @@ c.LocalCommunitySpawner.profile_list[0]["allowed_groups"] = ["ocean-lab", "astro
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    from .harness import RunningHub
-
-    workdir = tmp_path_factory.mktemp("browser")
-    accounts = workdir / "accounts.json"
-    accounts.write_text(json.dumps(ACCOUNTS))
-    hub = RunningHub(workdir, CONFIG, accounts=accounts).start()
-    yield hub
-    hub.stop()
+    with running_hub(tmp_path_factory, "browser", CONFIG, ACCOUNTS) as hub:
+        yield hub
 
 
 @pytest.fixture(scope="module")
@@ -190,14 +185,8 @@ setup_ui(c)
 
 @pytest.fixture(scope="module")
 def kube_hub(tmp_path_factory):
-    from .harness import RunningHub
-
-    workdir = tmp_path_factory.mktemp("fancy")
-    accounts = workdir / "accounts.json"
-    accounts.write_text(json.dumps(ACCOUNTS))
-    hub = RunningHub(workdir, KUBE_CONFIG, accounts=accounts).start()
-    yield hub
-    hub.stop()
+    with running_hub(tmp_path_factory, "fancy", KUBE_CONFIG, ACCOUNTS) as hub:
+        yield hub
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ least-privilege service token, against the demo hub with per-community
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -20,6 +19,8 @@ import pytest
 from hubext.culler import CULLER_SCOPES
 from hubext.culler.app import Culler
 from hubext.culler.client import HubAPI
+
+from .harness import running_hub
 
 pytestmark = pytest.mark.e2e
 
@@ -42,17 +43,11 @@ c.JupyterHub.load_roles.append({{"name": "culler", "scopes": {CULLER_SCOPES!r}, 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    from .harness import RunningHub
-
     os.environ["HUBEXT_TEST_CULLER_TOKEN"] = CULLER_TOKEN
-    workdir = tmp_path_factory.mktemp("culler")
-    accounts = workdir / "accounts.json"
-    accounts.write_text(json.dumps(ACCOUNTS))
-    hub = RunningHub(workdir, CONFIG, accounts=accounts).start()
-    for name in ACCOUNTS:
-        assert hub.session().login("demo", name).status_code == 302
-    yield hub
-    hub.stop()
+    with running_hub(tmp_path_factory, "culler", CONFIG, ACCOUNTS) as hub:
+        for name in ACCOUNTS:
+            assert hub.session().login("demo", name).status_code == 302
+        yield hub
 
 
 def start_servers(hub, names):

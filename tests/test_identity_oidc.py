@@ -7,11 +7,13 @@ claims.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 import requests
+
+from .harness import running_hub
+from .hubclient import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -46,14 +48,8 @@ c.CommunityAuthenticator.providers["demo"]["config"]["outage_backoff_max"] = 3
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    from .harness import RunningHub
-
-    workdir = tmp_path_factory.mktemp("identity")
-    accounts = workdir / "accounts.json"
-    accounts.write_text(json.dumps(ACCOUNTS))
-    hub = RunningHub(workdir, FAST_REFRESH, accounts=accounts).start()
-    yield hub
-    hub.stop()
+    with running_hub(tmp_path_factory, "identity", FAST_REFRESH, ACCOUNTS) as hub:
+        yield hub
 
 
 def signed_in(hub, account):
@@ -166,15 +162,6 @@ def test_community_admin_matrix(hub):
     r = olga("POST", "/users/olga/tokens", json={"scopes": ["admin:users"]})
     assert r.status_code == 400 and "not held" in r.text
     assert hub.api.user("alice")["groups"] == ["ocean-lab"]
-
-
-def wait_until(predicate, timeout=15, interval=0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def test_refresh_resyncs_communities_and_roles(hub):

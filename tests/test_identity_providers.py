@@ -12,6 +12,7 @@ import time
 import pytest
 
 from .fakes import FakeCILogon, FakeGitHub
+from .hubclient import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -108,15 +109,6 @@ def signed_in(hub, provider, account):
     r = person.login(provider, account)
     assert r.status_code == 302, (provider, account, r.status_code, r.text[:400])
     return person
-
-
-def wait_until(predicate, timeout=15, interval=0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def test_one_button_per_provider(hub):

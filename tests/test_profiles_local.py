@@ -8,13 +8,14 @@ before anything starts.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from pathlib import Path
 
 import pytest
 import requests
+
+from .harness import running_hub
 
 pytestmark = pytest.mark.e2e
 
@@ -40,19 +41,13 @@ c.LocalCommunitySpawner.profile_list[0]["allowed_groups"] = ["ocean-lab", "astro
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    from .harness import RunningHub
-
-    workdir = tmp_path_factory.mktemp("profiles")
-    accounts = workdir / "accounts.json"
-    accounts.write_text(json.dumps(ACCOUNTS))
-    hub = RunningHub(workdir, CONFIG, accounts=accounts).start()
-    hub.people = {}
-    for name in ACCOUNTS:
-        person = hub.session()
-        assert person.login("demo", name).status_code == 302
-        hub.people[name] = person
-    yield hub
-    hub.stop()
+    with running_hub(tmp_path_factory, "profiles", CONFIG, ACCOUNTS) as hub:
+        hub.people = {}
+        for name in ACCOUNTS:
+            person = hub.session()
+            assert person.login("demo", name).status_code == 302
+            hub.people[name] = person
+        yield hub
 
 
 def profiles_on_page(page: str) -> list[str]:
