@@ -175,7 +175,15 @@ class Culler(Application):
     )
     dry_run = Bool(False, config=True, help="Log what would be culled; cull nothing.")
     once = Bool(False, config=True, help="Run one pass and exit.")
-    page_size = Integer(200, config=True, help="Users per page when listing.")
+    page_size = Integer(
+        50,
+        config=True,
+        help="""
+        Users per page when listing. Small pages keep each request short, so
+        the hub keeps answering others while a pass lists its users
+        (JupyterHub's own default page size is 50).
+        """,
+    )
     metrics_port = Integer(
         0,
         config=True,

@@ -81,7 +81,7 @@ class HubAPI:
                 method, path, response.code, "response is not JSON"
             ) from None
 
-    async def ready_users(self, page_size: int = 200) -> list[dict]:
+    async def ready_users(self, page_size: int = 50) -> list[dict]:
         """All users with a ready server, following the hub's pagination."""
         users: list[dict] = []
         query = urlencode({"state": "ready", "limit": page_size, "offset": 0})
