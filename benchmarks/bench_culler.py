@@ -233,6 +233,9 @@ class Bench:
             "requests": self.log_requests(service) - before_requests,
             "peak": self.peak_overlap(since),
             "p99": p99(samples),
+            "p50": statistics.median(samples) * 1000 if samples else float("nan"),
+            "max": max(samples) * 1000 if samples else float("nan"),
+            "probes": len(samples),
         }
 
 
@@ -317,11 +320,14 @@ async def main():
 
     print(f"probe GET /hub/api/ p99 at rest: {baseline:.1f} ms")
     print(
-        f"{'culler':<28} {'wall s':>8} {'requests':>9} {'peak stops':>11} {'probe p99 ms':>13}"
+        f"{'culler':<28} {'wall s':>8} {'requests':>9} {'peak stops':>11} "
+        f"{'probe p50/p99/max ms':>22} {'probes':>7}"
     )
     for r in (hubext, upstream):
+        probe = f"{r['p50']:.1f}/{r['p99']:.1f}/{r['max']:.1f}"
         print(
-            f"{r['name']:<28} {r['wall']:>8.1f} {r['requests']:>9} {r['peak']:>11} {r['p99']:>13.1f}"
+            f"{r['name']:<28} {r['wall']:>8.1f} {r['requests']:>9} {r['peak']:>11} "
+            f"{probe:>22} {r['probes']:>7}"
         )
     print(
         f"speed-up (upstream wall / hubext wall): {upstream['wall'] / hubext['wall']:.1f}x"
