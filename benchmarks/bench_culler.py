@@ -23,6 +23,7 @@ import concurrent.futures
 import logging
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
