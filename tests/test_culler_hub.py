@@ -160,3 +160,19 @@ def test_service_process_never_prints_its_token(hub):
         output = result.stdout + result.stderr
         assert "listing users failed" in output
         assert CULLER_TOKEN not in output
+
+
+def test_service_stops_when_the_hub_config_cannot_be_read(tmp_path):
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text('import os\nsecret = os.environ["HUBEXT_NOT_SET_ANYWHERE"]\n')
+    env = {**os.environ, "JUPYTERHUB_API_TOKEN": CULLER_TOKEN}
+    result = subprocess.run(
+        [sys.executable, "-m", "hubext.culler", "--once", f"--hub-config={config}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "cannot read the communities" in result.stderr
+    assert "KeyError: 'HUBEXT_NOT_SET_ANYWHERE'" in result.stderr

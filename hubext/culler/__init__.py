@@ -17,7 +17,9 @@ CULLER_SCOPES = [
 ]
 
 
-def register(c, *, hub_config: str, name: str = "hubext-culler", args=()) -> None:
+def register(
+    c, *, hub_config: str, name: str = "hubext-culler", args=(), environment=None
+) -> None:
     """Run the culler as a hub-managed service with its least-privilege role.
 
     In ``jupyterhub_config.py``::
@@ -26,7 +28,10 @@ def register(c, *, hub_config: str, name: str = "hubext-culler", args=()) -> Non
         register(c, hub_config=__file__, args=["--timeout=3600"])
 
     ``hub_config`` is the hub's configuration file, from which the culler
-    reads the communities' ``culling`` policies.
+    reads the communities' ``culling`` policies. The culler runs it with the
+    environment JupyterHub gives services (a few variables, not the hub's
+    whole environment): give any variable the configuration reads in
+    ``environment`` (e.g. ``{"GITHUB_CLIENT_SECRET": os.environ[...]}``).
     """
     command = [
         sys.executable,
@@ -37,7 +42,10 @@ def register(c, *, hub_config: str, name: str = "hubext-culler", args=()) -> Non
     ]
     # append: works whether or not other services or roles are configured
     # (before or after this call). Call it once.
-    c.JupyterHub.services.append({"name": name, "command": command})
+    service = {"name": name, "command": command}
+    if environment:
+        service["environment"] = dict(environment)
+    c.JupyterHub.services.append(service)
     c.JupyterHub.load_roles.append(
         {"name": name, "scopes": list(CULLER_SCOPES), "services": [name]}
     )

@@ -237,7 +237,19 @@ class Culler(Application):
             self.load_config_file(self.config_file)
         for handler in logging.getLogger().handlers + self.log.handlers:
             handler.addFilter(RedactFilter(self.api_token))
-        self.policies = self.load_community_policies()
+        try:
+            self.policies = self.load_community_policies()
+        except Exception as e:
+            # A culler with the wrong policy is worse than none: stop, and say why.
+            self.log.critical(
+                "hubext-culler: cannot read the communities from %s: %s: %s. The "
+                "culler runs with the service environment JupyterHub gives it; pass "
+                "any variable your configuration reads in the service's environment.",
+                self.hub_config,
+                type(e).__name__,
+                str(e)[:200],
+            )
+            self.exit(1)
         self.default = self.default_policy()
 
     # -- one pass ---------------------------------------------------------------------
