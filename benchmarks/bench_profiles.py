@@ -26,7 +26,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kubernetes_asyncio.config import kube_config
 from kubespawner import KubeSpawner
@@ -34,6 +35,7 @@ from traitlets.config import Config
 
 from hubext.profiles import initialize_profile_list, visible_profile_list
 from hubext.spawners.kube import CommunityKubeSpawner
+from tests.spawner_objects import HUB, hub_user
 
 REPO = Path(__file__).resolve().parent.parent
 COMMUNITIES = 100
@@ -89,25 +91,6 @@ def make_profile_list() -> list[dict]:
     return profiles
 
 
-def user(groups):
-    return SimpleNamespace(
-        name="alice",
-        id=1,
-        url="/user/alice/",
-        escaped_name="alice",
-        admin=False,
-        groups=[SimpleNamespace(name=g) for g in groups],
-    )
-
-
-HUB = SimpleNamespace(
-    public_host="hub",
-    url="http://hub:8081/hub/",
-    base_url="/hub/",
-    api_url="http://hub:8081/hub/api",
-)
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=300)
@@ -131,12 +114,12 @@ async def main() -> None:
     config = Config()
     config.KubeSpawner.profile_list = profiles
     config.Communities.communities = {f"community-{c}": {} for c in range(COMMUNITIES)}
-    ours = CommunityKubeSpawner(config=config, user=user(groups), hub=HUB)
+    ours = CommunityKubeSpawner(config=config, user=hub_user("alice", groups), hub=HUB)
 
     visible = visible_profile_list(initialize_profile_list(profiles), groups)
     stock_config = Config()
     stock_config.KubeSpawner.profile_list = visible
-    stock = KubeSpawner(config=stock_config, user=user(groups), hub=HUB)
+    stock = KubeSpawner(config=stock_config, user=hub_user("alice", groups), hub=HUB)
     assert len(visible) == 35
 
     async def run_ours():

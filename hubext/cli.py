@@ -16,13 +16,12 @@ import sys
 from collections.abc import Sequence
 
 from traitlets.config import Config, PyFileConfigLoader
-from traitlets.utils.importstring import import_item
 
 from . import __version__
 from ._validation import ConfigError
 from .authenticator import CommunityAuthenticator
 from .communities import Communities
-from .startup import check_spawner_config
+from .startup import check_spawner_config, resolve_class
 
 
 def load_config(path: str) -> Config:
@@ -33,19 +32,9 @@ def load_config(path: str) -> Config:
 def _authenticator_class(config: Config):
     """The configured authenticator class if it is a hubext one, else None."""
     value = config.get("JupyterHub", {}).get("authenticator_class")
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if value == "hubext":
-            return CommunityAuthenticator
-        if "." not in value:
-            return None  # another entry point: nothing of ours to check
-        try:
-            value = import_item(value)
-        except Exception:
-            return None
-    if isinstance(value, type) and issubclass(value, CommunityAuthenticator):
-        return value
+    cls = resolve_class(value, "jupyterhub.authenticators")
+    if isinstance(cls, type) and issubclass(cls, CommunityAuthenticator):
+        return cls
     return None
 
 

@@ -36,6 +36,7 @@ from ._validation import (
     expect_text,
     show,
 )
+from .communities import ROOT_PATH as COMMUNITIES_PATH
 
 #: What the form's select sends when the free-text choice is picked.
 UNLISTED = "unlisted-choice"
@@ -188,9 +189,7 @@ def check_default_profiles(communities, profile_list) -> None:
         default = community.get("default_profile")
         if default is not None and default not in slugs:
             raise ConfigError(
-                KeyPath("Communities.communities")[community.slug].attr(
-                    "default_profile"
-                ),
+                COMMUNITIES_PATH[community.slug].attr("default_profile"),
                 f"no profile with slug {show(default)}; profiles: {', '.join(slugs) or 'none'}",
             )
 

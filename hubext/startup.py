@@ -16,13 +16,17 @@ from traitlets.utils.importstring import import_item
 from .communities import Communities
 
 
-def resolve_spawner_class(value):
-    """The spawner class of ``JupyterHub.spawner_class`` (class, entry point or path)."""
+def resolve_class(value, group: str):
+    """A class configured as JupyterHub does: a class, an entry point name or a path.
+
+    ``group`` is the entry point group (``jupyterhub.spawners``,
+    ``jupyterhub.authenticators``). None if it cannot be resolved.
+    """
     if isinstance(value, type):
         return value
     if not isinstance(value, str):
         return None
-    for entry_point in entry_points(group="jupyterhub.spawners"):
+    for entry_point in entry_points(group=group):
         if entry_point.name == value:
             return entry_point.load()
     if "." in value:
@@ -37,6 +41,7 @@ def check_spawner_config(
     config: Config, communities: Communities, spawner_class
 ) -> None:
     """Run the spawner class's ``check_hub_config`` if it has one."""
-    check = getattr(resolve_spawner_class(spawner_class), "check_hub_config", None)
+    spawner_class = resolve_class(spawner_class, "jupyterhub.spawners")
+    check = getattr(spawner_class, "check_hub_config", None)
     if check is not None:
         check(config, communities)

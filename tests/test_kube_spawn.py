@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from types import SimpleNamespace
 
 import kubernetes_validate
 import pytest
@@ -30,6 +29,7 @@ from traitlets.config import Config
 from hubext.spawners.kube import CommunityKubeSpawner
 
 from .kube import CORE_RESOURCES, as_sent, pod_container, running_cluster
+from .spawner_objects import HUB, hub_user
 
 NAMESPACE = "hubext-test"
 K8S_VERSION = "1.30"
@@ -128,24 +128,10 @@ def config():
 
 def make_spawner(config, name, groups):
     """A spawner as JupyterHub builds it, minus the database objects."""
-    user = SimpleNamespace(
-        name=name,
-        id=int.from_bytes(name.encode()) % 10_000,
-        url=f"/user/{name}/",
-        escaped_name=name,
-        admin=False,
-        groups=[SimpleNamespace(name=g) for g in groups],
-    )
-    hub = SimpleNamespace(
-        public_host="hub.example.org",
-        url="http://hub:8081/hub/",
-        base_url="/hub/",
-        api_url="http://hub:8081/hub/api",
-    )
     return CommunityKubeSpawner(
         config=config,
-        user=user,
-        hub=hub,
+        user=hub_user(name, groups),
+        hub=HUB,
         api_token="not-a-token",
         oauth_client_id=f"jupyterhub-user-{name}",
     )

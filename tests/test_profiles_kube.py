@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import copy
 from pathlib import Path
-from types import SimpleNamespace
 
 import kubernetes_validate
 import pytest
@@ -21,6 +20,8 @@ from traitlets.config import Config
 
 from hubext._validation import ConfigError
 from hubext.spawners.kube import CommunityKubeSpawner
+
+from .spawner_objects import HUB, hub_user
 
 KUBECONFIG = Path(__file__).parent / "data" / "kubeconfig.yaml"
 K8S_VERSION = "1.30"
@@ -93,21 +94,9 @@ def config(monkeypatch):
 
 
 def make_spawner(config, name, groups, admin=False):
-    user = SimpleNamespace(
-        name=name,
-        id=abs(hash(name)) % 10_000,
-        url=f"/user/{name}/",
-        escaped_name=name,
-        admin=admin,
-        groups=[SimpleNamespace(name=g) for g in groups],
+    spawner = CommunityKubeSpawner(
+        config=config, user=hub_user(name, groups, admin), hub=HUB
     )
-    hub = SimpleNamespace(
-        public_host="hub.example.org",
-        url="http://hub:8081/hub/",
-        base_url="/hub/",
-        api_url="http://hub:8081/hub/api",
-    )
-    spawner = CommunityKubeSpawner(config=config, user=user, hub=hub)
     spawner.api_token = "not-a-token"
     return spawner
 

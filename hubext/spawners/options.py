@@ -204,12 +204,18 @@ class CommunityOptionsMixin(HasTraits):
     # -- validation before start -----------------------------------------------------
 
     async def validated_options(self, user_options) -> dict:
+        """Explicit user_options, or an HTTPError (400/403) naming the option."""
+        explicit, _ = await self._check_options(user_options)
+        return explicit
+
+    async def _check_options(self, user_options) -> tuple[dict, list[dict]]:
+        """``(explicit user_options, the user's visible profiles)``."""
         full = await self.full_profile_list()
         visible = await self.visible_profiles(full)
         if not visible:
             raise self.no_profile_error()
         try:
-            return validate_user_options(full, visible, user_options)
+            return validate_user_options(full, visible, user_options), visible
         except OptionsError as e:
             self.log.info(
                 "hubext: refusing server options for %s: %s", self._log_name, e.message
@@ -229,9 +235,8 @@ class CommunityOptionsMixin(HasTraits):
         """
         if not await self.uses_profiles():
             return
-        explicit = await self.validated_options(user_options)
+        explicit, visible = await self._check_options(user_options)
         self.user_options = explicit
-        visible = await self.visible_profiles()
         await maybe_future(
             self.apply_profile(
                 find_profile(visible, explicit["profile"]), explicit, visible
