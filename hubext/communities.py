@@ -31,6 +31,12 @@ from traitlets.config import LoggingConfigurable
 from ._validation import ConfigError, KeyPath, check_keys, expect_mapping, expect_text
 from .culling import parse_culling
 from .rules import RuleIndex, parse_rules
+from .shared_data import (
+    check_overlaps,
+    folder_paths,
+    parse_environment,
+    parse_shared_data,
+)
 from .slugs import community_slug_problem
 
 ROOT_PATH = KeyPath("Communities.communities")
@@ -70,11 +76,18 @@ COMMUNITY_KEYS: dict[str, KeyValidator] = {
     "members": parse_rules,
     "admins": parse_rules,
     "culling": parse_culling,
+    "shared_data": parse_shared_data,
+    "environment": parse_environment,
 }
+
+
+def _check_mount_paths(registry: Mapping[str, Community]) -> None:
+    check_overlaps(folder_paths(registry, ROOT_PATH))
+
 
 #: Checks over the whole validated registry, e.g. uniqueness across communities.
 #: Each takes ``{slug: Community}`` and raises ConfigError.
-REGISTRY_CHECKS: list[Callable[[Mapping[str, Community]], None]] = []
+REGISTRY_CHECKS: list[Callable[[Mapping[str, Community]], None]] = [_check_mount_paths]
 
 
 def parse_communities(raw: Any, path: KeyPath = ROOT_PATH) -> dict[str, Community]:
@@ -140,6 +153,20 @@ class Communities(LoggingConfigurable):
             ``remove_named_servers`` (true/false). Keys left out take the
             culler's hub-wide default; a member of several communities gets
             the most generous policy. See :mod:`hubext.culling`.
+        ``shared_data``
+            The community's shared folders: a list of ``{name, mount_path,
+            source, members, admins}``. ``source`` is ``{"nfs": {"server",
+            "path", "sub_path"}}``, ``{"pvc": {"claim", "sub_path"}}`` or
+            ``{"host_path": "/srv/..."}``; ``members`` and ``admins`` are
+            ``read-only``, ``read-write`` or ``none`` (defaults:
+            ``read-only`` and ``read-write``). Mount paths are absolute,
+            never nested in each other (hub-wide), never on or above the
+            home, never in system paths. See :mod:`hubext.shared_data`.
+        ``environment``
+            Environment variables for the servers of the members, e.g. a
+            scratch bucket prefix (``{"SCRATCH_BUCKET": "gs://..."}``). For
+            a member of several communities, the first community in this
+            mapping's order that sets a variable wins.
         ``members``, ``admins``
             Lists of rules saying who belongs to the community and who
             administers it (admins are members too). A person matches a list

@@ -45,3 +45,17 @@ def check_spawner_config(
     check = getattr(spawner_class, "check_hub_config", None)
     if check is not None:
         check(config, communities)
+
+
+def configured_value(cls, config: Config, name: str, default):
+    """A trait's configured value for ``cls``, as traitlets resolves it (by MRO).
+
+    Read from the config without building the class (a spawner cannot be
+    built before the hub has a user for it).
+    """
+    value = default
+    for klass in reversed(cls.__mro__):
+        section = config.get(klass.__name__) if hasattr(config, "get") else None
+        if section is not None and name in section:
+            value = section[name]
+    return value

@@ -22,27 +22,145 @@ import inspect
 
 from jupyterhub.utils import maybe_future
 from kubespawner import KubeSpawner
+from traitlets import Dict, Unicode, default, validate
 from traitlets.config import Config
 
-from .._validation import KeyPath
+from .._validation import ConfigError, KeyPath
 from ..communities import Communities
+from ..kube_volumes import pod_storage, prepare_container
 from ..profiles import UNLISTED_SUFFIX, check_default_profiles, check_profile_list
+from ..shared_data import parse_source
+from ..startup import configured_value
 from .options import CommunityOptionsMixin
+from .shared import SharedDataMixin
 
 PROFILE_LIST_PATH = KeyPath("KubeSpawner.profile_list")
 
 
-class CommunityKubeSpawner(CommunityOptionsMixin, KubeSpawner):
-    """KubeSpawner whose profiles follow the user's communities."""
+class CommunityKubeSpawner(SharedDataMixin, CommunityOptionsMixin, KubeSpawner):
+    """KubeSpawner whose profiles, shared folders and homes follow the user's communities."""
 
     @classmethod
     def check_hub_config(cls, config: Config, communities: Communities) -> None:
-        """Start-up checks of the profile list (called by the authenticator)."""
-        profile_list = _configured_value(cls, config, "profile_list", [])
+        """Start-up checks (called by the authenticator)."""
+        cls.check_shared_data(config, communities)
+        home_storage = configured_value(cls, config, "home_storage", {})
+        _check_home_storage(home_storage, f"{cls.__name__}.home_storage")
+        profile_list = configured_value(cls, config, "profile_list", [])
         if callable(profile_list):
             return
         check_profile_list(profile_list, PROFILE_LIST_PATH)
         check_default_profiles(communities, profile_list)
+
+    # -- storage --------------------------------------------------------------------
+
+    home_storage = Dict(
+        config=True,
+        help="""
+        Homes on shared storage: each user's home is a folder of this
+        storage, mounted at ``home_mount_path``. One of
+        ``{"nfs": {"server": ..., "path": ..., "sub_path": ...}}``,
+        ``{"pvc": {"claim": ..., "sub_path": ...}}`` or (one node)
+        ``{"host_path": "/srv/..."}``; ``sub_path`` is optional.
+
+        The user's folder is ``<sub_path>/<user slug>``, where the slug is
+        the username when it is already lowercase letters, digits and single
+        hyphens, else a readable prefix, ``---`` and a hash of the username
+        (:func:`hubext.slugs.safe_slug`): the same across upgrades, distinct
+        for distinct users, and never able to leave the folder. A missing
+        folder is created (owner ``folder_owner``, mode 700) by the
+        ``hubext-prepare-folders`` init container.
+
+        Empty (the default): hubext adds no home; use KubeSpawner's own
+        per-user PVCs (z2jh ``singleuser.storage.type: dynamic``) or none.
+
+        Example::
+
+            c.CommunityKubeSpawner.home_storage = {
+                "nfs": {"server": "nfs.example.org", "path": "/export", "sub_path": "homes"}
+            }
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @validate("home_storage")
+    def _validate_home_storage(self, proposal):
+        _check_home_storage(proposal["value"], f"{type(self).__name__}.home_storage")
+        return proposal["value"]
+
+    folder_owner = Unicode(
+        "1000:100",
+        config=True,
+        help="""
+        ``uid:gid`` given to shared folders and homes that the
+        ``hubext-prepare-folders`` init container creates (z2jh's default
+        user ``jovyan`` is 1000:100). Existing folders are never changed.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @validate("folder_owner")
+    def _validate_folder_owner(self, proposal):
+        value = proposal["value"]
+        uid, _, gid = value.partition(":") if isinstance(value, str) else ("", "", "")
+        if not (uid.isdigit() and gid.isdigit()):
+            raise ConfigError(
+                f"{type(self).__name__}.folder_owner",
+                f"must be 'uid:gid' in numbers, got {value!r}",
+            )
+        return value
+
+    prepare_folders_image = Unicode(
+        "",
+        config=True,
+        help="""
+        Image of the ``hubext-prepare-folders`` init container, which needs
+        only ``sh``, ``mkdir``, ``chown`` and ``chmod``. Empty (the
+        default): the server's own image, so nothing more is pulled.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @default("delete_pvc")
+    def _delete_pvc_default(self):
+        # KubeSpawner deletes the user's PVC (their home) when the user is
+        # deleted; hubext keeps it unless the admin asks otherwise.
+        return False
+
+    def pod_storage(self):
+        """The user's shared folders and home as dict-form volumes and mounts."""
+        home = (
+            parse_source(self.home_storage, KeyPath("home_storage"))
+            if self.home_storage
+            else None
+        )
+        return pod_storage(
+            self.shared_mounts(),
+            username=self.user.name,
+            home_source=home,
+            home_mount_path=self.home_mount_path,
+        )
+
+    async def load_user_options(self):
+        # The profile's overrides first (they may set volumes too), then the
+        # user's storage merged in: dict-form, keyed by volume name.
+        await super().load_user_options()
+        storage = self.pod_storage()
+        if not storage.volumes:
+            return
+        self.volumes = {**_keyed(self.volumes), **storage.volumes}
+        self.volume_mounts = {**_keyed(self.volume_mounts), **storage.volume_mounts}
+        init = prepare_container(
+            storage.folders,
+            image=self.prepare_folders_image or self.image,
+            owner=self.folder_owner,
+            image_pull_policy=self.image_pull_policy,
+        )
+        if init is not None:
+            self.init_containers = {**_keyed(self.init_containers), init["name"]: init}
 
     def _configured(self):
         # The configured list, kept before this instance's profile_list is
@@ -84,6 +202,20 @@ class CommunityKubeSpawner(CommunityOptionsMixin, KubeSpawner):
         self.profile_list = visible
 
 
+def _keyed(value) -> dict:
+    """A KubeSpawner list-or-dict trait value as a dict (list order kept in keys)."""
+    if isinstance(value, dict):
+        return dict(value)
+    return {
+        f"{i:03d}-{item.get('name', '')}": item for i, item in enumerate(value or [])
+    }
+
+
+def _check_home_storage(value, key: str) -> None:
+    if value:
+        parse_source(value, KeyPath(key))
+
+
 def _chosen_entries(profile: dict, user_options: dict) -> list[dict]:
     entries = [profile]
     for name, option in (profile.get("profile_options") or {}).items():
@@ -92,13 +224,3 @@ def _chosen_entries(profile: dict, user_options: dict) -> list[dict]:
         elif name in user_options:
             entries.append(option["choices"][user_options[name]])
     return entries
-
-
-def _configured_value(cls, config: Config, name: str, default):
-    """A trait's configured value for ``cls``, as traitlets resolves it (by MRO)."""
-    value = default
-    for klass in reversed(cls.__mro__):
-        section = config.get(klass.__name__) if hasattr(config, "get") else None
-        if section is not None and name in section:
-            value = section[name]
-    return value

@@ -22,10 +22,15 @@ from traitlets.config import Config
 from .._validation import ConfigError, KeyPath
 from ..communities import Communities
 from ..profiles import check_default_profiles, check_profile_list
+from ..shared_data import contains
 from ..slugs import safe_slug
+from ..startup import configured_value
+from . import local_shared
 from .options import CommunityOptionsMixin
+from .shared import SharedDataMixin
 
 PROFILE_LIST_PATH = KeyPath("LocalCommunitySpawner.profile_list")
+COMMUNITIES_PATH = KeyPath("Communities.communities")
 
 #: Spawner traits a profile may override on this spawner (``kubespawner_override``).
 LOCAL_OVERRIDES = (
@@ -65,8 +70,17 @@ def check_local_overrides(profile_list, path: KeyPath = PROFILE_LIST_PATH) -> No
             )
 
 
-class LocalCommunitySpawner(CommunityOptionsMixin, LocalProcessSpawner):
-    """Local single-user servers that know the hub's communities."""
+class LocalCommunitySpawner(
+    SharedDataMixin, CommunityOptionsMixin, LocalProcessSpawner
+):
+    """Local single-user servers that know the hub's communities.
+
+    Shared folders (``host_path`` sources only) appear in each home as links,
+    at the place their ``mount_path`` has relative to ``home_mount_path``.
+    With ``run_as_system_users`` and the hub running as root, access to them
+    is enforced by the operating system (see
+    :mod:`hubext.spawners.local_shared`); otherwise it is not.
+    """
 
     profile_list = List(
         config=True,
@@ -108,6 +122,32 @@ class LocalCommunitySpawner(CommunityOptionsMixin, LocalProcessSpawner):
         """Start-up checks of this spawner's configuration (called by the authenticator)."""
         profile_list = cls(config=config).profile_list
         check_default_profiles(communities, profile_list)
+        cls.check_shared_data(config, communities)
+        home = configured_value(cls, config, "home_mount_path", "/home/jovyan")
+        folders = [f for c in communities for f in c.get("shared_data", ())]
+        for community in communities:
+            for i, folder in enumerate(community.get("shared_data", ())):
+                path = COMMUNITIES_PATH[community.slug].attr("shared_data")[i]
+                if folder.source.kind != "host_path":
+                    raise ConfigError(
+                        path.attr("source"),
+                        f"hubext-local can use only host_path sources, not {folder.source.kind}",
+                    )
+                if not contains(home, folder.mount_path) or folder.mount_path == home:
+                    raise ConfigError(
+                        path.attr("mount_path"),
+                        f"{folder.mount_path!r} must be inside {cls.__name__}."
+                        f"home_mount_path ({home!r}): hubext-local links shared "
+                        "folders into the home",
+                    )
+        run_as = configured_value(cls, config, "run_as_system_users", False)
+        if folders and run_as and os.geteuid() == 0:
+            try:
+                local_shared.setfacl()
+            except RuntimeError as e:
+                raise ConfigError(
+                    f"{cls.__name__}.run_as_system_users", str(e)
+                ) from None
 
     def configured_profile_list(self) -> list:
         return self.profile_list
@@ -183,9 +223,45 @@ class LocalCommunitySpawner(CommunityOptionsMixin, LocalProcessSpawner):
             args.append("--allow-root")
         return args
 
+    @property
+    def enforces_shared_access(self) -> bool:
+        """True when the operating system enforces shared-folder access."""
+        return self.run_as_system_users and os.geteuid() == 0
+
+    def _server_home(self) -> str:
+        if self.run_as_system_users:
+            import pwd
+
+            return pwd.getpwnam(self.user.name).pw_dir
+        return self.home_dir
+
+    def prepare_shared_folders(self):
+        """Create the user's folders; return ``(extra gids, (links, stale links))``."""
+        mounts = self.shared_mounts()
+        enforce = self.enforces_shared_access
+        gids = set()
+        for mount in mounts:
+            groups = local_shared.prepare_folder(mount.folder, enforce=enforce)
+            if enforce:
+                gids.add(groups[mount.access])
+        links = local_shared.link_plan(
+            self._server_home(),
+            self.home_mount_path,
+            mounts,
+            [f for c in self.communities for f in c.get("shared_data", ())],
+        )
+        self.log.info(
+            "hubext: %s gets shared folders %s (access %s)",
+            self._log_name,
+            ", ".join(f"{m.folder.key}:{m.access}" for m in mounts) or "none",
+            "enforced" if enforce else "NOT enforced: servers share one system user",
+        )
+        return gids, links
+
     def make_preexec_fn(self, name):
         if self.run_as_system_users:
-            return super().make_preexec_fn(name)
+            gids, links = self._hubext_shared
+            return local_shared.system_user_preexec(name, gids, links)
         home = self.home_dir
 
         def preexec():
@@ -208,4 +284,8 @@ class LocalCommunitySpawner(CommunityOptionsMixin, LocalProcessSpawner):
     async def start(self):
         if not self.run_as_system_users:
             os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
+        self._hubext_shared = self.prepare_shared_folders()
+        if not self.run_as_system_users:
+            for problem in local_shared.place_links(*self._hubext_shared[1]):
+                self.log.warning("hubext: %s: %s", self._log_name, problem)
         return await super().start()

@@ -1,0 +1,438 @@
+"""Shared-data folders of communities, and who gets which access. Pure.
+
+A community lists its shared folders under ``shared_data``::
+
+    "shared_data": [
+        {
+            "name": "datasets",
+            "mount_path": "/home/jovyan/shared/ocean-lab/datasets",
+            "source": {"nfs": {"server": "nfs.example.org", "path": "/export/ocean-lab"}},
+            "members": "read-only",    # the default
+            "admins": "read-write",    # the default
+        },
+    ]
+
+``source`` is one of ``{"nfs": {"server", "path", "sub_path"?}}``,
+``{"pvc": {"claim", "sub_path"?}}`` or ``{"host_path": "/srv/..."}``.
+Access is ``read-only``, ``read-write`` or ``none``, for the community's
+members (its JupyterHub group) and, separately, for its admins (the holders
+of its ``community-admin-<slug>`` role).
+
+This module validates the definitions (key paths in every error), checks
+mount paths across all communities, and answers "which folders, with which
+access, for a person who is a member of these communities and an admin of
+those" (:func:`mounts_for`). The spawners turn the answer into Kubernetes
+volumes (:mod:`hubext.kube_volumes`) or into folders on the machine
+(:mod:`hubext.spawners.local_shared`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import posixpath
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._validation import (
+    ConfigError,
+    KeyPath,
+    check_keys,
+    expect,
+    expect_list,
+    expect_mapping,
+    expect_text,
+    show,
+)
+from .slugs import COMMUNITY_SLUG_PATTERN, safe_slug
+
+READ_ONLY = "read-only"
+READ_WRITE = "read-write"
+NONE = "none"
+ACCESS_VALUES = (READ_ONLY, READ_WRITE, NONE)
+DEFAULT_ACCESS = {"members": READ_ONLY, "admins": READ_WRITE}
+
+#: Paths a shared folder may neither replace nor be mounted inside: the
+#: container's (or machine's) own system. ``/`` and the parents of these are
+#: refused too (mounting there would hide them).
+SYSTEM_PATHS = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/opt/conda",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv/conda",
+    "/sys",
+    "/usr",
+    "/var",
+)
+
+_NAME_RE = re.compile(COMMUNITY_SLUG_PATTERN)
+_NAME_MAX = 63
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RESERVED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a folder's data lives: ``kind`` is ``nfs``, ``pvc`` or ``host_path``."""
+
+    kind: str
+    #: nfs: the export path; host_path: the directory on the machine.
+    path: str = ""
+    server: str = ""
+    claim: str = ""
+    #: nfs and pvc: the folder inside the export or the claim ("" = its root).
+    sub_path: str = ""
+
+
+@dataclass(frozen=True)
+class SharedFolder:
+    """One validated ``shared_data`` entry of a community."""
+
+    community: str
+    name: str
+    mount_path: str
+    source: Source
+    members: str = READ_ONLY
+    admins: str = READ_WRITE
+
+    @property
+    def key(self) -> str:
+        """``<community>/<name>``: unique on the hub."""
+        return f"{self.community}/{self.name}"
+
+    def access(self, *, member: bool, admin: bool) -> str:
+        """The access of a person; an admin gets the more generous of both."""
+        levels = []
+        if member:
+            levels.append(self.members)
+        if admin:
+            levels.append(self.admins)
+        if READ_WRITE in levels:
+            return READ_WRITE
+        if READ_ONLY in levels:
+            return READ_ONLY
+        return NONE
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A folder given to one person, with their access (never ``none``)."""
+
+    folder: SharedFolder
+    access: str
+
+    @property
+    def read_only(self) -> bool:
+        return self.access != READ_WRITE
+
+
+# -- validation ------------------------------------------------------------------
+
+
+def path_problem(value: str) -> str | None:
+    """Why ``value`` is not a clean absolute path, or None."""
+    if not value.startswith("/"):
+        return "must be an absolute path (starting with '/')"
+    if "\0" in value or not value.isprintable():
+        return "contains control characters"
+    parts = value.split("/")[1:]
+    if ".." in parts:
+        return "must not contain '..'"
+    if value != "/" and (value.endswith("/") or "" in parts or "." in parts):
+        return f"must be written without '.', '//' or a trailing '/' ({posixpath.normpath(value)!r})"
+    return None
+
+
+def relative_path_problem(value: str) -> str | None:
+    """Why ``value`` is not a clean relative path (a sub_path), or None."""
+    if value.startswith("/"):
+        return "must be a relative path (no leading '/')"
+    if "\0" in value or not value.isprintable():
+        return "contains control characters"
+    parts = value.split("/")
+    if ".." in parts:
+        return "must not contain '..'"
+    if "" in parts or "." in parts:
+        return "must be written without '.', '//' or a trailing '/'"
+    return None
+
+
+def contains(parent: str, child: str) -> bool:
+    """True if ``child`` is ``parent`` or inside it (clean absolute paths)."""
+    return child == parent or child.startswith(parent.rstrip("/") + "/")
+
+
+def system_path_problem(mount_path: str) -> str | None:
+    if mount_path == "/":
+        return "must not be '/'"
+    for system in SYSTEM_PATHS:
+        if contains(system, mount_path):
+            return f"is inside the system path {system}"
+        if contains(mount_path, system):
+            return f"would hide the system path {system}"
+    return None
+
+
+def _absolute(value: Any, path: KeyPath) -> str:
+    expect_text(value, path, max_length=1024)
+    problem = path_problem(value)
+    if problem:
+        raise ConfigError(path, f"{problem}, got {show(value)}")
+    return value
+
+
+def _sub_path(value: Any, path: KeyPath) -> str:
+    expect_text(value, path, max_length=1024)
+    problem = relative_path_problem(value)
+    if problem:
+        raise ConfigError(path, f"{problem}, got {show(value)}")
+    return value
+
+
+def parse_source(raw: Any, path: KeyPath) -> Source:
+    expect_mapping(raw, path)
+    check_keys(raw, path, ("nfs", "pvc", "host_path"))
+    if len(raw) != 1:
+        raise ConfigError(path, "must have exactly one of 'nfs', 'pvc' or 'host_path'")
+    kind, value = next(iter(raw.items()))
+    vpath = path.attr(kind)
+    if kind == "host_path":
+        host_path = _absolute(value, vpath)
+        problem = system_path_problem(host_path)
+        if problem:
+            raise ConfigError(vpath, f"{host_path!r} {problem}")
+        if host_path.count("/") < 2:
+            # The parent is where a missing folder is created from; never "/".
+            raise ConfigError(
+                vpath,
+                f"{host_path!r} must be at least two levels deep, e.g. '/srv{host_path}'",
+            )
+        return Source("host_path", path=host_path)
+    expect_mapping(value, vpath)
+    if kind == "nfs":
+        check_keys(value, vpath, ("server", "path", "sub_path"), ("server", "path"))
+        server = expect_text(value["server"], vpath.attr("server"), max_length=253)
+        if any(c.isspace() or c == "/" for c in server):
+            raise ConfigError(
+                vpath.attr("server"),
+                f"must be a host name or address, got {show(server)}",
+            )
+        return Source(
+            "nfs",
+            server=server,
+            path=_absolute(value["path"], vpath.attr("path")),
+            sub_path=_optional_sub_path(value, vpath),
+        )
+    check_keys(value, vpath, ("claim", "sub_path"), ("claim",))
+    claim = expect_text(value["claim"], vpath.attr("claim"), max_length=253)
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", claim):
+        raise ConfigError(
+            vpath.attr("claim"),
+            f"must be a Kubernetes object name (lowercase letters, digits, '-' and '.'), got {show(claim)}",
+        )
+    return Source("pvc", claim=claim, sub_path=_optional_sub_path(value, vpath))
+
+
+def _optional_sub_path(value: Mapping, path: KeyPath) -> str:
+    if "sub_path" not in value:
+        return ""
+    return _sub_path(value["sub_path"], path.attr("sub_path"))
+
+
+def parse_access(value: Any, path: KeyPath) -> str:
+    if value not in ACCESS_VALUES:
+        raise ConfigError(
+            path,
+            f"must be one of {', '.join(ACCESS_VALUES)}, got {show(value)}",
+        )
+    return value
+
+
+def parse_shared_data(value: Any, path: KeyPath, slug: str) -> tuple[SharedFolder, ...]:
+    """The ``shared_data`` key of community ``slug``."""
+    folders = []
+    names: dict[str, int] = {}
+    for i, entry in enumerate(expect_list(value, path)):
+        epath = path[i]
+        expect_mapping(entry, epath)
+        check_keys(
+            entry,
+            epath,
+            ("name", "mount_path", "source", "members", "admins"),
+            ("name", "mount_path", "source"),
+        )
+        name = expect_text(entry["name"], epath.attr("name"), max_length=_NAME_MAX)
+        if not _NAME_RE.fullmatch(name):
+            raise ConfigError(
+                epath.attr("name"),
+                f"must match {COMMUNITY_SLUG_PATTERN!r} (lowercase letters, digits "
+                f"and '-'), got {show(name)}",
+            )
+        if name in names:
+            raise ConfigError(
+                epath.attr("name"),
+                f"duplicate name {name!r} (also entry {names[name]})",
+            )
+        names[name] = i
+        mount_path = _absolute(entry["mount_path"], epath.attr("mount_path"))
+        problem = system_path_problem(mount_path)
+        if problem:
+            raise ConfigError(epath.attr("mount_path"), f"{mount_path!r} {problem}")
+        folders.append(
+            SharedFolder(
+                community=slug,
+                name=name,
+                mount_path=mount_path,
+                source=parse_source(entry["source"], epath.attr("source")),
+                members=parse_access(
+                    entry.get("members", DEFAULT_ACCESS["members"]),
+                    epath.attr("members"),
+                ),
+                admins=parse_access(
+                    entry.get("admins", DEFAULT_ACCESS["admins"]), epath.attr("admins")
+                ),
+            )
+        )
+    return tuple(folders)
+
+
+def folder_paths(
+    registry: Mapping[str, Any], root: KeyPath
+) -> list[tuple[SharedFolder, KeyPath]]:
+    """Every shared folder of the registry with the key path of its mount_path."""
+    found = []
+    for slug, community in registry.items():
+        for i, folder in enumerate(community.get("shared_data", ())):
+            found.append((folder, root[slug].attr("shared_data")[i].attr("mount_path")))
+    return found
+
+
+def check_overlaps(
+    folders: list[tuple[SharedFolder, KeyPath]],
+) -> None:
+    """No two mount paths may be equal or nested, across all communities.
+
+    A member of several communities gets all their folders, so the check is
+    hub-wide.
+    """
+    ordered = sorted(folders, key=lambda f: f[0].mount_path)
+    for (a, _), (b, bpath) in itertools.pairwise(ordered):
+        if contains(a.mount_path, b.mount_path):
+            raise ConfigError(
+                bpath,
+                f"{b.mount_path!r} overlaps the mount path {a.mount_path!r} of {a.key}",
+            )
+
+
+def check_home(
+    folders: list[tuple[SharedFolder, KeyPath]], home_mount_path: str, home_key: str
+) -> None:
+    """A folder may sit inside the home, never on it or above it."""
+    for folder, path in folders:
+        if contains(folder.mount_path, home_mount_path):
+            raise ConfigError(
+                path,
+                f"{folder.mount_path!r} would hide the home directory "
+                f"{home_mount_path!r} ({home_key}); mount it inside or beside the home",
+            )
+
+
+# -- access ------------------------------------------------------------------------
+
+
+def mounts_for(
+    communities: Iterable[Any],
+    member_of: Iterable[str],
+    admin_of: Iterable[str],
+) -> list[Mount]:
+    """The folders a person gets, in the order of the communities and entries.
+
+    ``communities`` are :class:`~hubext.communities.Community` objects in
+    registry order; ``member_of`` are the person's JupyterHub groups and
+    ``admin_of`` the slugs of their community-admin roles.
+    """
+    member_of = set(member_of)
+    admin_of = set(admin_of)
+    mounts = []
+    for community in communities:
+        member = community.slug in member_of
+        admin = community.slug in admin_of
+        if not (member or admin):
+            continue
+        for folder in community.get("shared_data", ()):
+            access = folder.access(member=member, admin=admin)
+            if access != NONE:
+                mounts.append(Mount(folder, access))
+    return mounts
+
+
+# -- names --------------------------------------------------------------------------
+
+
+def stable_name(prefix: str, key: str, max_length: int) -> str:
+    """``prefix`` + a readable part of ``key`` + a hash of ``key``.
+
+    DNS-1123-safe when ``prefix`` is, at most ``max_length`` long, and two
+    different keys never give the same name (64 bits of SHA-256).
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    readable = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
+    room = max_length - len(prefix) - len(digest) - 1
+    readable = readable[: max(room, 0)].rstrip("-")
+    return f"{prefix}{readable}-{digest}" if readable else f"{prefix}{digest}"
+
+
+def home_sub_path(username: str, prefix: str = "") -> str:
+    """The folder of ``username``'s home on shared storage.
+
+    ``safe_slug(username)``, under ``prefix``: a single path component that
+    cannot escape (no ``/``, ``..``, NUL or look-alike characters), is the
+    same across hubext upgrades, and differs for different usernames.
+    """
+    slug = safe_slug(username)
+    return f"{prefix}/{slug}" if prefix else slug
+
+
+# -- community environment --------------------------------------------------------
+
+
+def parse_environment(value: Any, path: KeyPath, slug: str) -> Mapping[str, str]:
+    """The ``environment`` key: variables set in the servers of the members."""
+    expect_mapping(value, path)
+    parsed = {}
+    for name, text in value.items():
+        if not isinstance(name, str) or not _ENV_NAME_RE.fullmatch(name):
+            raise ConfigError(path, f"{show(name)} is not an environment variable name")
+        if name.startswith(_RESERVED_ENV_PREFIXES):
+            raise ConfigError(path[name], "is set by JupyterHub; choose another name")
+        parsed[name] = expect_text(
+            expect(text, str, path[name], "a string"),
+            path[name],
+            max_length=4096,
+            allow_empty=True,
+        )
+    return parsed
+
+
+def environment_for(communities: Iterable[Any], member_of: Iterable[str]) -> dict:
+    """The community variables of a person: the first community (registry
+    order) that sets a variable wins."""
+    member_of = set(member_of)
+    env: dict[str, str] = {}
+    for community in communities:
+        if community.slug in member_of:
+            for name, value in community.get("environment", {}).items():
+                env.setdefault(name, value)
+    return env

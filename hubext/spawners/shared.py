@@ -1,0 +1,92 @@
+"""What both hubext spawners share about storage: homes, folders, variables.
+
+The user's communities come from the hub: their JupyterHub groups (members)
+and their ``community-admin-<slug>`` roles (admins), both kept by
+:class:`hubext.CommunityAuthenticator`. There is no second list to maintain.
+"""
+
+from __future__ import annotations
+
+from traitlets import HasTraits, Unicode, validate
+from traitlets.config import Config
+
+from .._validation import ConfigError
+from ..communities import ROOT_PATH, Communities
+from ..roles import ROLE_PREFIX
+from ..shared_data import (
+    Mount,
+    check_home,
+    environment_for,
+    folder_paths,
+    mounts_for,
+    path_problem,
+)
+from ..startup import configured_value
+
+
+def check_home_mount_path(value, key: str) -> None:
+    problem = path_problem(value) if isinstance(value, str) else "must be a string"
+    if problem or value == "/":
+        raise ConfigError(key, f"{problem or 'must not be /'}, got {value!r}")
+
+
+class SharedDataMixin(HasTraits):
+    """Per-community shared folders and environment for a spawner.
+
+    The class using it provides ``communities`` (a
+    :class:`~hubext.communities.Communities`).
+    """
+
+    home_mount_path = Unicode(
+        "/home/jovyan",
+        config=True,
+        help="""
+        Where the user's home is inside the server (z2jh:
+        ``singleuser.storage.homeMountPath``). Shared folders may be mounted
+        inside it (so JupyterLab's file browser shows them), never on it or
+        above it: the hub refuses to start otherwise.
+
+        Example::
+
+            c.CommunityKubeSpawner.home_mount_path = "/home/jovyan"
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @validate("home_mount_path")
+    def _validate_home_mount_path(self, proposal):
+        check_home_mount_path(
+            proposal["value"], f"{type(self).__name__}.home_mount_path"
+        )
+        return proposal["value"]
+
+    def community_access(self) -> tuple[set[str], set[str]]:
+        """``(member of, admin of)``: community slugs, from the hub's groups and roles."""
+        member_of = {g.name for g in self.user.groups}
+        admin_of = {
+            role.name[len(ROLE_PREFIX) :]
+            for role in getattr(self.user, "roles", ())
+            if role.name.startswith(ROLE_PREFIX)
+        }
+        known = set(self.communities.registry)
+        return member_of & known, admin_of & known
+
+    def shared_mounts(self) -> list[Mount]:
+        """The user's shared folders with their access, in a fixed order."""
+        member_of, admin_of = self.community_access()
+        return mounts_for(self.communities, member_of, admin_of)
+
+    def get_env(self):
+        env = super().get_env()
+        member_of, _ = self.community_access()
+        env.update(environment_for(self.communities, member_of))
+        return env
+
+    @classmethod
+    def check_shared_data(cls, config: Config, communities: Communities) -> None:
+        """Start-up check: no shared folder on or above the home."""
+        home = configured_value(cls, config, "home_mount_path", "/home/jovyan")
+        key = f"{cls.__name__}.home_mount_path"
+        check_home_mount_path(home, key)
+        check_home(folder_paths(communities.registry, ROOT_PATH), home, key)
