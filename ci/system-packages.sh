@@ -4,7 +4,9 @@
 set -euo pipefail
 
 # chromium: the browser tests (tests/test_browser.py) drive it with playwright.
-packages=(chromium)
+# acl: setfacl, with which hubext-local enforces shared-folder access
+#   (tests/test_shared_local.py).
+packages=(chromium acl)
 
 missing=()
 for p in "${packages[@]}"; do
