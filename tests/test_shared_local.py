@@ -105,9 +105,14 @@ def machine():
     try:
         yield {"homes": homes, "shared": shared}
     finally:
-        for directory in opened:
-            for name in PEOPLE:
-                subprocess.run(["setfacl", "-x", f"u:{name}", directory], check=False)
+        for directory, had_acl in opened:
+            if had_acl:
+                for name in PEOPLE:
+                    subprocess.run(
+                        ["setfacl", "-x", f"u:{name}", directory], check=False
+                    )
+            else:
+                subprocess.run(["setfacl", "--remove-all", directory], check=False)
         for name in PEOPLE:
             _remove_user(name)
         for folder in _folders(shared):
@@ -116,7 +121,7 @@ def machine():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _let_users_run_python(names: list[str]) -> list[str]:
+def _let_users_run_python(names: list[str]) -> list[tuple[str, bool]]:
     """Let the users search the directories above the hub's Python and packages.
 
     The servers run with the hub's own Python (``sys.executable``), which
@@ -129,10 +134,16 @@ def _let_users_run_python(names: list[str]) -> list[str]:
     for path in paths:
         directory = os.path.dirname(path) if os.path.isfile(path) else path
         while directory != "/":
-            if not os.stat(directory).st_mode & 0o001 and directory not in opened:
+            done = [d for d, _ in opened]
+            if not os.stat(directory).st_mode & 0o001 and directory not in done:
+                had_acl = bool(
+                    run(
+                        "getfacl", "--skip-base", "--omit-header", directory
+                    ).stdout.strip()
+                )
                 for name in names:
                     run("setfacl", "-m", f"u:{name}:x", directory)
-                opened.append(directory)
+                opened.append((directory, had_acl))
             directory = os.path.dirname(directory)
     return opened
 
