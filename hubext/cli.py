@@ -59,6 +59,7 @@ def format_table(communities: Communities) -> str:
         "member rules",
         "admin rules",
         "default profile",
+        "shared folders",
     )
     rows = [
         (
@@ -67,6 +68,7 @@ def format_table(communities: Communities) -> str:
             str(len(c.get("members", ()))),
             str(len(c.get("admins", ()))),
             c.get("default_profile") or "-",
+            ", ".join(f.name for f in c.get("shared_data", ())) or "-",
         )
         for c in communities
     ]

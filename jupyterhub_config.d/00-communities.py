@@ -1,7 +1,17 @@
 # Communities: the one place they are defined. Every other hubext plugin
 # reads them from here. In zero-to-jupyterhub this is
 # hub.config.Communities.communities in values.yaml.
+import os
+
 c = get_config()  # noqa: F821
+
+# Where the demo keeps the shared folders' data (host_path sources: on one
+# machine they are directories, linked into each member's home). On
+# Kubernetes the sources are NFS exports or PVCs: docs/how-to/shared-data.md.
+repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+shared = os.path.join(
+    os.environ.get("HUBEXT_DEMO_DIR", os.path.join(repo, ".hubext-demo")), "shared"
+)
 
 c.Communities.communities = {
     "ocean-lab": {
@@ -12,6 +22,20 @@ c.Communities.communities = {
         # Members: anyone the demo provider puts in the ocean-lab group.
         "members": [{"provider": "demo", "group": "ocean-lab"}],
         "admins": [{"provider": "demo", "group": "ocean-lab-admins"}],
+        # Members read the datasets; the lab's admins curate them. The demo
+        # runs every server as one system user, so this is not enforced here
+        # (it is with run_as_system_users and on Kubernetes).
+        "shared_data": [
+            {
+                "name": "datasets",
+                "mount_path": "/home/jovyan/shared/ocean-lab/datasets",
+                "source": {"host_path": f"{shared}/ocean-lab/datasets"},
+                "members": "read-only",
+                "admins": "read-write",
+            },
+        ],
+        # A variable for the members' servers, e.g. their scratch bucket.
+        "environment": {"SCRATCH_BUCKET": "s3://demo-scratch/ocean-lab"},
     },
     "astro-101": {
         "display_name": "Astronomy 101 (workshop)",
@@ -22,6 +46,15 @@ c.Communities.communities = {
             {"provider": "demo", "group": "astro-101"},
             # and anyone with a verified email at the university
             {"provider": "demo", "email_domain": "astro.example.edu"},
+        ],
+        # The workshop's common folder: every participant writes.
+        "shared_data": [
+            {
+                "name": "workshop",
+                "mount_path": "/home/jovyan/shared/astro-101/workshop",
+                "source": {"host_path": f"{shared}/astro-101/workshop"},
+                "members": "read-write",
+            },
         ],
     },
 }
