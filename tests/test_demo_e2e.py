@@ -42,6 +42,14 @@ def test_login_spawn_use_stop(demo_hub):
     assert r.url.endswith("/user/alice/api/status")
     assert "started" in r.json()
 
+    # Her community's shared folder is linked into her home. The demo runs
+    # every server as one system user: linked, not enforced.
+    r = person.get("/user/alice/api/contents/shared/ocean-lab")
+    assert r.status_code == 200, r.text[:300]
+    assert [entry["name"] for entry in r.json()["content"]] == ["datasets"]
+    assert (demo_hub.env.data_dir / "shared" / "ocean-lab" / "datasets").is_dir()
+    assert not (demo_hub.env.data_dir / "shared" / "astro-101").exists()
+
     # Another person's cookie does not reach it.
     other = demo_hub.session()
     assert other.login("demo", "bob").status_code == 302
