@@ -66,6 +66,34 @@ BAD_CONFIGS = [
         "CommunityAuthenticator.providers['demo'].username_template: unknown field {user}",
         id="bad-username-template",
     ),
+    pytest.param(
+        'c.Communities.communities["astro-101"]["shared_data"][0]["mount_path"] = '
+        '"/home/jovyan/shared/ocean-lab"',
+        "Communities.communities['ocean-lab'].shared_data[0].mount_path: "
+        "'/home/jovyan/shared/ocean-lab/datasets' overlaps the mount path "
+        "'/home/jovyan/shared/ocean-lab' of astro-101/workshop",
+        id="shared-folders-overlap",
+    ),
+    pytest.param(
+        'c.Communities.communities["ocean-lab"]["shared_data"][0]["admins"] = "rw"',
+        "Communities.communities['ocean-lab'].shared_data[0].admins: must be one of "
+        "read-only, read-write, none, got 'rw'",
+        id="unknown-access",
+    ),
+    pytest.param(
+        'c.Communities.communities["ocean-lab"]["shared_data"][0]["source"] = '
+        '{"nfs": {"server": "nfs.example.org", "path": "/export"}}',
+        "Communities.communities['ocean-lab'].shared_data[0].source: hubext-local "
+        "can use only host_path sources, not nfs",
+        id="local-needs-host-path",
+    ),
+    pytest.param(
+        'c.LocalCommunitySpawner.home_mount_path = "/home/jovyan/shared/ocean-lab/datasets/me"',
+        "Communities.communities['ocean-lab'].shared_data[0].mount_path: "
+        "'/home/jovyan/shared/ocean-lab/datasets' would hide the home directory "
+        "'/home/jovyan/shared/ocean-lab/datasets/me'",
+        id="shared-folder-hides-home",
+    ),
 ]
 
 
@@ -125,7 +153,8 @@ def test_check_config_secrets_not_echoed(tmp_path, capsys):
 
 @pytest.mark.e2e
 @pytest.mark.parametrize(
-    ("line", "message"), BAD_CONFIGS[:2] + BAD_CONFIGS[3:5] + BAD_CONFIGS[6:9]
+    ("line", "message"),
+    BAD_CONFIGS[:2] + BAD_CONFIGS[3:5] + BAD_CONFIGS[6:9] + BAD_CONFIGS[-3:],
 )
 def test_hub_refuses_to_start(tmp_path, line, message):
     env = DemoEnvironment.with_free_ports(tmp_path / "hub")
