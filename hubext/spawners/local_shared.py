@@ -51,10 +51,16 @@ def ensure_group(name: str) -> int:
         return grp.getgrnam(name).gr_gid
     except KeyError:
         pass
-    subprocess.run(
-        ["groupadd", "--system", name], check=True, capture_output=True, text=True
+    result = subprocess.run(
+        ["groupadd", "--system", name], capture_output=True, text=True
     )
-    return grp.getgrnam(name).gr_gid
+    try:
+        # Another spawn may have created it in the meantime.
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise RuntimeError(
+            f"cannot create system group {name}: {result.stderr.strip()}"
+        ) from None
 
 
 def prepare_folder(folder: SharedFolder, *, enforce: bool) -> dict[str, int]:
