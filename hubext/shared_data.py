@@ -29,7 +29,6 @@ volumes (:mod:`hubext.kube_volumes`) or into folders on the machine
 from __future__ import annotations
 
 import hashlib
-import itertools
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
@@ -81,6 +80,8 @@ _NAME_RE = re.compile(COMMUNITY_SLUG_PATTERN)
 _NAME_MAX = 63
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_")
+#: Who the server runs as: set by the spawner, never by a community.
+_RESERVED_ENV_NAMES = ("HOME", "USER", "LOGNAME", "SHELL")
 
 
 @dataclass(frozen=True)
@@ -327,13 +328,18 @@ def check_overlaps(
     A member of several communities gets all their folders, so the check is
     hub-wide.
     """
-    ordered = sorted(folders, key=lambda f: f[0].mount_path)
-    for (a, _), (b, bpath) in itertools.pairwise(ordered):
-        if contains(a.mount_path, b.mount_path):
-            raise ConfigError(
-                bpath,
-                f"{b.mount_path!r} overlaps the mount path {a.mount_path!r} of {a.key}",
-            )
+    # Every pair, in definition order, so the error names the later folder.
+    # (Sorting and comparing neighbours misses nesting: '-' sorts before '/'.)
+    for j, (b, bpath) in enumerate(folders):
+        for a, _ in folders[:j]:
+            if contains(a.mount_path, b.mount_path) or contains(
+                b.mount_path, a.mount_path
+            ):
+                raise ConfigError(
+                    bpath,
+                    f"{b.mount_path!r} overlaps the mount path {a.mount_path!r} "
+                    f"of {a.key}",
+                )
 
 
 def check_home(
@@ -345,7 +351,7 @@ def check_home(
             raise ConfigError(
                 path,
                 f"{folder.mount_path!r} would hide the home directory "
-                f"{home_mount_path!r} ({home_key}); mount it inside or beside the home",
+                f"{home_mount_path!r} ({home_key}); choose a path inside the home",
             )
 
 
@@ -388,6 +394,8 @@ def stable_name(prefix: str, key: str, max_length: int) -> str:
     different keys never give the same name (64 bits of SHA-256).
     """
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    if max_length < len(prefix) + len(digest):
+        raise ValueError(f"max_length must be at least {len(prefix) + len(digest)}")
     readable = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
     room = max_length - len(prefix) - len(digest) - 1
     readable = readable[: max(room, 0)].rstrip("-")
@@ -415,8 +423,10 @@ def parse_environment(value: Any, path: KeyPath, slug: str) -> Mapping[str, str]
     for name, text in value.items():
         if not isinstance(name, str) or not _ENV_NAME_RE.fullmatch(name):
             raise ConfigError(path, f"{show(name)} is not an environment variable name")
-        if name.startswith(_RESERVED_ENV_PREFIXES):
-            raise ConfigError(path[name], "is set by JupyterHub; choose another name")
+        if name.startswith(_RESERVED_ENV_PREFIXES) or name in _RESERVED_ENV_NAMES:
+            raise ConfigError(
+                path[name], "is set by JupyterHub or the spawner; choose another name"
+            )
         parsed[name] = expect_text(
             expect(text, str, path[name], "a string"),
             path[name],

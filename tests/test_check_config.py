@@ -69,9 +69,9 @@ BAD_CONFIGS = [
     pytest.param(
         'c.Communities.communities["astro-101"]["shared_data"][0]["mount_path"] = '
         '"/home/jovyan/shared/ocean-lab"',
-        "Communities.communities['ocean-lab'].shared_data[0].mount_path: "
-        "'/home/jovyan/shared/ocean-lab/datasets' overlaps the mount path "
-        "'/home/jovyan/shared/ocean-lab' of astro-101/workshop",
+        "Communities.communities['astro-101'].shared_data[0].mount_path: "
+        "'/home/jovyan/shared/ocean-lab' overlaps the mount path "
+        "'/home/jovyan/shared/ocean-lab/datasets' of ocean-lab/datasets",
         id="shared-folders-overlap",
     ),
     pytest.param(

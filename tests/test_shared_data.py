@@ -394,8 +394,14 @@ BAD = [
     pytest.param(
         {"ocean-lab": {"environment": {"JUPYTERHUB_API_TOKEN": "x"}}},
         f"{OCEAN}.environment['JUPYTERHUB_API_TOKEN']",
-        "is set by JupyterHub; choose another name",
+        "is set by JupyterHub or the spawner; choose another name",
         id="env-reserved-jupyterhub",
+    ),
+    pytest.param(
+        {"ocean-lab": {"environment": {"HOME": "/tmp"}}},
+        f"{OCEAN}.environment['HOME']",
+        "is set by JupyterHub or the spawner",
+        id="env-reserved-home",
     ),
     pytest.param(
         {"ocean-lab": {"environment": {"JPY_API_TOKEN": "x"}}},
