@@ -36,8 +36,10 @@ while [ "$#" -gt 1 ]; do
   mode="$1"; dir="$2"; shift 2
   if [ ! -e "$dir" ]; then
     mkdir -p "$dir"
-    chown "$owner" "$dir"
+    # chmod first: without CAP_FSETID, a chmod after the chown would drop
+    # the setgid bit (root is not in the new group).
     chmod "$mode" "$dir"
+    chown "$owner" "$dir"
     echo "hubext: created $dir"
   fi
 done

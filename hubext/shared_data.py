@@ -142,12 +142,19 @@ class Mount:
 # -- validation ------------------------------------------------------------------
 
 
+_BRACES = (
+    "must not contain '{' or '}' (KubeSpawner would expand them as template fields)"
+)
+
+
 def path_problem(value: str) -> str | None:
     """Why ``value`` is not a clean absolute path, or None."""
     if not value.startswith("/"):
         return "must be an absolute path (starting with '/')"
     if "\0" in value or not value.isprintable():
         return "contains control characters"
+    if "{" in value or "}" in value:
+        return _BRACES
     parts = value.split("/")[1:]
     if ".." in parts:
         return "must not contain '..'"
@@ -162,6 +169,8 @@ def relative_path_problem(value: str) -> str | None:
         return "must be a relative path (no leading '/')"
     if "\0" in value or not value.isprintable():
         return "contains control characters"
+    if "{" in value or "}" in value:
+        return _BRACES
     parts = value.split("/")
     if ".." in parts:
         return "must not contain '..'"
@@ -225,7 +234,7 @@ def parse_source(raw: Any, path: KeyPath) -> Source:
     if kind == "nfs":
         check_keys(value, vpath, ("server", "path", "sub_path"), ("server", "path"))
         server = expect_text(value["server"], vpath.attr("server"), max_length=253)
-        if any(c.isspace() or c == "/" for c in server):
+        if any(c.isspace() or c in "/{}" for c in server):
             raise ConfigError(
                 vpath.attr("server"),
                 f"must be a host name or address, got {show(server)}",
