@@ -7,6 +7,9 @@ Each community may set ``culling`` in ``c.Communities.communities``::
         "max_age": 86400,              # seconds since start before it is stopped; null: never
         "cull_named_servers": True,    # also stop named servers
         "remove_named_servers": False, # delete named servers once stopped
+        "cull_users_after": 90 * 86400, # seconds inactive, with no server, before
+                                        # the user is deleted (only with the
+                                        # culler's cull_users on); null: never
     }
 
 Keys left out take the hub-wide default policy of the culler service. A
@@ -25,9 +28,13 @@ from typing import Any
 from ._validation import ConfigError, KeyPath, check_keys, expect, expect_mapping
 
 _DURATION_KEYS = ("idle_timeout", "max_age")
+_USER_KEYS = ("cull_users_after",)
 _FLAG_KEYS = ("cull_named_servers", "remove_named_servers")
 #: Shortest timeout accepted: less would stop servers while they start.
 MIN_SECONDS = 60
+#: Shortest user timeout accepted: less would delete people while they sign
+#: in and choose a server.
+MIN_USER_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,10 @@ class CullingPolicy:
     max_age: int | None = None
     cull_named_servers: bool = True
     remove_named_servers: bool = False
+    #: Seconds since the user's last activity, with no server, before the
+    #: user is deleted from the hub (only when the culler's ``cull_users`` is
+    #: on). ``None``: never.
+    cull_users_after: int | None = None
 
     def most_generous(self, other: CullingPolicy) -> CullingPolicy:
         return CullingPolicy(
@@ -46,6 +57,7 @@ class CullingPolicy:
             cull_named_servers=self.cull_named_servers and other.cull_named_servers,
             remove_named_servers=self.remove_named_servers
             and other.remove_named_servers,
+            cull_users_after=_longest(self.cull_users_after, other.cull_users_after),
         )
 
 
@@ -58,18 +70,25 @@ def _longest(a: int | None, b: int | None) -> int | None:
 def parse_culling(value: Any, path: KeyPath, slug: str = "") -> Mapping[str, Any]:
     """Validate a community's ``culling`` mapping; return the keys it sets."""
     expect_mapping(value, path)
-    check_keys(value, path, _DURATION_KEYS + _FLAG_KEYS)
+    check_keys(value, path, _DURATION_KEYS + _USER_KEYS + _FLAG_KEYS)
     parsed: dict[str, Any] = {}
     for key in _DURATION_KEYS:
         if key in value:
             parsed[key] = check_duration(value[key], path.attr(key))
+    for key in _USER_KEYS:
+        if key in value:
+            parsed[key] = check_duration(
+                value[key], path.attr(key), minimum=MIN_USER_SECONDS
+            )
     for key in _FLAG_KEYS:
         if key in value:
             parsed[key] = expect(value[key], bool, path.attr(key), "true or false")
     return parsed
 
 
-def check_duration(value: Any, path: KeyPath | str) -> int | None:
+def check_duration(
+    value: Any, path: KeyPath | str, minimum: int = MIN_SECONDS
+) -> int | None:
     if value is None:
         return None
     expect(
@@ -78,10 +97,10 @@ def check_duration(value: Any, path: KeyPath | str) -> int | None:
         path if isinstance(path, KeyPath) else KeyPath(path),
         "seconds (an integer) or null",
     )
-    if value < MIN_SECONDS:
+    if value < minimum:
         raise ConfigError(
             path,
-            f"must be at least {MIN_SECONDS} seconds, or null for never; got {value}",
+            f"must be at least {minimum} seconds, or null for never; got {value}",
         )
     return value
 

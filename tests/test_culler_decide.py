@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hubext.culler.decide import Cull, Skip, decide
+from hubext.culler.decide import Cull, CullUser, Skip, decide, decide_user
 from hubext.culling import CullingPolicy
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -82,3 +82,76 @@ def test_remove_named_servers():
         "ann", "", server(5000), CullingPolicy(remove_named_servers=True), NOW
     )
     assert default.remove is False  # the default server is never removed
+
+
+# -- users (cull_users) ---------------------------------------------------------------
+
+USER_POLICY = CullingPolicy(cull_users_after=30 * 86400)
+DAY = 86400
+
+
+def user(days_inactive=40, **extra):
+    model = {
+        "name": "ann",
+        "admin": False,
+        "servers": {},
+        "last_activity": ts(days_inactive * DAY)
+        if isinstance(days_inactive, (int, float))
+        else days_inactive,
+    }
+    model.update(extra)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("model", "policy", "expected"),
+    [
+        pytest.param(user(40), USER_POLICY, CullUser, id="inactive"),
+        pytest.param(user(30), USER_POLICY, CullUser, id="at-limit"),
+        pytest.param(user(29), USER_POLICY, None, id="recently-active"),
+        pytest.param(user(400, admin=True), USER_POLICY, None, id="admin-never"),
+        pytest.param(
+            user(400, servers={"": server(10**6)}), USER_POLICY, None, id="running"
+        ),
+        pytest.param(
+            user(400, servers={"lab": server(10**6, ready=False, pending="spawn")}),
+            USER_POLICY,
+            None,
+            id="pending-server",
+        ),
+        pytest.param(
+            user(400, servers={"": server(10**6, ready=False, pending="stop")}),
+            USER_POLICY,
+            None,
+            id="stopping-server",
+        ),
+        pytest.param(user(None), USER_POLICY, None, id="never-active"),
+        pytest.param(user(400), CullingPolicy(), None, id="policy-never"),
+        pytest.param(user("last tuesday"), USER_POLICY, Skip, id="malformed-activity"),
+        pytest.param(user(-1), USER_POLICY, Skip, id="future-activity"),
+        pytest.param(
+            {k: v for k, v in user(400).items() if k != "admin"},
+            USER_POLICY,
+            Skip,
+            id="admin-flag-unknown",
+        ),
+        pytest.param(user(400, admin="no"), USER_POLICY, Skip, id="admin-not-bool"),
+        pytest.param(
+            {k: v for k, v in user(400).items() if k != "servers"},
+            USER_POLICY,
+            Skip,
+            id="servers-unknown",
+        ),
+    ],
+)
+def test_decide_user(model, policy, expected):
+    verdict = decide_user(model, policy, NOW)
+    if expected is None:
+        assert verdict is None
+    else:
+        assert isinstance(verdict, expected)
+
+
+def test_decide_user_reports_inactivity():
+    verdict = decide_user(user(40), USER_POLICY, NOW)
+    assert verdict == CullUser("ann", 40 * DAY)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hubext.culler import CULLER_SCOPES
+from hubext.culler import CULLER_SCOPES, CULLER_USER_SCOPES
 from hubext.culler.app import Culler
 from hubext.culler.client import HubAPI
 
@@ -25,6 +25,8 @@ from .harness import running_hub
 pytestmark = pytest.mark.e2e
 
 CULLER_TOKEN = secrets.token_hex(32)
+#: A second culler service, whose role may delete users (cull_users).
+USERS_TOKEN = secrets.token_hex(32)
 
 ACCOUNTS = {
     "alice": {"preferred_username": "alice", "groups": ["ocean-lab"]},
@@ -34,16 +36,19 @@ ACCOUNTS = {
 
 CONFIG = f"""
 import os
-c.Communities.communities["ocean-lab"]["culling"] = {{"idle_timeout": 7200}}
+c.Communities.communities["ocean-lab"]["culling"] = {{"idle_timeout": 7200, "cull_users_after": None}}
 c.Communities.communities["astro-101"]["culling"] = {{"idle_timeout": 600}}
 c.JupyterHub.services.append({{"name": "culler", "api_token": os.environ["HUBEXT_TEST_CULLER_TOKEN"]}})
 c.JupyterHub.load_roles.append({{"name": "culler", "scopes": {CULLER_SCOPES!r}, "services": ["culler"]}})
+c.JupyterHub.services.append({{"name": "culler-users", "api_token": os.environ["HUBEXT_TEST_CULLER_USERS_TOKEN"]}})
+c.JupyterHub.load_roles.append({{"name": "culler-users", "scopes": {CULLER_SCOPES + CULLER_USER_SCOPES!r}, "services": ["culler-users"]}})
 """
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     os.environ["HUBEXT_TEST_CULLER_TOKEN"] = CULLER_TOKEN
+    os.environ["HUBEXT_TEST_CULLER_USERS_TOKEN"] = USERS_TOKEN
     with running_hub(tmp_path_factory, "culler", CONFIG, ACCOUNTS) as hub:
         for name in ACCOUNTS:
             assert hub.session().login("demo", name).status_code == 302
@@ -66,8 +71,8 @@ def running(hub, name) -> bool:
 
 def culler_for(hub, minutes_ahead: float, **traits) -> Culler:
     traits.setdefault("url", f"{hub.url}/hub/api")
+    traits.setdefault("api_token", CULLER_TOKEN)
     culler = Culler(
-        api_token=CULLER_TOKEN,
         hub_config=str(hub.workdir / "jupyterhub_config.py"),
         idle_timeout=3600,
         log=logging.getLogger("hubext.culler.test"),
@@ -91,7 +96,7 @@ async def run_pass(culler):
 async def test_policies_come_from_the_hubs_own_configuration(hub):
     culler = culler_for(hub, 0)
     assert culler.policies == {
-        "ocean-lab": {"idle_timeout": 7200},
+        "ocean-lab": {"idle_timeout": 7200, "cull_users_after": None},
         "astro-101": {"idle_timeout": 600},
     }
 
@@ -176,3 +181,89 @@ def test_service_stops_when_the_hub_config_cannot_be_read(tmp_path):
     assert result.returncode == 1
     assert "cannot read the communities" in result.stderr
     assert "KeyError: 'HUBEXT_NOT_SET_ANYWHERE'" in result.stderr
+
+
+# -- cull_users: deleting users with no server -----------------------------------------
+
+
+def exists(hub, name) -> bool:
+    r = hub.api.get(f"/users/{name}")
+    assert r.status_code in (200, 404), r.text
+    return r.status_code == 200
+
+
+def stop_server(hub, name):
+    if running(hub, name):
+        r = hub.api.request("DELETE", f"/users/{name}/server")
+        assert r.status_code in (202, 204), r.text
+        hub.api.wait_for_server(name, ready=False)
+
+
+def record_activity(hub, names):
+    now = datetime.now(UTC).isoformat()
+    for name in names:
+        r = hub.api.request(
+            "POST", f"/users/{name}/activity", json={"last_activity": now}
+        )
+        assert r.status_code in (200, 204), r.text
+
+
+async def test_cull_users_deletes_only_inactive_users_with_no_server(hub, caplog):
+    """100 days on (the default cull_users_after is 90 days):
+
+    - eve (no community, created through the API) is deleted;
+    - carol, a hub admin (the demo's admin_users), is not;
+    - alice is in ocean-lab, whose cull_users_after is null (never);
+    - bob has a running server when the pass starts (the pass stops it,
+      astro-101's 10 minutes being long over, but does not delete him).
+    """
+    r = hub.api.request("POST", "/users/eve")
+    assert r.status_code in (201, 409), r.text
+    stop_server(hub, "alice")
+    start_servers(hub, ["bob"])
+    record_activity(hub, ["eve", "carol", "alice", "bob"])
+    assert hub.api.user("carol")["admin"] is True
+
+    days_100 = 100 * 24 * 60
+    dry = culler_for(
+        hub, days_100, api_token=USERS_TOKEN, cull_users=True, dry_run=True
+    )
+    with caplog.at_level(logging.INFO):
+        result = await run_pass(dry)
+    assert [u.user for u in result.users_deleted] == ["eve"]
+    assert "would delete user eve" in caplog.text
+    assert exists(hub, "eve") and running(hub, "bob")  # dry run: nothing done
+
+    culler = culler_for(hub, days_100, api_token=USERS_TOKEN, cull_users=True)
+    with caplog.at_level(logging.INFO):
+        result = await run_pass(culler)
+    assert result.errors == []
+    assert [u.user for u in result.users_deleted] == ["eve"]
+    assert "deleted user eve (inactive" in caplog.text
+    assert not exists(hub, "eve")
+    assert exists(hub, "carol") and exists(hub, "alice") and exists(hub, "bob")
+    assert "bob" in {a.user for a in result.culled + result.stopping}
+
+
+def test_service_refuses_to_delete_users_without_the_scope(hub):
+    env = {
+        **os.environ,
+        "JUPYTERHUB_API_TOKEN": CULLER_TOKEN,  # the role without delete:users
+        "JUPYTERHUB_API_URL": f"{hub.url}/hub/api",
+    }
+    config = f"--hub-config={hub.workdir / 'jupyterhub_config.py'}"
+    command = [sys.executable, "-m", "hubext.culler", "--once", "--cull-users", config]
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "lacks the delete:users scope" in result.stderr
+    assert "pass done" not in result.stderr
+
+    env["JUPYTERHUB_API_TOKEN"] = USERS_TOKEN  # the role with delete:users
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pass done" in result.stderr
+    assert USERS_TOKEN not in result.stdout + result.stderr

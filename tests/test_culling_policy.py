@@ -47,6 +47,33 @@ def test_most_generous_policy(groups, expected):
     assert policy_for(groups, SETTINGS, DEFAULT) == expected
 
 
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        pytest.param([{}], 90, id="default"),
+        pytest.param([{"cull_users_after": 7}], 7, id="one-community"),
+        pytest.param(
+            [{"cull_users_after": 7}, {"cull_users_after": 30}], 30, id="longest-wins"
+        ),
+        pytest.param([{"cull_users_after": 7}, {}], 90, id="default-is-longer"),
+        pytest.param(
+            [{"cull_users_after": 7}, {"cull_users_after": None}],
+            None,
+            id="never-wins",
+        ),
+    ],
+)
+def test_most_generous_user_timeout(settings, expected):
+    day = 86400
+    default = CullingPolicy(cull_users_after=90 * day)
+    communities = {
+        f"c{i}": {k: (v * day if v is not None else None) for k, v in setting.items()}
+        for i, setting in enumerate(settings)
+    }
+    policy = policy_for(list(communities), communities, default)
+    assert policy.cull_users_after == (expected * day if expected else None)
+
+
 def test_order_does_not_matter():
     a = policy_for(["workshop", "lab", "forever"], SETTINGS, DEFAULT)
     b = policy_for(["forever", "workshop", "lab"], SETTINGS, DEFAULT)
@@ -72,6 +99,11 @@ def test_order_does_not_matter():
             "['x'].culling.idle_timout: unknown key (did you mean 'idle_timeout'?)",
         ),
         (600, "['x'].culling: expected a mapping"),
+        (
+            {"cull_users_after": 600},
+            "['x'].culling.cull_users_after: must be at least 3600 seconds",
+        ),
+        ({"cull_users_after": "30d"}, "['x'].culling.cull_users_after: expected"),
     ],
 )
 def test_bad_culling_settings(culling, message):
@@ -85,9 +117,12 @@ def test_bad_culling_settings(culling, message):
 def test_culling_settings_are_kept():
     config = Config()
     config.Communities.communities = {
-        "x": {"culling": {"idle_timeout": None, "max_age": 7200}}
+        "x": {
+            "culling": {"idle_timeout": None, "max_age": 7200, "cull_users_after": None}
+        }
     }
     assert Communities(config=config)["x"].get("culling") == {
         "idle_timeout": None,
         "max_age": 7200,
+        "cull_users_after": None,
     }

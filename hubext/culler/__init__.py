@@ -16,9 +16,18 @@ CULLER_SCOPES = [
     "delete:servers",
 ]
 
+#: Added to the role only when the culler deletes users (``cull_users``).
+CULLER_USER_SCOPES = ["delete:users"]
+
 
 def register(
-    c, *, hub_config: str, name: str = "hubext-culler", args=(), environment=None
+    c,
+    *,
+    hub_config: str,
+    name: str = "hubext-culler",
+    args=(),
+    environment=None,
+    cull_users: bool = False,
 ) -> None:
     """Run the culler as a hub-managed service with its least-privilege role.
 
@@ -27,12 +36,20 @@ def register(
         from hubext.culler import register
         register(c, hub_config=__file__, args=["--timeout=3600"])
 
+    ``cull_users=True`` (or ``--cull-users`` in ``args``) also deletes users
+    with no server after ``--cull-users-after`` seconds without activity, and
+    only then adds ``delete:users`` to the role.
+
     ``hub_config`` is the hub's configuration file, from which the culler
     reads the communities' ``culling`` policies. The culler runs it with the
     environment JupyterHub gives services (a few variables, not the hub's
     whole environment): give any variable the configuration reads in
     ``environment`` (e.g. ``{"GITHUB_CLIENT_SECRET": os.environ[...]}``).
     """
+    args = list(args)
+    cull_users = cull_users or "--cull-users" in args
+    if cull_users and "--cull-users" not in args:
+        args.append("--cull-users")
     command = [
         sys.executable,
         "-m",
@@ -47,8 +64,12 @@ def register(
         service["environment"] = dict(environment)
     c.JupyterHub.services.append(service)
     c.JupyterHub.load_roles.append(
-        {"name": name, "scopes": list(CULLER_SCOPES), "services": [name]}
+        {
+            "name": name,
+            "scopes": CULLER_SCOPES + (CULLER_USER_SCOPES if cull_users else []),
+            "services": [name],
+        }
     )
 
 
-__all__ = ["CULLER_SCOPES", "Culler", "register"]
+__all__ = ["CULLER_SCOPES", "CULLER_USER_SCOPES", "Culler", "register"]

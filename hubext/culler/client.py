@@ -83,8 +83,16 @@ class HubAPI:
 
     async def ready_users(self, page_size: int = 50) -> list[dict]:
         """All users with a ready server, following the hub's pagination."""
+        return await self.users("ready", page_size)
+
+    async def inactive_users(self, page_size: int = 50) -> list[dict]:
+        """All users with no server at all (none running, pending or stopping)."""
+        return await self.users("inactive", page_size)
+
+    async def users(self, state: str, page_size: int = 50) -> list[dict]:
+        """All users in ``state`` (JupyterHub's ``state`` filter), every page."""
         users: list[dict] = []
-        query = urlencode({"state": "ready", "limit": page_size, "offset": 0})
+        query = urlencode({"state": state, "limit": page_size, "offset": 0})
         path = f"/users?{query}"
         seen = set()
         while path:
@@ -109,6 +117,29 @@ class HubAPI:
                 # Keep only the query: the token goes to our hub URL alone.
                 path = f"/users?{urlsplit(nxt).query}"
         return users
+
+    async def user(self, name: str) -> dict | None:
+        """One user's model; None if there is no such user."""
+        try:
+            model = await self.json("GET", f"/users/{quote(name, safe='')}")
+        except HubAPIError as e:
+            if e.status == 404:
+                return None
+            raise
+        if not isinstance(model, dict):
+            raise HubAPIError("GET", "/users/:name", 200, "unexpected response shape")
+        return model
+
+    async def whoami(self) -> dict:
+        """The model of this token's owner, with its ``scopes``."""
+        model = await self.json("GET", "/user")
+        if not isinstance(model, dict):
+            raise HubAPIError("GET", "/user", 200, "unexpected response shape")
+        return model
+
+    async def delete_user(self, name: str) -> None:
+        """Delete a user from the hub."""
+        await self.request("DELETE", f"/users/{quote(name, safe='')}")
 
     async def stop_server(self, user: str, server: str, remove: bool = False) -> int:
         """Stop a server; return 204 (stopped) or 202 (stopping)."""

@@ -1,7 +1,10 @@
-"""What to do with one server: pure decisions from the hub's REST models.
+"""What to do with one server or user: pure decisions from the hub's REST models.
 
 Never a cull on doubtful data: a pending or not-ready server, or one whose
-timestamps cannot be read, is left alone (and reported).
+timestamps cannot be read, is left alone (and reported). A user is deleted
+only when the model shows, beyond doubt, someone who is not a hub admin,
+has no server at all (running, pending or stopping), and has been inactive
+for the policy's ``cull_users_after``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ class Cull:
     @property
     def log_name(self) -> str:
         return f"{self.user}/{self.server}" if self.server else self.user
+
+
+@dataclass(frozen=True)
+class CullUser:
+    """Delete one user from the hub."""
+
+    user: str
+    inactive: float  # seconds since the user's last activity
 
 
 @dataclass(frozen=True)
@@ -79,4 +90,43 @@ def decide(
         return Cull(user, server_name, "idle", inactive, age, remove)
     if policy.max_age is not None and age is not None and age >= policy.max_age:
         return Cull(user, server_name, "max_age", inactive, age, remove)
+    return None
+
+
+def decide_user(
+    user: dict, policy: CullingPolicy, now: datetime
+) -> CullUser | Skip | None:
+    """CullUser (delete), Skip (left alone, with why), or None (kept).
+
+    ``user`` is a user model from the hub with its ``servers`` (scope
+    ``read:servers``), ``admin`` (``read:users:name``) and ``last_activity``
+    (``read:users:activity``).
+    """
+    name = user.get("name")
+    if not isinstance(name, str):
+        return Skip(str(name)[:60], "", "malformed user model")
+    if policy.cull_users_after is None:
+        return None
+    if "admin" not in user or not isinstance(user["admin"], bool):
+        return Skip(name, "", "cannot tell whether the user is an admin")
+    if user["admin"]:
+        return None  # hub admins are never deleted
+    servers = user.get("servers")
+    if not isinstance(servers, dict):
+        return Skip(name, "", "cannot see the user's servers")
+    if servers:
+        return None  # any server, running, pending or stopping: kept
+    try:
+        last_activity = parse_timestamp(user.get("last_activity"))
+    except ValueError as e:
+        return Skip(name, "", f"unreadable last_activity ({e})")
+    if last_activity is None:
+        # Never active: created on purpose by an admin or the API, not by a
+        # sign-in; kept.
+        return None
+    inactive = (now - last_activity).total_seconds()
+    if inactive < 0:
+        return Skip(name, "", "last_activity in the future")
+    if inactive >= policy.cull_users_after:
+        return CullUser(name, inactive)
     return None

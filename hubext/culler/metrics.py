@@ -17,12 +17,17 @@ class CullerMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.users_deleted = Counter(
+            "hubext_culler_users_deleted",
+            "Users deleted by the culler (inactive, no server; cull_users).",
+            registry=self.registry,
+        )
         self.errors = Counter(
             "hubext_culler_errors", "Failed hub API requests.", registry=self.registry
         )
         self.skipped = Counter(
             "hubext_culler_servers_left_alone",
-            "Servers left alone: pending, not ready or unreadable.",
+            "Servers (and users) left alone: pending, not ready or unreadable.",
             registry=self.registry,
         )
         self.duration = Histogram(
@@ -41,6 +46,7 @@ class CullerMetrics:
         self.passes.inc()
         for action in [*result.culled, *result.stopping]:
             self.culled.labels(reason=action.reason).inc()
+        self.users_deleted.inc(len(result.users_deleted))
         self.errors.inc(len(result.errors))
         self.skipped.inc(len(result.skipped))
         self.duration.observe(result.seconds)

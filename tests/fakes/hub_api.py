@@ -1,12 +1,17 @@
 """A JupyterHub REST API stand-in with programmable faults, for the culler.
 
-It answers the two calls the culler makes, in JupyterHub's documented
-shapes: ``GET /hub/api/users?state=ready`` with ``Accept:
+It answers the calls the culler makes, in JupyterHub's documented shapes:
+``GET /hub/api/users?state=ready`` (users with a ready server) and
+``?state=inactive`` (users with no server at all) with ``Accept:
 application/jupyterhub-pagination+json`` (``items`` and ``_pagination``
-with ``next.url``), and ``DELETE /hub/api/users/:name/server`` and
-``.../servers/:name`` (204, or 202 while stopping). Faults are set per
-request kind: an HTTP status, a hang, a body that is not JSON, or pages that
-shift between requests (as when servers stop during a pass).
+with ``next.url``), ``GET /hub/api/users/:name``, ``GET /hub/api/user``
+(the token's owner and its ``scopes``), ``DELETE /hub/api/users/:name``,
+and ``DELETE /hub/api/users/:name/server`` and ``.../servers/:name`` (204,
+or 202 while stopping). Faults are set per request kind ("list", "user",
+"delete", "delete_user"): an HTTP status, a hang, a body that is not JSON,
+or pages that shift between requests (as when servers stop during a pass).
+``on_read_user`` changes a user just before it is read alone (as when
+someone signs in while the culler works).
 """
 
 from __future__ import annotations
@@ -22,8 +27,16 @@ class FakeHubAPI:
     def __init__(self, token: str):
         self.token = token
         self.users: dict[str, dict] = {}
-        self.faults: dict[str, list] = {"list": [], "delete": []}
+        self.faults: dict[str, list] = {
+            "list": [],
+            "delete": [],
+            "user": [],
+            "delete_user": [],
+        }
         self.deleted: list[tuple[str, str, bool]] = []
+        self.deleted_users: list[str] = []
+        self.scopes = ["list:users", "read:servers", "delete:servers"]
+        self.on_read_user: dict[str, object] = {}
         self.requests: list[tuple[str, str]] = []
         self.shift_pages = False
         self._lock = threading.Lock()
@@ -39,13 +52,26 @@ class FakeHubAPI:
         self._server.shutdown()
         self._server.server_close()
 
-    def add_user(self, name, servers: dict, groups=()):
+    def add_user(
+        self, name, servers: dict, groups=(), *, admin=False, last_activity=None
+    ):
         self.users[name] = {
             "kind": "user",
             "name": name,
+            "admin": admin,
             "groups": list(groups),
+            "last_activity": last_activity,
             "servers": servers,
         }
+
+    @staticmethod
+    def active(server: dict) -> bool:
+        """Running, starting or stopping: what JupyterHub lists as a server."""
+        return bool(server.get("ready") or server.get("pending"))
+
+    def user_model(self, user: dict) -> dict:
+        servers = {k: s for k, s in user["servers"].items() if self.active(s)}
+        return {**user, "servers": servers}
 
     def fail(
         self, kind: str, status: int | None = None, *, times=1, hang=0.0, body=None
@@ -101,24 +127,41 @@ class FakeHubAPI:
 
             def do_GET(self):
                 parts = urlsplit(self.path)
-                fake.requests.append(("GET", parts.path))
-                if not self._authorized() or self._fault("list"):
+                fake.requests.append(("GET", self.path))  # with the query
+                if not self._authorized():
+                    return
+                if parts.path == "/hub/api/user":
+                    return self._reply(
+                        200,
+                        {"kind": "service", "name": "culler", "scopes": fake.scopes},
+                    )
+                if parts.path.startswith("/hub/api/users/"):
+                    return self._get_user(unquote(parts.path.split("/")[4]))
+                if self._fault("list"):
                     return
                 query = parse_qs(parts.query)
-                if parts.path != "/hub/api/users" or query.get("state") != ["ready"]:
+                state = query.get("state", [""])[0]
+                if parts.path != "/hub/api/users" or state not in {"ready", "inactive"}:
                     return self._reply(404, {"status": 404, "message": "Not Found"})
                 offset = int(query.get("offset", ["0"])[0])
                 limit = int(query.get("limit", ["200"])[0])
-                ready = [
-                    {
-                        **u,
-                        "servers": {
-                            k: s for k, s in u["servers"].items() if s.get("ready")
-                        },
-                    }
-                    for u in fake.users.values()
-                    if any(s.get("ready") for s in u["servers"].values())
-                ]
+                if state == "inactive":
+                    ready = [
+                        fake.user_model(u)
+                        for u in fake.users.values()
+                        if not any(fake.active(s) for s in u["servers"].values())
+                    ]
+                else:
+                    ready = [
+                        {
+                            **u,
+                            "servers": {
+                                k: s for k, s in u["servers"].items() if s.get("ready")
+                            },
+                        }
+                        for u in fake.users.values()
+                        if any(s.get("ready") for s in u["servers"].values())
+                    ]
                 if fake.shift_pages and offset:
                     offset -= 1  # a user of the last page shows up again
                 items = ready[offset : offset + limit]
@@ -128,7 +171,7 @@ class FakeHubAPI:
                         "offset": offset + limit,
                         "limit": limit,
                         "url": f"http://127.0.0.1:{fake._server.server_address[1]}/hub/api/users"
-                        f"?state=ready&offset={offset + limit}&limit={limit}",
+                        f"?state={state}&offset={offset + limit}&limit={limit}",
                     }
                 self._reply(
                     200,
@@ -143,10 +186,36 @@ class FakeHubAPI:
                     },
                 )
 
+            def _get_user(self, name):
+                if self._fault("user"):
+                    return
+                change = fake.on_read_user.pop(name, None)
+                if change is not None:
+                    change(fake.users[name])
+                user = fake.users.get(name)
+                if user is None:
+                    return self._reply(404, {"status": 404, "message": "Not Found"})
+                self._reply(200, fake.user_model(user))
+
+            def _delete_user(self, name):
+                if self._fault("delete_user"):
+                    return
+                if name not in fake.users:
+                    return self._reply(404, {"status": 404, "message": "Not Found"})
+                if "delete:users" not in fake.scopes:
+                    return self._reply(403, {"status": 403, "message": "Forbidden"})
+                del fake.users[name]
+                fake.deleted_users.append(name)
+                self._reply(204)
+
             def do_DELETE(self):
                 path = urlsplit(self.path).path
                 fake.requests.append(("DELETE", path))
-                if not self._authorized() or self._fault("delete"):
+                if not self._authorized():
+                    return
+                if path.count("/") == 4:  # /hub/api/users/<name>
+                    return self._delete_user(unquote(path.split("/")[4]))
+                if self._fault("delete"):
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}") if length else {}
