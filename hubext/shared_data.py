@@ -195,20 +195,20 @@ def system_path_problem(mount_path: str) -> str | None:
     return None
 
 
-def _absolute(value: Any, path: KeyPath) -> str:
+def _checked_path(value: Any, path: KeyPath, problem_of) -> str:
     expect_text(value, path, max_length=1024)
-    problem = path_problem(value)
+    problem = problem_of(value)
     if problem:
         raise ConfigError(path, f"{problem}, got {show(value)}")
     return value
+
+
+def _absolute(value: Any, path: KeyPath) -> str:
+    return _checked_path(value, path, path_problem)
 
 
 def _sub_path(value: Any, path: KeyPath) -> str:
-    expect_text(value, path, max_length=1024)
-    problem = relative_path_problem(value)
-    if problem:
-        raise ConfigError(path, f"{problem}, got {show(value)}")
-    return value
+    return _checked_path(value, path, relative_path_problem)
 
 
 def parse_source(raw: Any, path: KeyPath) -> Source:

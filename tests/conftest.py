@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from .harness import RunningHub
+from .kube import NAMESPACE, running_cluster
 
 
 @pytest.fixture(scope="module")
@@ -28,3 +29,19 @@ def start_hub(tmp_path):
     yield start
     for hub in hubs:
         hub.stop()
+
+
+@pytest.fixture
+async def cluster(tmp_path, caplog):
+    """An in-memory Kubernetes API (kmock) with a fake kubelet, in NAMESPACE."""
+    async with running_cluster(tmp_path, NAMESPACE) as cluster:
+        yield cluster
+    # KubeSpawner retries failed calls and watches, and only logs the errors:
+    # a spawn that worked around the fake API server must not pass unnoticed.
+    errors = [
+        r.getMessage()
+        for phase in ("setup", "call")
+        for r in caplog.get_records(phase)
+        if r.levelname == "ERROR"
+    ]
+    assert errors == []

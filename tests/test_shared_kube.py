@@ -42,12 +42,11 @@ from hubext.roles import community_admin_role_name
 from hubext.slugs import safe_slug
 from hubext.spawners.kube import CommunityKubeSpawner
 
-from .kube import as_sent, pod_container, running_cluster
+from .kube import NAMESPACE, as_sent, pod_container
 from .spawner_objects import HUB, hub_user
 
 KUBECONFIG = Path(__file__).parent / "data" / "kubeconfig.yaml"
 K8S_VERSION = "1.30"
-NAMESPACE = "hubext-test"
 TIMEOUT = 15
 
 IMAGE = "quay.io/jupyter/base-notebook:2024-12-02"
@@ -1042,20 +1041,6 @@ async def test_bad_home_storage_is_refused(config, home_storage, suffix):
 
 
 # -- 8. a real spawn on the in-memory Kubernetes API -------------------------------
-
-
-@pytest.fixture
-async def cluster(tmp_path, caplog):
-    async with running_cluster(tmp_path, NAMESPACE) as cluster:
-        yield cluster
-    # as test_kube_spawn.py: KubeSpawner only logs the errors it retries
-    errors = [
-        r.getMessage()
-        for phase in ("setup", "call")
-        for r in caplog.get_records(phase)
-        if r.levelname == "ERROR"
-    ]
-    assert errors == []
 
 
 @pytest.fixture

@@ -17,9 +17,13 @@ from .kmock_cluster import (
     write_kubeconfig,
 )
 
+#: The namespace the Kubernetes tests use.
+NAMESPACE = "hubext-test"
+
 __all__ = [
     "CORE_RESOURCES",
     "KUBELET_FINALIZER",
+    "NAMESPACE",
     "Cluster",
     "FakeKubelet",
     "KubeApiServer",
