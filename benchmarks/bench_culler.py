@@ -6,6 +6,8 @@ idle (left 75 s without activity while the others get fresh activity through
 the REST API), stop latency 0.5 s. Each culler runs one pass at the same
 settings (idle timeout 60 s, concurrency 10) with least-privilege scopes;
 between the two, the culled servers are started again and made idle again.
+hubext runs at its default ``stop_spacing`` unless ``--stop-spacing`` lists
+others (one pass each, e.g. ``--stop-spacing 0,0.05,0.1``).
 
 Reported per pass: wall time, hub API requests (counted in the hub's own
 log), peak concurrent stops (recorded by the spawner), and the p99 latency
@@ -13,6 +15,7 @@ of ``GET /hub/api/`` probed every 100 ms during the pass and during an idle
 baseline.
 
     python benchmarks/bench_culler.py [--users 5000 --running 1000 --idle 500]
+        [--stop-spacing 0,0.05]
 """
 
 from __future__ import annotations
@@ -124,6 +127,9 @@ class Bench:
         self.url = f"http://127.0.0.1:{self.port}/hub/api"
         wait_for_http(f"{self.url}/", 120, self.hub)
         self.http = requests.Session()
+        # as many pooled connections as the set-up's threads
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=32)
+        self.http.mount("http://", adapter)
         self.http.headers["Authorization"] = f"token {self.tokens['bench']}"
 
     def api(self, method, path, **kwargs):
@@ -254,7 +260,13 @@ async def main():
     parser.add_argument("--running", type=int, default=1000)
     parser.add_argument("--idle", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument(
+        "--stop-spacing",
+        default=str(Culler.stop_spacing.default_value),
+        help="hubext's stop_spacing; a comma-separated list runs one pass each",
+    )
     args = parser.parse_args()
+    spacings = [float(v) for v in args.stop_spacing.split(",")]
     logging.basicConfig(level=logging.WARNING)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -280,22 +292,33 @@ async def main():
             prober.join()
             baseline = p99(samples)
 
-            culler = Culler(
-                url=bench.url,
-                api_token=bench.tokens["hubext"],
-                idle_timeout=TIMEOUT,
-                concurrency=args.concurrency,
-                log=logging.getLogger("hubext.culler.bench"),
-            )
-            culler.policies, culler.default = {}, culler.default_policy()
-            api = HubAPI(bench.url, bench.tokens["hubext"])
+            ours_results = []
+            for i, spacing in enumerate(spacings):
+                if i:  # the same starting point again
+                    bench.start_servers(running)
+                    bench.make_idle(running, idle, IDLE_FOR)
+                culler = Culler(
+                    url=bench.url,
+                    api_token=bench.tokens["hubext"],
+                    idle_timeout=TIMEOUT,
+                    concurrency=args.concurrency,
+                    stop_spacing=spacing,
+                    log=logging.getLogger("hubext.culler.bench"),
+                )
+                culler.policies, culler.default = {}, culler.default_policy()
+                api = HubAPI(bench.url, bench.tokens["hubext"])
 
-            async def ours():
-                result = await culler.cull_pass(api)
-                assert len(result.culled) + len(result.stopping) == len(idle), result
+                async def ours(culler=culler, api=api):
+                    result = await culler.cull_pass(api)
+                    assert len(result.culled) + len(result.stopping) == len(idle), (
+                        result
+                    )
 
-            hubext = await bench.measure("hubext.culler", "hubext-culler", ours)
-            api.close()
+                name = "hubext.culler"
+                if len(spacings) > 1 or spacing != Culler.stop_spacing.default_value:
+                    name += f" (spacing {spacing:g} s)"
+                ours_results.append(await bench.measure(name, "hubext-culler", ours))
+                api.close()
 
             # the same starting point for the peer
             bench.start_servers(running)
@@ -321,19 +344,24 @@ async def main():
 
     print(f"probe GET /hub/api/ p99 at rest: {baseline:.1f} ms")
     print(
-        f"{'culler':<28} {'wall s':>8} {'requests':>9} {'peak stops':>11} "
+        f"{'culler':<32} {'wall s':>8} {'requests':>9} {'peak stops':>11} "
         f"{'probe p50/p99/max ms':>22} {'probes':>7}"
     )
-    for r in (hubext, upstream):
+    for r in (*ours_results, upstream):
         probe = f"{r['p50']:.1f}/{r['p99']:.1f}/{r['max']:.1f}"
         print(
-            f"{r['name']:<28} {r['wall']:>8.1f} {r['requests']:>9} {r['peak']:>11} "
+            f"{r['name']:<32} {r['wall']:>8.1f} {r['requests']:>9} {r['peak']:>11} "
             f"{probe:>22} {r['probes']:>7}"
         )
+    for hubext in ours_results:
+        print(
+            f"{hubext['name']}: speed-up (upstream wall / hubext wall) "
+            f"{upstream['wall'] / hubext['wall']:.1f}x, probe p99 during the pass / "
+            f"at rest {hubext['p99'] / baseline:.2f}"
+        )
     print(
-        f"speed-up (upstream wall / hubext wall): {upstream['wall'] / hubext['wall']:.1f}x"
+        f"probe p99 during the upstream pass / at rest: {upstream['p99'] / baseline:.2f}"
     )
-    print(f"probe p99 during hubext pass / at rest: {hubext['p99'] / baseline:.2f}")
 
 
 if __name__ == "__main__":
