@@ -235,7 +235,7 @@ def test_workshop_folder_is_writable_by_members_and_shared(hub):
 
 
 def test_non_member_has_no_link_and_cannot_enter(hub, machine):
-    assert read(hub, ZED, "shared").status_code == 404
+    assert read(hub, ZED, "shared/ocean-lab").status_code == 404
     # Zed makes their own link to the folder: the operating system refuses.
     sneaky = machine["homes"] / ZED / "sneaky"
     sneaky.symlink_to(machine["shared"] / "ocean-lab" / "datasets")
