@@ -14,8 +14,14 @@ log), peak concurrent stops (recorded by the spawner), and the p99 latency
 of ``GET /hub/api/`` probed every 100 ms during the pass and during an idle
 baseline.
 
+``--diagnose`` also runs an event-loop lag monitor inside the hub (a 5 ms
+timer; each time it fires 8 ms or more late is one block of the loop) and
+splits each pass at the end of its listing (the culler's last ``GET
+/hub/api/users`` in the hub log): probes and hub blocks while listing, and
+while stopping.
+
     python benchmarks/bench_culler.py [--users 5000 --running 1000 --idle 500]
-        [--stop-spacing 0,0.05]
+        [--stop-spacing 0,0.05] [--diagnose]
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import asyncio
 import concurrent.futures
 import logging
 import os
+import re
 import secrets
 import statistics
 import subprocess
@@ -61,6 +68,23 @@ class Target(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+#: Appended to the hub's configuration with --diagnose: records each time the
+#: hub's event loop runs a 5 ms timer 8 ms or more late (epoch, lateness ms).
+LAG_MONITOR = """
+import asyncio as _asyncio, time as _time
+_loop, _last = _asyncio.get_running_loop(), [_time.perf_counter()]
+def _tick():
+    now = _time.perf_counter()
+    late = now - _last[0] - 0.005
+    if late >= 0.008:
+        with open({path!r}, "a") as f:
+            f.write(f"{{_time.time():.3f}} {{late * 1000:.1f}}\\n")
+    _last[0] = now
+    _loop.call_later(0.005, _tick)
+_loop.call_later(0.005, _tick)
+"""
 
 
 def hub_config(port, hub_port, api_port, target, events, tokens, workdir) -> str:
@@ -102,6 +126,7 @@ class Bench:
         self.target = ThreadingHTTPServer(("127.0.0.1", 0), Target)
         threading.Thread(target=self.target.serve_forever, daemon=True).start()
         self.events = workdir / "stops.txt"
+        self.lags = workdir / "lags.txt" if args.diagnose else None
         config = workdir / "jupyterhub_config.py"
         config.write_text(
             hub_config(
@@ -113,6 +138,7 @@ class Bench:
                 self.tokens,
                 workdir,
             )
+            + (LAG_MONITOR.format(path=str(self.lags)) if self.lags else "")
         )
         self.log = workdir / "hub.log"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -202,12 +228,50 @@ class Bench:
             if f"({service}@" in line and "/hub/api/" in line
         )
 
-    def probe(self, stop: threading.Event, samples: list):
+    def probe(self, stop: threading.Event, samples: list, stamps=None):
         while not stop.is_set():
+            if stamps is not None:
+                stamps.append(time.time())
             start = time.perf_counter()
             requests.get(f"{self.url}/", timeout=30)
             samples.append(time.perf_counter() - start)
             stop.wait(0.1)
+
+    def listing_end(self, service: str, since: float) -> float:
+        """When the service's last ``GET /hub/api/users`` since ``since`` ended."""
+        end = since
+        for line in self.log.read_text(errors="replace").splitlines():
+            if f"({service}@" in line and "GET /hub/api/users" in line:
+                stamp = LOG_TIME.match(line)
+                if stamp:
+                    t = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S.%f")
+                    end = max(end, t.timestamp())  # the hub logs local time
+        return end
+
+    def diagnose(self, service, since, until, samples, stamps) -> str:
+        split = self.listing_end(service, since)
+        lags = []
+        if self.lags.exists():
+            for line in self.lags.read_text().splitlines():
+                t, ms = map(float, line.split())
+                if since <= t <= until:
+                    lags.append((t, ms))
+        parts = []
+        for phase, inside in (
+            ("listing", lambda t: t <= split),
+            ("stopping", lambda t: t > split),
+        ):
+            probes = [d for t, d in zip(stamps, samples, strict=False) if inside(t)]
+            blocks = sorted(ms for t, ms in lags if inside(t))
+            parts.append(
+                f"{phase} {(min(split, until) - since if phase == 'listing' else until - split):.1f} s: "
+                f"probes {len(probes)}, p99 {p99(probes):.1f} ms, max "
+                f"{max(probes, default=float('nan')) * 1000:.1f} ms; hub blocks >= 8 ms "
+                f"{len(blocks)}, median {statistics.median(blocks) if blocks else float('nan'):.1f} ms, "
+                f"max {max(blocks, default=float('nan')):.1f} ms, "
+                f"{sum(blocks) / 1000:.1f} s in all"
+            )
+        return "; ".join(parts)
 
     def peak_overlap(self, since: float) -> int:
         events = []
@@ -225,16 +289,21 @@ class Bench:
         before_requests = self.log_requests(service)
         since = time.monotonic()
         samples: list[float] = []
+        stamps: list[float] = []
         stop = threading.Event()
-        prober = threading.Thread(target=self.probe, args=(stop, samples))
+        prober = threading.Thread(target=self.probe, args=(stop, samples, stamps))
         prober.start()
-        start = time.perf_counter()
+        start, started = time.perf_counter(), time.time()
         await run_pass()
         wall = time.perf_counter() - start
         stop.set()
         prober.join()
         time.sleep(1)  # let the hub flush its log
+        diagnosis = ""
+        if self.lags:
+            diagnosis = self.diagnose(service, started, started + wall, samples, stamps)
         return {
+            "diagnosis": diagnosis,
             "name": name,
             "wall": wall,
             "requests": self.log_requests(service) - before_requests,
@@ -244,6 +313,9 @@ class Bench:
             "max": max(samples) * 1000 if samples else float("nan"),
             "probes": len(samples),
         }
+
+
+LOG_TIME = re.compile(r"^\[\w (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) ")
 
 
 def p99(samples):
@@ -260,6 +332,11 @@ async def main():
     parser.add_argument("--running", type=int, default=1000)
     parser.add_argument("--idle", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="measure the hub's event-loop blocks; split each pass at its listing's end",
+    )
     parser.add_argument(
         "--stop-spacing",
         default=str(Culler.stop_spacing.default_value),
@@ -362,6 +439,9 @@ async def main():
     print(
         f"probe p99 during the upstream pass / at rest: {upstream['p99'] / baseline:.2f}"
     )
+    for r in (*ours_results, upstream):
+        if r["diagnosis"]:
+            print(f"{r['name']}: {r['diagnosis']}")
 
 
 if __name__ == "__main__":
