@@ -20,7 +20,7 @@ from traitlets import Bool, List, Unicode, default, validate
 from traitlets.config import Config
 
 from .._validation import ConfigError, KeyPath
-from ..communities import Communities
+from ..communities import ROOT_PATH, Communities
 from ..profiles import check_default_profiles, check_profile_list
 from ..shared_data import contains
 from ..slugs import safe_slug
@@ -30,7 +30,6 @@ from .options import CommunityOptionsMixin
 from .shared import SharedDataMixin
 
 PROFILE_LIST_PATH = KeyPath("LocalCommunitySpawner.profile_list")
-COMMUNITIES_PATH = KeyPath("Communities.communities")
 
 #: Spawner traits a profile may override on this spawner (``kubespawner_override``).
 LOCAL_OVERRIDES = (
@@ -127,7 +126,7 @@ class LocalCommunitySpawner(
         folders = [f for c in communities for f in c.get("shared_data", ())]
         for community in communities:
             for i, folder in enumerate(community.get("shared_data", ())):
-                path = COMMUNITIES_PATH[community.slug].attr("shared_data")[i]
+                path = ROOT_PATH[community.slug].attr("shared_data")[i]
                 if folder.source.kind != "host_path":
                     raise ConfigError(
                         path.attr("source"),
