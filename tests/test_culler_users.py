@@ -338,3 +338,89 @@ def test_register_grants_delete_users_only_with_cull_users(kwargs, deletes):
     assert service["command"].count("--cull-users") <= 1
     assert "admin:users" not in role["scopes"]
     assert set(CULLER_SCOPES) <= set(role["scopes"])
+
+
+def test_hubext_kube_keeps_volumes_by_default(tmp_path):
+    config = hub_config(tmp_path, 'c.JupyterHub.spawner_class = "hubext-kube"')
+    assert storage_check(config)[0] == "keeps"
+
+
+Z2JH_VALUES = """
+cull:
+  enabled: false
+hub:
+  config:
+    Communities:
+      communities:
+        astro-101:
+          culling:
+            idle_timeout: 900
+            cull_users_after: 86400
+        ocean-lab: {}
+singleuser:
+  storage:
+    type: dynamic
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "verdict"),
+    [
+        pytest.param("", "deletes", id="chart-default-kubespawner"),
+        pytest.param(
+            "    KubeSpawner:\n      delete_pvc: false\n",
+            "keeps",
+            id="delete-pvc-false",
+        ),
+        pytest.param(
+            "    JupyterHub:\n      spawner_class: hubext-kube\n",
+            "keeps",
+            id="hubext-kube",
+        ),
+    ],
+)
+def test_z2jh_values_are_read_without_running_the_chart_config(
+    tmp_path, extra, verdict
+):
+    values = tmp_path / "values.yaml"
+    values.write_text(Z2JH_VALUES.replace("  config:\n", "  config:\n" + extra, 1))
+    culler = Culler(hub_config=str(values))
+    config = culler.load_hub_config()
+    assert culler.load_community_policies(config) == {
+        "astro-101": {"idle_timeout": 900, "cull_users_after": 86400}
+    }
+    assert storage_check(config)[0] == verdict
+
+
+def test_the_service_reads_z2jh_values(tmp_path):
+    """In the service's small environment: no Kubernetes service variables."""
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        Z2JH_VALUES.replace(
+            "  config:\n", "  config:\n    KubeSpawner:\n      delete_pvc: true\n", 1
+        )
+    )
+    env = {
+        key: os.environ[key]
+        for key in ("PATH", "LANG", "VIRTUAL_ENV")
+        if key in os.environ
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hubext.culler",
+            "--once",
+            "--cull-users",
+            f"--hub-config={values}",
+            "--url=http://127.0.0.1:1/hub/api",
+        ],
+        env={**env, "JUPYTERHUB_API_TOKEN": TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # The values were read: the storage check (from hub.config) stops it.
+    assert result.returncode == 1
+    assert "will not delete users" in result.stderr
+    assert "cannot read the communities" not in result.stderr

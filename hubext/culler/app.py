@@ -32,13 +32,14 @@ from functools import partial
 
 from prometheus_client import start_http_server
 from traitlets import Any, Bool, Float, Integer, Unicode, default
-from traitlets.config import Application, Config, PyFileConfigLoader
+from traitlets.config import Application, Config
 
 from .. import __version__
 from ..communities import Communities
 from ..culling import MIN_SECONDS, MIN_USER_SECONDS, CullingPolicy, policy_for
 from .client import HubAPI, HubAPIError
 from .decide import Cull, CullUser, Skip, decide, decide_user
+from .hub_config import load_hub_config
 from .metrics import CullerMetrics
 from .storage import storage_check
 
@@ -181,9 +182,13 @@ class Culler(Application):
         "",
         config=True,
         help="""
-        The hub's own ``jupyterhub_config.py``, to read the communities'
-        ``culling`` policies from (the same definitions the hub uses).
-        Empty: the hub-wide default applies to everyone.
+        The hub's own configuration, to read the communities' ``culling``
+        policies from (the same definitions the hub uses): its
+        ``jupyterhub_config.py``, or on zero-to-jupyterhub the chart's
+        values, ``/usr/local/etc/jupyterhub/secret/values.yaml`` in the hub
+        pod (a ``.yaml``/``.yml`` path; its ``hub.config`` is read without
+        executing anything). Empty: the hub-wide default applies to
+        everyone.
         """,
     )
 
@@ -306,8 +311,7 @@ class Culler(Application):
         """The hub's own configuration (:attr:`hub_config`); None without one."""
         if not self.hub_config:
             return None
-        directory, filename = os.path.split(os.path.abspath(self.hub_config))
-        return PyFileConfigLoader(filename, path=directory).load_config()
+        return load_hub_config(self.hub_config)
 
     def load_community_policies(self, hub_config: Config | None = None) -> dict:
         """``{slug: culling settings}`` from the hub's configuration."""

@@ -22,7 +22,7 @@ import inspect
 
 from jupyterhub.utils import maybe_future
 from kubespawner import KubeSpawner
-from traitlets import Dict, Unicode, default, validate
+from traitlets import Bool, Dict, Unicode, validate
 from traitlets.config import Config
 
 from .._validation import ConfigError, KeyPath
@@ -124,11 +124,22 @@ class CommunityKubeSpawner(SharedDataMixin, CommunityOptionsMixin, KubeSpawner):
         """,
     )
 
-    @default("delete_pvc")
-    def _delete_pvc_default(self):
-        # KubeSpawner deletes the user's PVC (their home) when the user is
-        # deleted; hubext keeps it unless the admin asks otherwise.
-        return False
+    delete_pvc = Bool(
+        False,
+        config=True,
+        help="""
+        Delete the user's PersistentVolumeClaim (with
+        ``singleuser.storage.type: dynamic``, their home) when the user is
+        deleted from the hub.
+
+        False here (KubeSpawner's default is True): deleting a user, by an
+        admin or by the culler's ``--cull-users``, keeps their home until you
+        remove it. Set True to make deleting a user delete their home.
+
+        .. versionchanged:: 0.1
+            Defaults to False, unlike KubeSpawner.
+        """,
+    )
 
     def pod_storage(self):
         """The user's shared folders and home as dict-form volumes and mounts."""
