@@ -12,20 +12,10 @@ from __future__ import annotations
 from jupyterhub.spawner import Spawner
 from traitlets.config import Config
 
-from ..startup import resolve_class
+from ..startup import configured_value, resolve_class
 
 #: JupyterHub's own default spawner.
 DEFAULT_SPAWNER = "localprocess"
-
-
-def configured_value(cls, config: Config, name: str, default):
-    """A trait's value for ``cls`` as traitlets resolves it: its class MRO."""
-    value = default
-    for klass in reversed(cls.__mro__):
-        section = config.get(klass.__name__) if hasattr(config, "get") else None
-        if section is not None and name in section:
-            value = section[name]
-    return value
 
 
 def storage_check(config: Config) -> tuple[str, str]:
