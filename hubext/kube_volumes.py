@@ -101,8 +101,8 @@ def pod_storage(
     mounts: Iterable[Mount],
     *,
     username: str,
-    home_source: Source | None = None,
-    home_mount_path: str = "/home/jovyan",
+    home_source: Source | None,
+    home_mount_path: str,
 ) -> PodStorage:
     volumes: dict = {}
     volume_mounts: dict = {}

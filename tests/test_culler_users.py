@@ -314,7 +314,9 @@ def test_the_service_with_volumes_kept_starts(tmp_path):
 
 
 def test_user_timeouts_under_an_hour_are_refused():
-    with pytest.raises(ValueError, match="cull_users_after must be at least 3600"):
+    with pytest.raises(
+        ValueError, match=r"Culler.cull_users_after: must be at least 3600 seconds"
+    ):
         Culler(cull_users_after=600).default_policy()
 
 

@@ -36,7 +36,12 @@ from traitlets.config import Application, Config
 
 from .. import __version__
 from ..communities import Communities
-from ..culling import MIN_SECONDS, MIN_USER_SECONDS, CullingPolicy, policy_for
+from ..culling import (
+    MIN_USER_SECONDS,
+    CullingPolicy,
+    check_duration,
+    policy_for,
+)
 from .client import HubAPI, HubAPIError
 from .decide import Cull, CullUser, Skip, decide, decide_user
 from .hub_config import load_hub_config
@@ -290,21 +295,18 @@ class Culler(Application):
         return CullerMetrics()
 
     def default_policy(self) -> CullingPolicy:
-        minimums = {
-            "idle_timeout": MIN_SECONDS,
-            "max_age": MIN_SECONDS,
-            "cull_users_after": MIN_USER_SECONDS,
-        }
-        for name, minimum in minimums.items():
-            value = getattr(self, name)
-            if value is not None and value < minimum:
-                raise ValueError(f"Culler.{name} must be at least {minimum} or None")
+        # The same checks as a community's culling keys (a ConfigError, a
+        # ValueError, naming Culler.<trait>).
         return CullingPolicy(
-            idle_timeout=self.idle_timeout,
-            max_age=self.max_age,
+            idle_timeout=check_duration(self.idle_timeout, "Culler.idle_timeout"),
+            max_age=check_duration(self.max_age, "Culler.max_age"),
             cull_named_servers=self.cull_named_servers,
             remove_named_servers=self.remove_named_servers,
-            cull_users_after=self.cull_users_after,
+            cull_users_after=check_duration(
+                self.cull_users_after,
+                "Culler.cull_users_after",
+                minimum=MIN_USER_SECONDS,
+            ),
         )
 
     def load_hub_config(self) -> Config | None:

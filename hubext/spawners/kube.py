@@ -29,7 +29,7 @@ from .._validation import ConfigError, KeyPath
 from ..communities import Communities
 from ..kube_volumes import pod_storage, prepare_container
 from ..profiles import UNLISTED_SUFFIX, check_default_profiles, check_profile_list
-from ..shared_data import parse_source
+from ..shared_data import Source, parse_source
 from ..startup import configured_value
 from .options import CommunityOptionsMixin
 from .shared import SharedDataMixin
@@ -44,8 +44,10 @@ class CommunityKubeSpawner(SharedDataMixin, CommunityOptionsMixin, KubeSpawner):
     def check_hub_config(cls, config: Config, communities: Communities) -> None:
         """Start-up checks (called by the authenticator)."""
         cls.check_shared_data(config, communities)
-        home_storage = configured_value(cls, config, "home_storage", {})
-        _check_home_storage(home_storage, f"{cls.__name__}.home_storage")
+        _home_source(
+            configured_value(cls, config, "home_storage", {}),
+            f"{cls.__name__}.home_storage",
+        )
         profile_list = configured_value(cls, config, "profile_list", [])
         if callable(profile_list):
             return
@@ -86,7 +88,7 @@ class CommunityKubeSpawner(SharedDataMixin, CommunityOptionsMixin, KubeSpawner):
 
     @validate("home_storage")
     def _validate_home_storage(self, proposal):
-        _check_home_storage(proposal["value"], f"{type(self).__name__}.home_storage")
+        _home_source(proposal["value"], f"{type(self).__name__}.home_storage")
         return proposal["value"]
 
     folder_owner = Unicode(
@@ -143,15 +145,12 @@ class CommunityKubeSpawner(SharedDataMixin, CommunityOptionsMixin, KubeSpawner):
 
     def pod_storage(self):
         """The user's shared folders and home as dict-form volumes and mounts."""
-        home = (
-            parse_source(self.home_storage, KeyPath("home_storage"))
-            if self.home_storage
-            else None
-        )
         return pod_storage(
             self.shared_mounts(),
             username=self.user.name,
-            home_source=home,
+            home_source=_home_source(
+                self.home_storage, f"{type(self).__name__}.home_storage"
+            ),
             home_mount_path=self.home_mount_path,
         )
 
@@ -222,9 +221,9 @@ def _keyed(value) -> dict:
     }
 
 
-def _check_home_storage(value, key: str) -> None:
-    if value:
-        parse_source(value, KeyPath(key))
+def _home_source(value, key: str) -> Source | None:
+    """The parsed ``home_storage`` (None when empty); ConfigError naming ``key``."""
+    return parse_source(value, KeyPath(key)) if value else None
 
 
 def _chosen_entries(profile: dict, user_options: dict) -> list[dict]:

@@ -122,7 +122,7 @@ class LocalCommunitySpawner(
         profile_list = cls(config=config).profile_list
         check_default_profiles(communities, profile_list)
         cls.check_shared_data(config, communities)
-        home = configured_value(cls, config, "home_mount_path", "/home/jovyan")
+        home = cls.configured_home_mount_path(config)
         folders = [f for c in communities for f in c.get("shared_data", ())]
         for community in communities:
             for i, folder in enumerate(community.get("shared_data", ())):

@@ -23,6 +23,9 @@ from ..shared_data import (
 )
 from ..startup import configured_value
 
+#: Where the user's home is inside a server unless configured (z2jh's default).
+DEFAULT_HOME_MOUNT_PATH = "/home/jovyan"
+
 
 def check_home_mount_path(value, key: str) -> None:
     problem = path_problem(value) if isinstance(value, str) else "must be a string"
@@ -38,7 +41,7 @@ class SharedDataMixin(HasTraits):
     """
 
     home_mount_path = Unicode(
-        "/home/jovyan",
+        DEFAULT_HOME_MOUNT_PATH,
         config=True,
         help="""
         Where the user's home is inside the server (z2jh:
@@ -86,7 +89,13 @@ class SharedDataMixin(HasTraits):
     @classmethod
     def check_shared_data(cls, config: Config, communities: Communities) -> None:
         """Start-up check: no shared folder on or above the home."""
-        home = configured_value(cls, config, "home_mount_path", "/home/jovyan")
         key = f"{cls.__name__}.home_mount_path"
-        check_home_mount_path(home, key)
+        home = cls.configured_home_mount_path(config)
         check_home(folder_paths(communities.registry, ROOT_PATH), home, key)
+
+    @classmethod
+    def configured_home_mount_path(cls, config: Config) -> str:
+        """``home_mount_path`` as configured for ``cls``, checked (start-up)."""
+        home = configured_value(cls, config, "home_mount_path", DEFAULT_HOME_MOUNT_PATH)
+        check_home_mount_path(home, f"{cls.__name__}.home_mount_path")
+        return home
