@@ -252,14 +252,19 @@ def test_non_member_has_no_link_and_cannot_enter(hub, machine):
     assert not (machine["shared"] / "ocean-lab" / "datasets" / "zed.txt").exists()
 
 
-def _as_server(pid: int, *command: str) -> subprocess.CompletedProcess:
-    """Run ``command`` with exactly the uid, gid and groups of process ``pid``."""
+def _credentials(pid: int) -> tuple[int, int, list[int]]:
+    """``(uid, gid, supplementary groups)`` of process ``pid``, from /proc."""
     status = dict(
         line.split(":", 1)
         for line in Path(f"/proc/{pid}/status").read_text().splitlines()
     )
     uid, gid = int(status["Uid"].split()[0]), int(status["Gid"].split()[0])
-    groups = [int(g) for g in status["Groups"].split()]
+    return uid, gid, [int(g) for g in status["Groups"].split()]
+
+
+def _as_server(pid: int, *command: str) -> subprocess.CompletedProcess:
+    """Run ``command`` with exactly the uid, gid and groups of process ``pid``."""
+    uid, gid, groups = _credentials(pid)
 
     def become():
         os.setgid(gid)
@@ -316,14 +321,9 @@ def _server_pid(hub, name: str) -> int:
             continue
         try:
             environ = (proc / "environ").read_bytes().split(b"\0")
-            status = (proc / "status").read_text()
+            uid, _, _ = _credentials(int(proc.name))
         except OSError:
             continue
-        uid = int(
-            next(
-                line for line in status.splitlines() if line.startswith("Uid:")
-            ).split()[1]
-        )
         if (
             uid == pwd.getpwnam(name).pw_uid
             and f"JUPYTERHUB_USER={name}".encode() in environ
@@ -346,13 +346,7 @@ def _server_pid(hub, name: str) -> int:
 )
 def test_server_groups_and_environment(hub, machine, name, access):
     pid = _server_pid(hub, name)
-    status = Path(f"/proc/{pid}/status").read_text()
-    groups = {
-        int(g)
-        for g in next(
-            line for line in status.splitlines() if line.startswith("Groups:")
-        ).split()[1:]
-    }
+    groups = set(_credentials(pid)[2])
     folders = {f.name: f for f in _folders(machine["shared"])}
     expected = set()
     for folder_name, folder in folders.items():
