@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -24,7 +25,34 @@ IDP_SCRIPT = REPO / "demo" / "idp.mjs"
 DEMO_CONFIG = REPO / "jupyterhub_config.py"
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel picks outgoing connections' ports from."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(n) for n in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
+    """A free loopback port, outside the kernel's ephemeral range.
+
+    A port from ``bind(0)`` comes from the ephemeral range, where any
+    outgoing connection (the hub's, a test's) may take it before the server
+    that is meant to listen there starts; below that range only listeners
+    can collide, and a port is checked free before it is given out.
+    """
+    low, _ = _ephemeral_ports()
+    if low > 11000:
+        for _ in range(100):
+            port = random.randrange(10000, low)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -85,12 +113,16 @@ class DemoEnvironment:
 
     @classmethod
     def with_free_ports(cls, data_dir: Path) -> DemoEnvironment:
+        ports: set[int] = set()
+        while len(ports) < 4:
+            ports.add(free_port())
+        port, hub_port, proxy_api_port, idp_port = ports
         return cls(
             data_dir=data_dir,
-            port=free_port(),
-            hub_port=free_port(),
-            proxy_api_port=free_port(),
-            idp_port=free_port(),
+            port=port,
+            hub_port=hub_port,
+            proxy_api_port=proxy_api_port,
+            idp_port=idp_port,
         )
 
     def env(self) -> dict[str, str]:
