@@ -63,6 +63,13 @@ def test_login_spawn_use_stop(demo_hub):
         person.get("/user/alice/api/status", allow_redirects=False).status_code != 200
     )
 
+    # JupyterLab's Node helpers ran cleanly in her server: the repository's
+    # package.json does not turn the virtualenv's .js files into ES modules.
+    log = demo_hub.log()
+    assert "Fail to get yarn configuration" not in log
+    assert "Dynamic require of" not in log
+    assert max(len(line) for line in log.splitlines()) < 2000
+
 
 def test_person_in_no_community_is_refused_with_reason(demo_hub):
     r = demo_hub.session().login("demo", "dave")
