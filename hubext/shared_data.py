@@ -184,13 +184,35 @@ def contains(parent: str, child: str) -> bool:
     return child == parent or child.startswith(parent.rstrip("/") + "/")
 
 
+#: System paths a ``host_path`` may lie inside: home directories on the
+#: machine (root's home is where one clones as root on a cloud machine).
+#: A host path may still be neither one of them nor above them.
+HOST_PATHS_INSIDE_ALLOWED = ("/root",)
+
+
 def system_path_problem(mount_path: str) -> str | None:
-    if mount_path == "/":
+    """Why a ``mount_path`` (a path inside the server) is a system path, or None."""
+    return _system_problem(mount_path, inside_allowed=())
+
+
+def host_system_path_problem(host_path: str) -> str | None:
+    """Why a ``host_path`` (a directory on the hub's machine) is refused, or None.
+
+    As for mount paths, except that a host path may lie inside
+    :data:`HOST_PATHS_INSIDE_ALLOWED`: the hub changes the mode and ACL of
+    the folder itself, never of its parents, and ``/root/...`` is a home on
+    the machine, not the machine's system.
+    """
+    return _system_problem(host_path, inside_allowed=HOST_PATHS_INSIDE_ALLOWED)
+
+
+def _system_problem(path: str, inside_allowed: tuple[str, ...]) -> str | None:
+    if path == "/":
         return "must not be '/'"
     for system in SYSTEM_PATHS:
-        if contains(system, mount_path):
+        if contains(system, path) and not (system in inside_allowed and path != system):
             return f"is inside the system path {system}"
-        if contains(mount_path, system):
+        if contains(path, system):
             return f"would hide the system path {system}"
     return None
 
@@ -220,7 +242,7 @@ def parse_source(raw: Any, path: KeyPath) -> Source:
     vpath = path.attr(kind)
     if kind == "host_path":
         host_path = _absolute(value, vpath)
-        problem = system_path_problem(host_path)
+        problem = host_system_path_problem(host_path)
         if problem:
             raise ConfigError(vpath, f"{host_path!r} {problem}")
         if host_path.count("/") < 2:
@@ -321,21 +343,42 @@ def parse_shared_data(value: Any, path: KeyPath, slug: str) -> tuple[SharedFolde
 def folder_paths(
     registry: Mapping[str, Any], root: KeyPath
 ) -> list[tuple[SharedFolder, KeyPath]]:
-    """Every shared folder of the registry with the key path of its mount_path."""
+    """Every shared folder of the registry with the key path of its entry."""
     found = []
     for slug, community in registry.items():
         for i, folder in enumerate(community.get("shared_data", ())):
-            found.append((folder, root[slug].attr("shared_data")[i].attr("mount_path")))
+            found.append((folder, root[slug].attr("shared_data")[i]))
     return found
+
+
+def storage_place(source: Source) -> tuple[tuple[str, ...], str]:
+    """``(storage, path)``: where a folder's data lives, comparable across folders.
+
+    Two folders on the same storage overlap when one path contains the other.
+    """
+    if source.kind == "host_path":
+        return ("host_path",), source.path
+    if source.kind == "nfs":
+        path = (
+            posixpath.join(source.path, source.sub_path)
+            if source.sub_path
+            else source.path
+        )
+        return ("nfs", source.server.lower()), path
+    return ("pvc", source.claim), "/" + source.sub_path
 
 
 def check_overlaps(
     folders: list[tuple[SharedFolder, KeyPath]],
 ) -> None:
-    """No two mount paths may be equal or nested, across all communities.
+    """No two mount paths, and no two sources, may be equal or nested.
 
     A member of several communities gets all their folders, so the check is
-    hub-wide.
+    hub-wide. A folder whose data lies inside another's would inherit the
+    outer folder's access (on one machine its files inherit the outer
+    folder's default ACL; a member of the outer folder could replace it by a
+    link), so sources are compared too: host paths, NFS export paths on the
+    same server, sub-paths of the same claim.
     """
     # Every pair, in definition order, so the error names the later folder.
     # (Sorting and comparing neighbours misses nesting: '-' sorts before '/'.)
@@ -345,10 +388,59 @@ def check_overlaps(
                 b.mount_path, a.mount_path
             ):
                 raise ConfigError(
-                    bpath,
+                    bpath.attr("mount_path"),
                     f"{b.mount_path!r} overlaps the mount path {a.mount_path!r} "
                     f"of {a.key}",
                 )
+    for j, (b, bpath) in enumerate(folders):
+        b_storage, b_path = storage_place(b.source)
+        for a, _ in folders[:j]:
+            a_storage, a_path = storage_place(a.source)
+            if a_storage == b_storage and (
+                contains(a_path, b_path) or contains(b_path, a_path)
+            ):
+                raise ConfigError(
+                    _source_key(bpath, b.source),
+                    f"{_describe(b.source)} overlaps {_describe(a.source)} of "
+                    f"{a.key}: a folder inside another would share its data and "
+                    "access; give each folder its own place",
+                )
+
+
+def _source_key(entry: KeyPath, source: Source) -> KeyPath:
+    """The key path of the part of ``source`` that places the data."""
+    path = entry.attr("source").attr(source.kind)
+    if source.kind == "host_path":
+        return path
+    if source.sub_path:
+        return path.attr("sub_path")
+    return path.attr("path") if source.kind == "nfs" else path.attr("claim")
+
+
+def _describe(source: Source) -> str:
+    if source.kind == "host_path":
+        return f"the host path {source.path!r}"
+    path = storage_place(source)[1]
+    if source.kind == "nfs":
+        return f"the NFS path {source.server}:{path}"
+    return f"the claim {source.claim}'s path {path!r}"
+
+
+def check_host_paths_outside(
+    folders: list[tuple[SharedFolder, KeyPath]], directory: str, key: str
+) -> None:
+    """No ``host_path`` folder equal to, inside or above ``directory`` (``key``)."""
+    for folder, path in folders:
+        source = folder.source
+        if source.kind == "host_path" and (
+            contains(directory, source.path) or contains(source.path, directory)
+        ):
+            raise ConfigError(
+                path.attr("source").attr("host_path"),
+                f"{source.path!r} overlaps the homes in {directory!r} ({key}): "
+                "a person could replace a folder in their home; keep shared "
+                "folders and homes apart",
+            )
 
 
 def check_home(
@@ -358,7 +450,7 @@ def check_home(
     for folder, path in folders:
         if contains(folder.mount_path, home_mount_path):
             raise ConfigError(
-                path,
+                path.attr("mount_path"),
                 f"{folder.mount_path!r} would hide the home directory "
                 f"{home_mount_path!r} ({home_key}); choose a path inside the home",
             )

@@ -449,7 +449,8 @@ def folder_entry(name: str, mount_path: str) -> dict:
     return {
         "name": name,
         "mount_path": mount_path,
-        "source": {"host_path": f"/srv/hubext/{name}"},
+        # One host path per mount path: two folders never share their data.
+        "source": {"host_path": f"/srv/hubext{mount_path}"},
     }
 
 
@@ -519,6 +520,119 @@ def test_nested_overlap_is_found_past_a_sibling_that_sorts_between():
     )
     assert error.path == f"{ROOT}['astro-101'].shared_data[0].mount_path", str(error)
     assert "overlaps the mount path '/home/jovyan/shared'" in error.reason
+
+
+SOURCE_OVERLAPS = [
+    pytest.param(
+        {"host_path": "/srv/shared/ocean"},
+        {"host_path": "/srv/shared/ocean/datasets"},
+        "source.host_path",
+        "the host path '/srv/shared/ocean/datasets' overlaps the host path "
+        "'/srv/shared/ocean' of ocean-lab/a",
+        id="host-path-inside",
+    ),
+    pytest.param(
+        {"host_path": "/srv/shared/ocean/datasets"},
+        {"host_path": "/srv/shared"},
+        "source.host_path",
+        "the host path '/srv/shared' overlaps the host path "
+        "'/srv/shared/ocean/datasets' of ocean-lab/a",
+        id="host-path-above",
+    ),
+    pytest.param(
+        {"host_path": "/srv/shared/ocean"},
+        {"host_path": "/srv/shared/ocean"},
+        "source.host_path",
+        "overlaps the host path '/srv/shared/ocean'",
+        id="host-path-equal",
+    ),
+    pytest.param(
+        {"nfs": {"server": "nfs.example.org", "path": "/export", "sub_path": "a"}},
+        {"nfs": {"server": "NFS.example.org", "path": "/export/a/b"}},
+        "source.nfs.path",
+        "the NFS path NFS.example.org:/export/a/b overlaps the NFS path "
+        "nfs.example.org:/export/a of ocean-lab/a",
+        id="nfs-inside-same-server",
+    ),
+    pytest.param(
+        {"pvc": {"claim": "data"}},
+        {"pvc": {"claim": "data", "sub_path": "astro"}},
+        "source.pvc.sub_path",
+        "the claim data's path '/astro' overlaps the claim data's path '/' of ocean-lab/a",
+        id="pvc-root-and-sub-path",
+    ),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "key", "reason"), SOURCE_OVERLAPS)
+def test_nested_sources_across_communities_are_refused(first, second, key, reason):
+    error = refusal(
+        {
+            "ocean-lab": {
+                "shared_data": [
+                    {"name": "a", "mount_path": "/home/jovyan/a", "source": first}
+                ]
+            },
+            "astro-101": {
+                "shared_data": [
+                    {"name": "b", "mount_path": "/home/jovyan/b", "source": second}
+                ]
+            },
+        }
+    )
+    assert error.path == f"{ROOT}['astro-101'].shared_data[0].{key}", str(error)
+    assert reason in error.reason, error.reason
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param(
+            {"host_path": "/srv/shared/ocean"},
+            {"host_path": "/srv/shared/ocean-old"},
+            id="host-path-sibling-prefix",
+        ),
+        pytest.param(
+            {"nfs": {"server": "a.example.org", "path": "/export"}},
+            {"nfs": {"server": "b.example.org", "path": "/export/x"}},
+            id="nfs-other-server",
+        ),
+        pytest.param(
+            {"pvc": {"claim": "data"}},
+            {"pvc": {"claim": "data-2", "sub_path": "x"}},
+            id="pvc-other-claim",
+        ),
+        pytest.param(
+            {"host_path": "/srv/export/x"},
+            {"nfs": {"server": "a.example.org", "path": "/srv/export"}},
+            id="host-path-and-nfs",
+        ),
+    ],
+)
+def test_separate_sources_are_accepted(first, second):
+    registry = parse_communities(
+        ocean(
+            {"name": "a", "mount_path": "/home/jovyan/a", "source": first},
+            {"name": "b", "mount_path": "/home/jovyan/b", "source": second},
+        )
+    )
+    assert len(registry["ocean-lab"].get("shared_data")) == 2
+
+
+def test_host_path_may_lie_in_roots_home_but_a_mount_path_may_not():
+    # A clone in /root (a cloud machine's usual place) keeps its demo data there.
+    registry = parse_communities(
+        source({"host_path": "/root/hubext/.hubext-demo/shared/ocean-lab/datasets"})
+    )
+    assert registry["ocean-lab"].get("shared_data")[0].source.path == (
+        "/root/hubext/.hubext-demo/shared/ocean-lab/datasets"
+    )
+    error = refusal(source({"host_path": "/root"}))
+    assert error.path == f"{ENTRY}.source.host_path"
+    assert "system path /root" in error.reason
+    error = refusal(ocean(entry(mount_path="/root/data")))
+    assert error.path == f"{ENTRY}.mount_path"
+    assert "is inside the system path /root" in error.reason
 
 
 # Path components chosen so that siblings sort between a folder and its children.

@@ -16,16 +16,17 @@ import os
 import sys
 
 from jupyterhub.spawner import LocalProcessSpawner
+from tornado import web
 from traitlets import Bool, List, Unicode, default, validate
 from traitlets.config import Config
 
 from .._validation import ConfigError, KeyPath
 from ..communities import ROOT_PATH, Communities
 from ..profiles import check_default_profiles, check_profile_list
-from ..shared_data import contains
+from ..shared_data import check_host_paths_outside, contains, folder_paths
 from ..slugs import safe_slug
 from ..startup import configured_value
-from . import local_shared
+from . import local_shared, nofollow
 from .options import CommunityOptionsMixin
 from .shared import SharedDataMixin
 
@@ -140,13 +141,13 @@ class LocalCommunitySpawner(
                         "folders into the home",
                     )
         run_as = configured_value(cls, config, "run_as_system_users", False)
-        if folders and run_as and os.geteuid() == 0:
-            try:
-                local_shared.setfacl()
-            except RuntimeError as e:
-                raise ConfigError(
-                    f"{cls.__name__}.run_as_system_users", str(e)
-                ) from None
+        if folders and not run_as:
+            home_root = cls(config=config).home_root
+            check_host_paths_outside(
+                folder_paths(communities.registry, ROOT_PATH),
+                home_root,
+                f"{cls.__name__}.home_root",
+            )
 
     def configured_profile_list(self) -> list:
         return self.profile_list
@@ -238,13 +239,19 @@ class LocalCommunitySpawner(
         """Create the user's folders; return ``(extra gids, (links, stale links))``."""
         mounts = self.shared_mounts()
         enforce = self.enforces_shared_access
+        home = self._server_home()
         gids = set()
         for mount in mounts:
-            groups = local_shared.prepare_folder(mount.folder, enforce=enforce)
+            if contains(mount.folder.source.path, home):
+                self._refuse(mount, f"it holds the home {home}")
+            try:
+                groups = local_shared.prepare_folder(mount.folder, enforce=enforce)
+            except nofollow.UnsafePath as e:
+                self._refuse(mount, str(e))
             if enforce:
                 gids.add(groups[mount.access])
         links = local_shared.link_plan(
-            self._server_home(),
+            home,
             self.home_mount_path,
             mounts,
             [f for c in self.communities for f in c.get("shared_data", ())],
@@ -257,14 +264,25 @@ class LocalCommunitySpawner(
         )
         return gids, links
 
+    def _refuse(self, mount, problem: str):
+        """Fail the spawn with a message for the person and the log (no traceback)."""
+        message = (
+            f"Cannot prepare the shared folder {mount.folder.key} "
+            f"({mount.folder.source.path}): {problem}. Ask the hub's admins."
+        )
+        self.log.error("hubext: %s: %s", self._log_name, message)
+        raise web.HTTPError(409, "%s", message)
+
     def make_preexec_fn(self, name):
         if self.run_as_system_users:
             gids, links = self._hubext_shared
             return local_shared.system_user_preexec(name, gids, links)
         home = self.home_dir
+        no_new_privileges = local_shared.no_new_privileges_fn()
 
         def preexec():
             os.chdir(home)
+            no_new_privileges()
 
         return preexec
 
@@ -280,9 +298,22 @@ class LocalCommunitySpawner(
             return await super().move_certs(paths)
         return paths
 
+    def _make_home(self) -> None:
+        """Create ``home_root/<slug>``; as root, following no link on the way."""
+        if os.geteuid() != 0:
+            os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
+            return
+        try:
+            fd, _ = nofollow.open_dir(self.home_dir, create_mode=0o755, last_mode=0o700)
+        except nofollow.UnsafePath as e:
+            message = f"Cannot prepare the home of {self.user.name}: {e}"
+            self.log.error("hubext: %s", message)
+            raise web.HTTPError(409, "%s", message) from None
+        os.close(fd)
+
     async def start(self):
         if not self.run_as_system_users:
-            os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
+            self._make_home()
         self._hubext_shared = self.prepare_shared_folders()
         if not self.run_as_system_users:
             for problem in local_shared.place_links(*self._hubext_shared[1]):

@@ -11,7 +11,13 @@ read-only and one for read-write access, named from the folder
 entries ``group:<ro>:r-x`` and ``group:<rw>:rwx``, also as default entries
 so that whatever is created inside inherits them. A server gets the group of
 its user's access as a supplementary group, and nothing else: a non-member
-has neither group and cannot enter the folder.
+has neither group and cannot enter the folder. Servers run with no new
+privileges, so a setgid program kept in a home gives no group back.
+
+As root, the hub never follows a link: folders are opened component by
+component and changed through the opened descriptors
+(:mod:`hubext.spawners.nofollow`), and links in homes are placed after
+dropping root.
 
 Without root, folders are created and linked, but nothing is enforced: every
 server runs as the same system user.
@@ -19,15 +25,27 @@ server runs as the same system user.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import grp
 import os
 import posixpath
-import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterable
 
 from ..shared_data import READ_WRITE, Mount, SharedFolder, stable_name
+from . import nofollow
+from .nofollow import (
+    ACCESS_XATTR,
+    DEFAULT_XATTR,
+    GROUP,
+    GROUP_OBJ,
+    MASK,
+    OTHER,
+    USER_OBJ,
+)
 
 #: Linux limits group names to 32 characters.
 GROUP_NAME_MAX = 32
@@ -67,45 +85,41 @@ def prepare_folder(folder: SharedFolder, *, enforce: bool) -> dict[str, int]:
     """Create the folder if missing; with ``enforce``, give it its groups and ACL.
 
     Returns ``{access: gid}`` of its groups (empty without ``enforce``).
-    Never changes anything inside the folder.
+    Never changes anything inside the folder. As root, no link on the way
+    is followed and, with ``enforce``, every directory above the folder
+    must be one only root can change (:mod:`~hubext.spawners.nofollow`);
+    :class:`~hubext.spawners.nofollow.UnsafePath` says what is wrong.
     """
     path = folder.source.path
-    if not enforce:
+    if os.geteuid() != 0:
+        # The hub's own user, as every server: nothing to cross.
         os.makedirs(path, exist_ok=True)
+        return {}
+    if not enforce:
+        fd, _ = nofollow.open_dir(path, create_mode=0o755)
+        os.close(fd)
         return {}
     gids = {
         access: ensure_group(group_name(folder, access))
         for access in ("read-only", READ_WRITE)
     }
-    parent = os.path.dirname(path)
-    os.makedirs(parent, mode=0o755, exist_ok=True)
-    try:
-        os.mkdir(path, mode=0o770)
-        os.chown(path, 0, 0)
-    except FileExistsError:
-        pass
-    # Only members may enter: no access for others, on the folder itself.
-    mode = os.stat(path).st_mode
-    os.chmod(path, mode & 0o7770)
-    ro, rw = gids["read-only"], gids[READ_WRITE]
-    entries = f"g:{ro}:r-x,g:{rw}:rwx,m::rwx,o::---"
-    defaults = f"d:u::rwx,d:g::---,d:g:{ro}:r-x,d:g:{rw}:rwx,d:m::rwx,d:o::---"
-    subprocess.run(
-        [setfacl(), "-m", f"{entries},{defaults}", path],
-        check=True,
-        capture_output=True,
-        text=True,
+    fd, created = nofollow.open_dir(
+        path, create_mode=0o755, last_mode=0o770, trusted_parents=True
     )
+    try:
+        if created:
+            os.fchown(fd, 0, 0)
+        # Only members may enter: no access for others, on the folder itself.
+        mode = stat.S_IMODE(os.fstat(fd).st_mode) & 0o7770
+        os.fchmod(fd, mode)
+        ro, rw = gids["read-only"], gids[READ_WRITE]
+        shared = {(GROUP, ro): 0o5, (GROUP, rw): 0o7, (MASK, None): 0o7}
+        nofollow.merge_acl(fd, ACCESS_XATTR, {**shared, (OTHER, None): 0}, mode)
+        defaults = {(USER_OBJ, None): 0o7, (GROUP_OBJ, None): 0, (OTHER, None): 0}
+        nofollow.merge_acl(fd, DEFAULT_XATTR, {**shared, **defaults}, mode)
+    finally:
+        os.close(fd)
     return gids
-
-
-def setfacl() -> str:
-    path = shutil.which("setfacl")
-    if path is None:
-        raise RuntimeError(
-            "setfacl is missing: install the 'acl' package to enforce shared-folder access"
-        )
-    return path
 
 
 def link_plan(
@@ -134,33 +148,93 @@ def place_links(wanted: dict[str, str], stale: dict[str, str]) -> list[str]:
     """Make the links (run as the user who owns the home). Returns problems.
 
     Existing files or folders are never replaced: a problem is reported and
-    that link is left out.
+    that link is left out. As root (servers sharing the hub's user), no
+    link on the way to a link's place is followed.
     """
     problems = []
     for where, target in stale.items():
-        if os.path.islink(where) and os.readlink(where) == target:
-            os.unlink(where)
+        try:
+            with _parent(where, create=False) as (fd, name):
+                if _is_link_to(fd, name, target):
+                    os.unlink(name, dir_fd=fd)
+        except (OSError, nofollow.UnsafePath):
+            pass
     for where, target in wanted.items():
         try:
-            if os.path.islink(where):
-                if os.readlink(where) == target:
+            with _parent(where, create=True) as (fd, name):
+                if _is_link_to(fd, name, target):
                     continue
-                os.unlink(where)
-            elif os.path.lexists(where):
-                problems.append(f"{where} exists and is not a link; not replaced")
-                continue
-            os.makedirs(os.path.dirname(where), exist_ok=True)
-            os.symlink(target, where)
-        except OSError as e:
+                try:
+                    info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    info = None
+                if info is not None and not stat.S_ISLNK(info.st_mode):
+                    problems.append(f"{where} exists and is not a link; not replaced")
+                    continue
+                if info is not None:
+                    os.unlink(name, dir_fd=fd)
+                os.symlink(target, name, dir_fd=fd)
+        except (OSError, nofollow.UnsafePath) as e:
             problems.append(f"cannot link {where}: {e}")
     return problems
+
+
+def _is_link_to(fd: int, name: str, target: str) -> bool:
+    try:
+        return os.readlink(name, dir_fd=fd) == target
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _parent(where: str, *, create: bool):
+    """``(fd of the directory holding where, its last name)``; links not
+    followed as root, missing directories made if ``create``."""
+    directory, name = os.path.split(where)
+    if os.geteuid() != 0:
+        if create:
+            os.makedirs(directory, exist_ok=True)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    else:
+        fd, _ = nofollow.open_dir(directory, create_mode=0o755 if create else None)
+    try:
+        yield fd, name
+    finally:
+        os.close(fd)
+
+
+#: prctl(2) option: exec never grants privileges (setuid, setgid, file caps).
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def no_new_privileges_fn():
+    """A function setting ``PR_SET_NO_NEW_PRIVS`` on the calling process.
+
+    Made before the fork (libc loaded here), called in the child before
+    exec; it raises, so no server starts, if the kernel refuses.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = libc.prctl
+    prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    prctl.restype = ctypes.c_int
+
+    def no_new_privileges():
+        # The kernel wants the unused arguments to be 0.
+        if prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(e)}")
+
+    return no_new_privileges
 
 
 def system_user_preexec(username: str, extra_gids: Iterable[int], links):
     """A ``preexec_fn`` that becomes the system user with extra groups.
 
     Like JupyterHub's ``set_user_setuid``, plus the shared folders' groups,
-    and failing (no server) rather than running with the wrong groups. After
+    and failing (no server) rather than running with the wrong groups; the
+    server and everything it starts run with no new privileges (a setuid or
+    setgid program gains nothing: a person removed from a community cannot
+    keep a folder's group through a setgid copy made while a member). After
     dropping privileges it places the links in the home as the user, so a
     link in a home the user controls is never followed as root.
     """
@@ -169,11 +243,13 @@ def system_user_preexec(username: str, extra_gids: Iterable[int], links):
     user = pwd.getpwnam(username)
     gids = sorted(set(os.getgrouplist(username, user.pw_gid)) | set(extra_gids))
     wanted, stale = links
+    no_new_privileges = no_new_privileges_fn()
 
     def preexec():
         os.setgid(user.pw_gid)
         os.setgroups(gids)
         os.setuid(user.pw_uid)
+        no_new_privileges()
         try:
             os.chdir(user.pw_dir)
         except OSError as e:
