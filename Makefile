@@ -25,8 +25,9 @@ node_modules/.package-lock.json: package.json package-lock.json
 system-packages:
 	bash ci/system-packages.sh
 
+# make demo DEMO_ARGS="--free-ports --state-dir /tmp/demo": see demo/run.py.
 demo: install
-	$(BIN)/python demo/run.py
+	$(BIN)/python demo/run.py $(DEMO_ARGS)
 
 test: install system-packages
 	$(BIN)/ruff check .

@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from demo.processes import die_with_parent
+
 REPO = Path(__file__).resolve().parent.parent
 IDP_SCRIPT = REPO / "demo" / "idp.mjs"
 DEMO_CONFIG = REPO / "jupyterhub_config.py"
@@ -90,6 +92,10 @@ def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
     process.wait()
 
 
+def _die_with_parent() -> None:
+    die_with_parent(signal.SIGTERM)
+
+
 @dataclass
 class DemoEnvironment:
     """Ports, paths and the client secret shared by the provider and the hub."""
@@ -139,7 +145,13 @@ class DemoEnvironment:
         )
         return env
 
-    def start_idp(self, accounts: Path | None = None, stdout=None) -> subprocess.Popen:
+    def start_idp(
+        self,
+        accounts: Path | None = None,
+        stdout=None,
+        wait: bool = True,
+        die_with_parent: bool = False,
+    ) -> subprocess.Popen:
         node = shutil.which("node")
         if node is None:
             raise RuntimeError("node is not on PATH; install Node.js 20 or newer")
@@ -150,6 +162,14 @@ class DemoEnvironment:
             str(self.idp_port),
             "--redirect-uri",
             f"{self.hub_url}/hub/demo/oauth_callback",
+            # where the provider may send a person back after signing out
+            # (OpenID Connect RP-initiated logout)
+            "--post-logout-redirect-uri",
+            f"{self.hub_url}/hub/login",
+            "--post-logout-redirect-uri",
+            f"{self.hub_url}/hub/logout",
+            "--post-logout-redirect-uri",
+            f"{self.hub_url}/",
         ]
         if accounts is not None:
             cmd += ["--accounts", str(accounts)]
@@ -159,13 +179,26 @@ class DemoEnvironment:
             stdout=stdout,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent if die_with_parent else None,
         )
-        wait_for_http(f"{self.idp_url}/.well-known/openid-configuration", 30, process)
+        if wait:
+            wait_for_http(
+                f"{self.idp_url}/.well-known/openid-configuration", 30, process
+            )
         return process
 
     def start_hub(
-        self, config: Path = DEMO_CONFIG, stdout=None, wait=True
+        self,
+        config: Path = DEMO_CONFIG,
+        stdout=None,
+        wait=True,
+        die_with_parent: bool = False,
     ) -> subprocess.Popen:
+        """Start JupyterHub in ``data_dir``.
+
+        ``die_with_parent``: the hub gets SIGTERM (and stops its servers and
+        proxy) when the process that started it dies, even by SIGKILL (Linux).
+        """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         process = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(config)],
@@ -174,6 +207,7 @@ class DemoEnvironment:
             stdout=stdout,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent if die_with_parent else None,
         )
         if wait:
             wait_for_http(f"{self.hub_url}/hub/api/", 90, process)
