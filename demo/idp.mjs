@@ -7,7 +7,16 @@
 // Usage:
 //   node demo/idp.mjs --port 8090 --accounts demo/accounts.json \
 //     --client-id hubext-demo --client-secret SECRET \
-//     --redirect-uri http://127.0.0.1:8000/hub/oauth_callback [--redirect-uri ...]
+//     --redirect-uri http://127.0.0.1:8000/hub/oauth_callback [--redirect-uri ...] \
+//     [--post-logout-redirect-uri http://127.0.0.1:8000/hub/login ...]
+//
+// Signing out (OpenID Connect RP-initiated logout 1.0): the discovery
+// document's end_session_endpoint is /session/end. A client sends the person to
+//   GET /session/end?id_token_hint=<id token>&post_logout_redirect_uri=<uri>&state=<s>
+// (or client_id=<id> instead of id_token_hint); <uri> must be one of the
+// --post-logout-redirect-uri values, exactly. The provider ends the person's
+// whole session without asking (the confirmation form submits itself), then
+// redirects to <uri>?state=<s>. The next sign-in shows the account list again.
 //
 // Control endpoints for tests (only on the loopback address it listens on):
 //   POST /_control/fail?endpoint=userinfo&status=503   make /me answer 503
@@ -28,6 +37,7 @@ const { values: args } = parseArgs({
     "client-id": { type: "string", default: "hubext-demo" },
     "client-secret": { type: "string", default: process.env.HUBEXT_IDP_CLIENT_SECRET },
     "redirect-uri": { type: "string", multiple: true, default: [] },
+    "post-logout-redirect-uri": { type: "string", multiple: true, default: [] },
   },
 });
 
@@ -49,12 +59,31 @@ const stats = { token: 0, userinfo: 0 };
 const escapeHtml = (s) =>
   String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 
+// Signing out of the hub signs out of this provider too, with no question
+// asked: the confirmation form (its xsrf field, from oidc-provider) is
+// submitted at once with logout=yes, which ends the whole session.
+async function logoutSource(ctx, form) {
+  ctx.type = "html";
+  ctx.body = `<!doctype html><html><head><meta charset="utf-8"><title>Signing out</title></head>
+<body><p>Signing out of the hubext demo identity provider...</p>
+${form.replace("</form>", '<input type="hidden" name="logout" value="yes"/><noscript><button type="submit">Sign out</button></noscript></form>')}
+<script>document.getElementById("op.logoutForm").submit();</script>
+</body></html>`;
+}
+
+async function postLogoutSuccessSource(ctx) {
+  ctx.type = "html";
+  ctx.body = `<!doctype html><html><head><meta charset="utf-8"><title>Signed out</title></head>
+<body><h1>Signed out</h1><p>You are signed out of the hubext demo identity provider.</p></body></html>`;
+}
+
 const provider = new Provider(issuer, {
   clients: [
     {
       client_id: clientId,
       client_secret: args["client-secret"],
       redirect_uris: args["redirect-uri"],
+      post_logout_redirect_uris: args["post-logout-redirect-uri"],
       grant_types: ["authorization_code", "refresh_token"],
       response_types: ["code"],
       token_endpoint_auth_method: "client_secret_post",
@@ -78,7 +107,10 @@ const provider = new Provider(issuer, {
     idp: ["idp"],
   },
   scopes: ["openid", "offline_access", "email", "profile", "groups", "idp"],
-  features: { devInteractions: { enabled: false } },
+  features: {
+    devInteractions: { enabled: false },
+    rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+  },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   // First-party client: consent is implied, so no consent screen.
   async loadExistingGrant(ctx) {
@@ -212,6 +244,9 @@ const server = http.createServer(async (req, res) => {
 server.listen(Number(args.port), args.host, () => {
   console.log(`idp: OpenID Connect provider listening on ${issuer}`);
 });
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.on(signal, () => server.close(() => process.exit(0)));
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections(); // idle keep-alive connections would hold it open
+  });
 }
