@@ -13,6 +13,7 @@ read-write) and ``workshop`` (members read-write). Zed belongs to Astronomy
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
@@ -39,8 +40,10 @@ PEOPLE = {
     f"{PREFIX}-alice": ["ocean-lab"],
     f"{PREFIX}-olga": ["ocean-lab", "ocean-lab-admins"],
     f"{PREFIX}-zed": ["astro-101"],
+    # Leaves Ocean Lab during the tests (and stays in Astronomy 101).
+    f"{PREFIX}-rex": ["ocean-lab", "astro-101"],
 }
-ALICE, OLGA, ZED = PEOPLE
+ALICE, OLGA, ZED, REX = PEOPLE
 
 
 def shared_data(shared: Path) -> list[dict]:
@@ -360,6 +363,278 @@ def test_server_groups_and_environment(hub, machine, name, access):
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     has_scratch = b"SCRATCH_BUCKET=s3://scratch/ocean-lab" in environ
     assert has_scratch is (name != ZED)
+
+
+# -- root never follows a link ------------------------------------------------------
+
+
+def _snapshot(tree: Path) -> dict:
+    """Owner, mode and ACL of every entry under ``tree`` (links not followed)."""
+    found = {}
+    for path in [tree, *sorted(tree.rglob("*"))]:
+        info = path.lstat()
+        acl = run("getfacl", "--numeric", "--physical", "--absolute-names", str(path))
+        found[str(path.relative_to(tree))] = (
+            info.st_uid,
+            info.st_gid,
+            info.st_mode,
+            acl.stdout,
+        )
+    return found
+
+
+def _start(hub, name: str) -> requests.Response:
+    return hub.api.request(
+        "POST", f"/users/{name}/server", json={"profile": "standard"}
+    )
+
+
+def _stop(hub, name: str) -> None:
+    hub.api.request("DELETE", f"/users/{name}/server")
+    hub.api.wait_for_server(name, ready=False, timeout=30)
+
+
+def _restart(hub, name: str) -> None:
+    _stop(hub, name)
+    r = _start(hub, name)
+    assert r.status_code in (201, 202), r.text
+    hub.api.wait_for_server(name, timeout=90)
+
+
+@contextlib.contextmanager
+def _planted_link(place: Path, remainder: list[str]):
+    """Replace ``place`` by a link to a root-only directory holding ``remainder``.
+
+    Whatever follows the link finds the rest of the path there; the target's
+    owner, mode and ACL are what a hub following the link would change.
+    """
+    target = Path(tempfile.mkdtemp(prefix="hubext-link-target-"))
+    target.chmod(0o700)
+    inner = target
+    for part in remainder:
+        inner = inner / part
+        inner.mkdir(mode=0o700)
+    aside = place.with_name(place.name + ".aside")
+    place.rename(aside)
+    place.symlink_to(target)
+    try:
+        yield target
+    finally:
+        place.unlink()
+        aside.rename(place)
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def _shared_places(machine) -> list[tuple[Path, list[str]]]:
+    datasets = machine["shared"] / "ocean-lab" / "datasets"
+    parts = datasets.relative_to(machine["shared"].parent).parts
+    base = machine["shared"].parent
+    return [
+        (base.joinpath(*parts[: i + 1]), list(parts[i + 1 :]))
+        for i in range(len(parts))
+    ]
+
+
+@pytest.mark.parametrize(
+    "component", range(3), ids=["shared-root", "community", "folder"]
+)
+def test_spawn_refused_when_a_shared_folder_path_holds_a_link(hub, machine, component):
+    """A link at any component of a folder's host path: refused, target unchanged."""
+    place, remainder = _shared_places(machine)[component]
+    _stop(hub, ALICE)
+    with _planted_link(place, remainder) as target:
+        before = _snapshot(target)
+        r = _start(hub, ALICE)
+        assert r.status_code == 409, (r.status_code, r.text)
+        message = r.json()["message"]
+        assert f"{place} is a symbolic link" in message, message
+        assert "ocean-lab/datasets" in message, message
+        assert _snapshot(target) == before
+        # The hub stays up and serves others.
+        assert hub.api.user(OLGA)["servers"][""]["ready"]
+    _restart(hub, ALICE)
+
+
+def test_spawn_refused_when_a_parent_is_writable_by_a_person(hub, machine):
+    """Whoever can write a parent could swap the folder for a link after the walk."""
+    community = machine["shared"] / "ocean-lab"
+    _stop(hub, ALICE)
+    os.chown(community, pwd.getpwnam(ALICE).pw_uid, 0)
+    try:
+        r = _start(hub, ALICE)
+        assert r.status_code == 409, r.text
+        assert (
+            f"{community} belongs to uid {pwd.getpwnam(ALICE).pw_uid}, not root"
+            in (r.json()["message"])
+        )
+    finally:
+        os.chown(community, 0, 0)
+    community.chmod(0o777)
+    try:
+        r = _start(hub, ALICE)
+        assert r.status_code == 409, r.text
+        assert "is writable by others (mode 0777)" in r.json()["message"]
+    finally:
+        community.chmod(0o755)
+    _restart(hub, ALICE)
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["home", "home/shared", "home/shared/ocean-lab", "link"],
+)
+def test_links_in_a_home_are_never_followed_as_root(hub, machine, where):
+    """Homes and link places: only the person (after dropping root) touches them."""
+    home = machine["homes"] / ALICE
+    places = {
+        "home": (home, list(Path(DATASETS).parent.parts)),
+        "home/shared": (home / "shared", ["ocean-lab"]),
+        "home/shared/ocean-lab": (home / "shared" / "ocean-lab", []),
+        "link": (home / DATASETS, []),
+    }
+    place, remainder = places[where]
+    _stop(hub, ALICE)
+    with _planted_link(place, remainder) as target:
+        before = _snapshot(target)
+        _start(hub, ALICE)
+        # Started or not (a home that is a link to a closed directory cannot
+        # be entered), nothing in the target changed.
+        hub.api.wait_for_server(ALICE, timeout=90) if where != "home" else None
+        assert _snapshot(target) == before
+        _stop(hub, ALICE)
+    _restart(hub, ALICE)
+
+
+def test_nested_host_path_is_refused_at_start_up(machine):
+    """The attack needs a folder inside another: the hub does not start."""
+    outer = f"{machine['shared']}/ocean-lab"
+    config = f"""
+c.LocalCommunitySpawner.run_as_system_users = True
+c.Communities.communities["ocean-lab"]["shared_data"] = [
+    {{"name": "all", "mount_path": "/home/jovyan/shared/ocean", "members": "read-write",
+      "source": {{"host_path": {outer!r}}}}},
+]
+c.Communities.communities["astro-101"]["shared_data"] = [
+    {{"name": "sky", "mount_path": "/home/jovyan/shared/sky",
+      "source": {{"host_path": {outer + "/sky"!r}}}}},
+]
+"""
+    result = _check_config(config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "Communities.communities['astro-101'].shared_data[0].source.host_path: "
+        f"the host path '{outer}/sky' overlaps the host path '{outer}' of ocean-lab/all"
+    ) in result.stderr, result.stderr
+
+
+def _check_config(extra: str) -> subprocess.CompletedProcess:
+    from demo.services import DEMO_CONFIG
+
+    with tempfile.TemporaryDirectory() as directory:
+        config = Path(directory) / "jupyterhub_config.py"
+        config.write_text(
+            f"load_subconfig({str(DEMO_CONFIG)!r})\nc = get_config()\n{extra}"
+        )
+        return subprocess.run(
+            [sys.executable, "-m", "hubext.cli", "check-config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HUBEXT_DEMO_DIR": directory},
+        )
+
+
+# -- no new privileges ----------------------------------------------------------------
+
+
+def terminal(hub, user: str, command: str, timeout: float = 30) -> tuple[int, str]:
+    """Run ``command`` in a new terminal of ``user``'s server, as in JupyterLab.
+
+    Returns ``(exit status, output)``.
+    """
+    import asyncio
+    import re
+
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    headers = {"Authorization": f"token {hub.tokens[user]}"}
+    r = requests.post(
+        f"{hub.url}/user/{user}/api/terminals", headers=headers, timeout=30
+    )
+    assert r.status_code == 200, r.text
+    name = r.json()["name"]
+    url = hub.url.replace("http", "ws", 1) + f"/user/{user}/terminals/websocket/{name}"
+
+    async def talk():
+        ws = await websocket_connect(HTTPRequest(url, headers=headers))
+        # The shell prints "RC=<status>:DONE"; the echoed command line does not
+        # contain that text ("DO""NE").
+        ws.write_message(json.dumps(["stdin", f'{command}; echo "RC=$?:DO""NE"\r']))
+        output = ""
+        while True:
+            message = await ws.read_message()
+            assert message is not None, output
+            kind, *rest = json.loads(message)
+            if kind == "stdout":
+                output += rest[0]
+                done = re.search(r"RC=(\d+):DONE", output)
+                if done:
+                    ws.close()
+                    return int(done.group(1)), output
+
+    try:
+        return asyncio.run(asyncio.wait_for(talk(), timeout))
+    finally:
+        requests.delete(
+            f"{hub.url}/user/{user}/api/terminals/{name}", headers=headers, timeout=30
+        )
+
+
+def test_server_runs_with_no_new_privileges(hub):
+    status = dict(
+        line.split(":", 1)
+        for line in Path(f"/proc/{_server_pid(hub, REX)}/status")
+        .read_text()
+        .splitlines()
+    )
+    assert status["NoNewPrivs"].strip() == "1"
+
+
+def test_removed_member_cannot_write_through_a_setgid_copy(hub, machine):
+    """Rex keeps a setgid copy of touch from his time in Ocean Lab: it gives nothing."""
+    workshop = machine["shared"] / "ocean-lab" / "workshop"
+    folder = next(f for f in _folders(machine["shared"]) if f.name == "workshop")
+    rw_group = group_name(folder, "read-write")
+    # While a member: his server has the folder's group, and he can use it.
+    code, out = terminal(
+        hub,
+        REX,
+        f"cp /usr/bin/touch ~/keep-touch && chgrp {rw_group} ~/keep-touch "
+        f"&& chmod g+s ~/keep-touch && ls -ln ~/keep-touch && touch {workshop}/rex-member",
+    )
+    assert code == 0, out
+    copy = machine["homes"] / REX / "keep-touch"
+    assert (
+        copy.stat().st_mode & 0o2000
+        and copy.stat().st_gid == grp.getgrnam(rw_group).gr_gid
+    )
+    assert (workshop / "rex-member").exists()
+    # Removed from Ocean Lab at the provider; the next sign-in resyncs.
+    hub.idp_control(
+        "PUT",
+        f"accounts/{REX}",
+        json={"preferred_username": REX, "groups": ["astro-101"]},
+    )
+    assert hub.session().login("demo", REX).status_code == 302
+    assert "ocean-lab" not in hub.api.user(REX)["groups"]
+    _restart(hub, REX)
+    code, out = terminal(hub, REX, f"~/keep-touch {workshop}/rex-after-removal")
+    assert code != 0, out
+    assert "Permission denied" in out, out
+    assert not (workshop / "rex-after-removal").exists()
+    code, out = terminal(hub, REX, f"touch {workshop}/rex-plain")
+    assert code != 0 and not (workshop / "rex-plain").exists(), out
 
 
 def test_deleting_a_user_keeps_shared_data_and_home(hub, machine):
