@@ -8,7 +8,11 @@
 //   node demo/idp.mjs --port 8090 --accounts demo/accounts.json \
 //     --client-id hubext-demo --client-secret SECRET \
 //     --redirect-uri http://127.0.0.1:8000/hub/oauth_callback [--redirect-uri ...] \
-//     [--post-logout-redirect-uri http://127.0.0.1:8000/hub/login ...]
+//     [--post-logout-redirect-uri http://127.0.0.1:8000/hub/login ...] \
+//     [--state-dir .hubext-demo/idp]
+//
+// With --state-dir, sessions, grants, tokens and keys survive a restart
+// (demo/idp_store.mjs); without it they live in memory.
 //
 // Signing out (OpenID Connect RP-initiated logout 1.0): the discovery
 // document's end_session_endpoint is /session/end. A client sends the person to
@@ -24,9 +28,11 @@
 //   PUT  /_control/accounts/<id>  (JSON claims)         change an account's claims
 //   GET  /_control/stats                                requests per endpoint
 import http from "node:http";
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import Provider from "oidc-provider";
+import { fileAdapter, loadKeys } from "./idp_store.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -38,6 +44,7 @@ const { values: args } = parseArgs({
     "client-secret": { type: "string", default: process.env.HUBEXT_IDP_CLIENT_SECRET },
     "redirect-uri": { type: "string", multiple: true, default: [] },
     "post-logout-redirect-uri": { type: "string", multiple: true, default: [] },
+    "state-dir": { type: "string" },
   },
 });
 
@@ -77,7 +84,13 @@ async function postLogoutSuccessSource(ctx) {
 <body><h1>Signed out</h1><p>You are signed out of the hubext demo identity provider.</p></body></html>`;
 }
 
+const stateDir = args["state-dir"];
+const kept = stateDir
+  ? { ...loadKeys(stateDir), adapter: fileAdapter(stateDir) }
+  : { cookieKeys: [randomBytes(32).toString("hex")] };
+
 const provider = new Provider(issuer, {
+  ...(kept.adapter ? { adapter: kept.adapter, jwks: kept.jwks } : {}),
   clients: [
     {
       client_id: clientId,
@@ -133,7 +146,7 @@ const provider = new Provider(issuer, {
     return client.grantTypeAllowed("refresh_token");
   },
   ttl: { AccessToken: 3600, RefreshToken: 86400, Session: 86400, Interaction: 600, Grant: 86400 },
-  cookies: { keys: ["hubext-demo-idp-cookie-key"] },
+  cookies: { keys: kept.cookieKeys },
   // Tokens stay opaque and userinfo carries the claims, as most providers do.
   conformIdTokenClaims: true,
 });

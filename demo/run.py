@@ -99,6 +99,8 @@ def busy_ports(env: DemoEnvironment) -> list[str]:
         ("--idp-port", env.idp_port),
     ]:
         with socket.socket() as s:
+            # as the servers do: a port a stopped demo left in TIME_WAIT is free
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:

@@ -170,6 +170,9 @@ class DemoEnvironment:
             f"{self.hub_url}/hub/logout",
             "--post-logout-redirect-uri",
             f"{self.hub_url}/",
+            # its sessions, tokens and keys, kept across restarts
+            "--state-dir",
+            str(self.data_dir / "idp"),
         ]
         if accounts is not None:
             cmd += ["--accounts", str(accounts)]

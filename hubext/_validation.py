@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import difflib
 import reprlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from traitlets import TraitError
@@ -44,6 +45,96 @@ class ConfigError(TraitError, ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class ConfigErrors(ConfigError):
+    """Several independent configuration errors, reported together.
+
+    ``errors`` holds each :class:`ConfigError` (flattened, duplicates
+    dropped, in the order found); ``path`` and ``reason`` are the first
+    one's, and ``str(error)`` is one ``"{path}: {reason}"`` line per error.
+    A start-up check collects every error of the configuration this way, so
+    an admin fixes all of them in one go (see :class:`ErrorCollector`).
+    """
+
+    def __init__(self, errors: Iterable[ConfigError]):
+        flat: list[ConfigError] = []
+        seen: set[str] = set()
+        for error in errors:
+            for one in error.errors if isinstance(error, ConfigErrors) else (error,):
+                if str(one) not in seen:
+                    seen.add(str(one))
+                    flat.append(one)
+        if not flat:
+            raise ValueError("ConfigErrors needs at least one error")
+        self.errors: tuple[ConfigError, ...] = tuple(flat)
+        super().__init__(flat[0].path, flat[0].reason)
+        self.args = ("\n".join(str(e) for e in flat),)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def errors_of(error: ConfigError) -> tuple[ConfigError, ...]:
+    """The single errors in ``error`` (itself, or those of a ConfigErrors)."""
+    return error.errors if isinstance(error, ConfigErrors) else (error,)
+
+
+class ErrorCollector:
+    """Collects the errors of independent checks instead of stopping at the first.
+
+    Each independent key is checked in its own ``with errors.check():``
+    block: its first error is recorded and ends that block only, so its
+    siblings are still checked. ``raise_errors()`` then raises one
+    :class:`ConfigErrors` with everything found::
+
+        errors = ErrorCollector()
+        for key, value in mapping.items():
+            with errors.check():
+                parse(value, path.attr(key))
+        errors.raise_errors()
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    @contextmanager
+    def check(self) -> Iterator[None]:
+        try:
+            yield
+        except ConfigError as e:
+            self.errors.extend(errors_of(e))
+
+    def add(self, error: ConfigError) -> None:
+        self.errors.extend(errors_of(error))
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def raise_errors(self) -> None:
+        """Raise :class:`ConfigErrors` if any error was collected."""
+        if self.errors:
+            raise ConfigErrors(self.errors)
+
+
+@contextmanager
+def collecting(errors: ErrorCollector | None = None) -> Iterator[ErrorCollector]:
+    """Collect into ``errors`` (the caller then raises), or into a new collector
+    whose errors are raised when the block ends.
+
+    The pattern of a parser that may run alone or as part of a larger check::
+
+        def parse_things(raw, path, errors=None):
+            with collecting(errors) as errors:
+                ...
+    """
+    if errors is not None:
+        yield errors
+        return
+    own = ErrorCollector()
+    with own.check():
+        yield own
+    own.raise_errors()
 
 
 class KeyPath:
@@ -124,21 +215,30 @@ def check_keys(
 ) -> None:
     """Reject unknown and missing keys, suggesting the closest known key.
 
+    Every unknown or missing key is reported (one :class:`ConfigErrors`),
+    except a missing key that an unknown key looks like (its misspelling).
     ``list_known=False`` leaves the list of known keys out of the message
     (for long lists such as a class's traits).
     """
     known = sorted(known)
+    errors = ErrorCollector()
+    suggested = set()
     for key in mapping:
         if not isinstance(key, str):
-            raise ConfigError(path, f"keys must be strings, got {show(key)}")
-        if key not in known:
+            errors.add(ConfigError(path, f"keys must be strings, got {show(key)}"))
+        elif key not in known:
             close = difflib.get_close_matches(key, known, n=1)
+            suggested.update(close)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             listing = f"; known keys: {', '.join(known)}" if list_known else ""
-            raise ConfigError(
-                path.attr(key) if key.isidentifier() else path[key],
-                f"unknown key{hint}{listing}",
+            errors.add(
+                ConfigError(
+                    path.attr(key) if key.isidentifier() else path[key],
+                    f"unknown key{hint}{listing}",
+                )
             )
     for key in required:
-        if key not in mapping:
-            raise ConfigError(path, f"missing required key {key!r}")
+        # A misspelling of it was reported already: one error for one mistake.
+        if key not in mapping and key not in suggested:
+            errors.add(ConfigError(path, f"missing required key {key!r}"))
+    errors.raise_errors()

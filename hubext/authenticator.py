@@ -30,9 +30,9 @@ from ._validation import ConfigError, show
 from .communities import Communities
 from .providers import PROVIDER_KINDS, ProviderUnavailable
 from .providers.base import transient_failures
-from .providers.config import PROVIDERS_PATH, check_rule_providers, parse_providers
+from .providers.config import PROVIDERS_PATH, parse_providers
 from .roles import community_admin_role, community_admin_role_name
-from .startup import check_spawner_config
+from .startup import check_authenticator_config, config_errors_stop_the_hub
 
 _SECRET_WORDS = ("secret", "token", "password", "key")
 _BAD_USERNAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -165,18 +165,13 @@ class CommunityAuthenticator(Authenticator):
         return proposal["value"]
 
     def __init__(self, **kwargs):
-        try:
+        # Every error of the configuration at once, before any is raised by a
+        # trait validator; in the hub, one log line each and exit status 1.
+        with config_errors_stop_the_hub(kwargs.get("parent")):
+            check_authenticator_config(type(self), kwargs)
             super().__init__(**kwargs)
             self.communities = Communities(parent=self)
             self._providers = self._make_providers(parse_providers(self.providers))
-            check_rule_providers(self.communities, self._providers)
-            spawner_class = getattr(self.parent, "spawner_class", None)
-            if spawner_class is not None:
-                check_spawner_config(self.config, self.communities, spawner_class)
-        except ConfigError as e:
-            # One clear line in the hub log before JupyterHub's traceback.
-            self.log.critical("hubext: invalid configuration: %s", e)
-            raise
         if not self._providers:
             self.log.warning(
                 "hubext: CommunityAuthenticator.providers is empty: nobody can sign in"

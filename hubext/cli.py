@@ -3,8 +3,9 @@
 Loads a JupyterHub configuration file the way JupyterHub does (so
 ``load_subconfig`` of ``jupyterhub_config.d/*.py`` works), runs the same
 validation the hub runs at start-up, and prints the communities as a table.
-Exit status 0 when the configuration is valid, 1 with the error's key path
-when it is not, 2 for usage errors.
+Exit status 0 when the configuration is valid; 1 when it is not, with one
+line per error (every error of the configuration, each with its key path);
+2 for usage errors.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from collections.abc import Sequence
 from traitlets.config import Config, PyFileConfigLoader
 
 from . import __version__
-from ._validation import ConfigError
+from ._validation import ConfigError, errors_of
 from .authenticator import CommunityAuthenticator
 from .communities import Communities
-from .startup import check_spawner_config, resolve_class
+from .startup import check_configuration, resolve_class
 
 
 def load_config(path: str) -> Config:
@@ -29,27 +30,26 @@ def load_config(path: str) -> Config:
     return PyFileConfigLoader(filename, path=directory).load_config()
 
 
-def _authenticator_class(config: Config):
-    """The configured authenticator class if it is a hubext one, else None."""
-    value = config.get("JupyterHub", {}).get("authenticator_class")
-    cls = resolve_class(value, "jupyterhub.authenticators")
-    if isinstance(cls, type) and issubclass(cls, CommunityAuthenticator):
-        return cls
-    return None
-
-
 def check_config(config: Config) -> Communities:
-    """Run hubext's start-up validation on ``config``; raise ConfigError."""
+    """Run hubext's start-up validation on ``config``.
+
+    The same checks as the hub's start-up (:func:`hubext.startup.check_configuration`),
+    then the authenticator is built as the hub builds it. Raises
+    :class:`~hubext._validation.ConfigErrors` with every error found.
+    """
     quiet = logging.getLogger("hubext.check-config")
     quiet.disabled = True
-    communities = Communities(config=config, log=quiet)
-    authenticator_class = _authenticator_class(config)
-    if authenticator_class is not None:
-        authenticator_class(config=config, log=quiet)
-    spawner_class = config.get("JupyterHub", {}).get("spawner_class")
-    if spawner_class is not None:
-        check_spawner_config(config, communities, spawner_class)
-    return communities
+    hub = config.get("JupyterHub", {})
+    authenticator_class = hub.get("authenticator_class")
+    registry = check_configuration(
+        config,
+        authenticator_class=authenticator_class,
+        spawner_class=hub.get("spawner_class"),
+    )
+    cls = resolve_class(authenticator_class, "jupyterhub.authenticators")
+    if isinstance(cls, type) and issubclass(cls, CommunityAuthenticator):
+        cls(config=config, log=quiet)
+    return Communities.from_registry(registry, config=config, log=quiet)
 
 
 def format_table(communities: Communities) -> str:
@@ -111,7 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         communities = check_config(config)
     except ConfigError as e:
-        print(f"hubext: invalid configuration: {e}", file=sys.stderr)
+        errors = errors_of(e)
+        for error in errors:
+            print(f"hubext: invalid configuration: {error}", file=sys.stderr)
+        if len(errors) > 1:
+            print(f"hubext: {len(errors)} configuration errors", file=sys.stderr)
         return 1
     print(format_table(communities))
     print(f"\n{len(communities)} communities; configuration is valid.")

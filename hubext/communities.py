@@ -28,7 +28,15 @@ from typing import Any
 from traitlets import Dict, observe, validate
 from traitlets.config import LoggingConfigurable
 
-from ._validation import ConfigError, KeyPath, check_keys, expect_mapping, expect_text
+from ._validation import (
+    ConfigError,
+    ErrorCollector,
+    KeyPath,
+    check_keys,
+    collecting,
+    expect_mapping,
+    expect_text,
+)
 from .culling import parse_culling
 from .rules import RuleIndex, parse_rules
 from .shared_data import (
@@ -90,32 +98,48 @@ def _check_mount_paths(registry: Mapping[str, Community]) -> None:
 REGISTRY_CHECKS: list[Callable[[Mapping[str, Community]], None]] = [_check_mount_paths]
 
 
-def parse_communities(raw: Any, path: KeyPath = ROOT_PATH) -> dict[str, Community]:
+def parse_communities(
+    raw: Any, path: KeyPath = ROOT_PATH, errors: ErrorCollector | None = None
+) -> dict[str, Community]:
     """Validate raw community definitions; return ``{slug: Community}``.
 
-    Raises :class:`ConfigError` naming the first bad key path.
+    Every independent key is checked, so one call finds every error. Without
+    ``errors`` they are raised together as
+    :class:`~hubext._validation.ConfigErrors`; with ``errors`` they are added
+    to it and the communities whose slug is valid are returned, each with the
+    keys that passed (for the start-up checks that build on the registry).
     """
-    expect_mapping(raw, path)
-    parsed: dict[str, Community] = {}
-    for slug, definition in raw.items():
-        problem = community_slug_problem(slug)
-        if problem:
-            raise ConfigError(path[slug] if isinstance(slug, str) else path, problem)
-        parsed[slug] = _parse_community(slug, definition, path[slug])
-    for check in REGISTRY_CHECKS:
-        check(parsed)
+    with collecting(errors) as errors:
+        expect_mapping(raw, path)
+        parsed: dict[str, Community] = {}
+        for slug, definition in raw.items():
+            problem = community_slug_problem(slug)
+            if problem:
+                errors.add(
+                    ConfigError(path[slug] if isinstance(slug, str) else path, problem)
+                )
+                continue
+            parsed[slug] = _parse_community(slug, definition, path[slug], errors)
+        for check in REGISTRY_CHECKS:
+            with errors.check():
+                check(parsed)
     return parsed
 
 
-def _parse_community(slug: str, definition: Any, path: KeyPath) -> Community:
+def _parse_community(
+    slug: str, definition: Any, path: KeyPath, errors: ErrorCollector
+) -> Community:
     if definition is None:
         definition = {}
-    expect_mapping(definition, path)
-    check_keys(definition, path, COMMUNITY_KEYS)
-    settings = {
-        key: COMMUNITY_KEYS[key](value, path.attr(key), slug)
-        for key, value in definition.items()
-    }
+    settings = {}
+    with errors.check():
+        expect_mapping(definition, path)
+        with errors.check():
+            check_keys(definition, path, COMMUNITY_KEYS)
+        for key, value in definition.items():
+            if key in COMMUNITY_KEYS:
+                with errors.check():
+                    settings[key] = COMMUNITY_KEYS[key](value, path.attr(key), slug)
     display_name = settings.pop("display_name", slug)
     return Community(
         slug=slug, display_name=display_name, settings=MappingProxyType(settings)
@@ -241,6 +265,17 @@ class Communities(LoggingConfigurable):
             )
             self._rule_index = cached = (registry, index)
         return cached[1]
+
+    @classmethod
+    def from_registry(cls, registry: Mapping[str, Community], **kwargs) -> Communities:
+        """Communities already parsed (by :func:`parse_communities`), not from config.
+
+        For the start-up checks, which run on the communities that parsed
+        even when others did not.
+        """
+        communities = cls(**kwargs)
+        communities._registry = MappingProxyType(dict(registry))
+        return communities
 
     def __iter__(self) -> Iterator[Community]:
         return iter(self.registry.values())

@@ -25,7 +25,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ._validation import ConfigError, KeyPath, check_keys, expect, expect_mapping
+from ._validation import (
+    ConfigError,
+    ErrorCollector,
+    KeyPath,
+    check_keys,
+    expect,
+    expect_mapping,
+)
 
 _DURATION_KEYS = ("idle_timeout", "max_age")
 _USER_KEYS = ("cull_users_after",)
@@ -70,19 +77,25 @@ def _longest(a: int | None, b: int | None) -> int | None:
 def parse_culling(value: Any, path: KeyPath, slug: str = "") -> Mapping[str, Any]:
     """Validate a community's ``culling`` mapping; return the keys it sets."""
     expect_mapping(value, path)
-    check_keys(value, path, _DURATION_KEYS + _USER_KEYS + _FLAG_KEYS)
+    errors = ErrorCollector()
+    with errors.check():
+        check_keys(value, path, _DURATION_KEYS + _USER_KEYS + _FLAG_KEYS)
     parsed: dict[str, Any] = {}
     for key in _DURATION_KEYS:
         if key in value:
-            parsed[key] = check_duration(value[key], path.attr(key))
+            with errors.check():
+                parsed[key] = check_duration(value[key], path.attr(key))
     for key in _USER_KEYS:
         if key in value:
-            parsed[key] = check_duration(
-                value[key], path.attr(key), minimum=MIN_USER_SECONDS
-            )
+            with errors.check():
+                parsed[key] = check_duration(
+                    value[key], path.attr(key), minimum=MIN_USER_SECONDS
+                )
     for key in _FLAG_KEYS:
         if key in value:
-            parsed[key] = expect(value[key], bool, path.attr(key), "true or false")
+            with errors.check():
+                parsed[key] = expect(value[key], bool, path.attr(key), "true or false")
+    errors.raise_errors()
     return parsed
 
 

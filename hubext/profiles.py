@@ -29,7 +29,9 @@ from slugify import slugify
 
 from ._validation import (
     ConfigError,
+    ErrorCollector,
     KeyPath,
+    collecting,
     expect,
     expect_list,
     expect_mapping,
@@ -85,37 +87,57 @@ class OptionsError(Exception):
 
 
 def _check_keys_loosely(entry: Mapping, known: set[str], path: KeyPath) -> None:
-    """Refuse keys that look like misspellings of known ones.
+    """Refuse keys that look like misspellings of known ones (all of them).
 
     Other unknown keys are passed through: profile lists carry keys for
     other tools (jupyterhub-fancy-profiles, custom templates).
     """
+    errors = ErrorCollector()
     for key in entry:
         if key in known or not isinstance(key, str):
             continue
         close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
         if close:
-            raise ConfigError(
-                path.attr(key), f"unknown key (did you mean {close[0]!r}?)"
+            errors.add(
+                ConfigError(path.attr(key), f"unknown key (did you mean {close[0]!r}?)")
             )
+    errors.raise_errors()
 
 
 def _check_groups(value: Any, path: KeyPath) -> None:
+    errors = ErrorCollector()
     for i, group in enumerate(expect_list(value, path, "a list of group names")):
-        expect_text(group, path[i], max_length=256)
+        with errors.check():
+            expect_text(group, path[i], max_length=256)
+    errors.raise_errors()
 
 
 def check_profile_list(value: Any, path: KeyPath) -> None:
-    """Validate a profile list (not a callable) at start-up; raise ConfigError."""
+    """Validate a profile list (not a callable) at start-up.
+
+    Raises :class:`~hubext._validation.ConfigErrors` with every error found:
+    each profile, option, choice and key is checked on its own.
+    """
     profiles = expect_list(value, path, "a list of profiles")
+    errors = ErrorCollector()
     slugs: dict[str, int] = {}
     for i, profile in enumerate(profiles):
-        ppath = path[i]
-        expect_mapping(profile, ppath)
+        with errors.check():
+            _check_profile(profile, path[i], i, slugs, errors)
+    errors.raise_errors()
+
+
+def _check_profile(
+    profile: Any, ppath: KeyPath, i: int, slugs: dict[str, int], errors: ErrorCollector
+) -> None:
+    expect_mapping(profile, ppath)
+    with errors.check():
         _check_keys_loosely(profile, _PROFILE_KEYS, ppath)
+    with errors.check():
         expect_text(
             profile.get("display_name"), ppath.attr("display_name"), max_length=500
         )
+    with errors.check():
         slug = profile_slug(profile)
         if not slug:
             raise ConfigError(ppath.attr("slug"), "profile slug is empty")
@@ -125,59 +147,62 @@ def check_profile_list(value: Any, path: KeyPath) -> None:
                 f"duplicate profile slug {slug!r} (also profile {slugs[slug]})",
             )
         slugs[slug] = i
-        if "allowed_groups" in profile:
+    if "allowed_groups" in profile:
+        with errors.check():
             _check_groups(profile["allowed_groups"], ppath.attr("allowed_groups"))
-        options = expect_mapping(
-            profile.get("profile_options", {}), ppath.attr("profile_options")
-        )
-        for name, option in options.items():
-            opath = ppath.attr("profile_options")[name]
-            if (
-                not isinstance(name, str)
-                or not _OPTION_NAME.fullmatch(name)
-                or UNLISTED_SUFFIX in name
-            ):
+    options = expect_mapping(
+        profile.get("profile_options", {}), ppath.attr("profile_options")
+    )
+    for name, option in options.items():
+        with errors.check():
+            _check_option(name, option, ppath.attr("profile_options")[name], errors)
+
+
+def _check_option(name: Any, option: Any, opath: KeyPath, errors: ErrorCollector):
+    if (
+        not isinstance(name, str)
+        or not _OPTION_NAME.fullmatch(name)
+        or UNLISTED_SUFFIX in name
+    ):
+        raise ConfigError(opath, "option names are letters, digits, '_', '.' and '-'")
+    expect_mapping(option, opath)
+    with errors.check():
+        _check_keys_loosely(option, _OPTION_KEYS, opath)
+    choices: Mapping | None = None
+    with errors.check():
+        choices = expect_mapping(option.get("choices", {}), opath.attr("choices"))
+    for key, choice in (choices or {}).items():
+        with errors.check():
+            cpath = opath.attr("choices")[key]
+            expect(key, str, cpath, "a string choice key")
+            if key == UNLISTED:
                 raise ConfigError(
-                    opath, "option names are letters, digits, '_', '.' and '-'"
+                    cpath, f"{UNLISTED!r} is reserved for the free-text choice"
                 )
-            expect_mapping(option, opath)
-            _check_keys_loosely(option, _OPTION_KEYS, opath)
-            choices = expect_mapping(option.get("choices", {}), opath.attr("choices"))
-            for key, choice in choices.items():
-                cpath = opath.attr("choices")[key]
-                expect(key, str, cpath, "a string choice key")
-                if key == UNLISTED:
-                    raise ConfigError(
-                        cpath, f"{UNLISTED!r} is reserved for the free-text choice"
-                    )
-                expect_mapping(choice, cpath)
+            expect_mapping(choice, cpath)
+            with errors.check():
                 _check_keys_loosely(choice, _CHOICE_KEYS, cpath)
-                if "allowed_groups" in choice:
-                    _check_groups(
-                        choice["allowed_groups"], cpath.attr("allowed_groups")
-                    )
-            unlisted = expect_mapping(
-                option.get("unlisted_choice", {}), opath.attr("unlisted_choice")
-            )
-            upath = opath.attr("unlisted_choice")
-            _check_keys_loosely(unlisted, _UNLISTED_KEYS, upath)
-            if "allowed_groups" in unlisted:
-                _check_groups(unlisted["allowed_groups"], upath.attr("allowed_groups"))
-            regex = unlisted.get("validation_regex")
-            if regex is not None:
-                expect(
-                    regex, str, upath.attr("validation_regex"), "a regular expression"
-                )
-                try:
-                    re.compile(regex)
-                except re.error as e:
-                    raise ConfigError(
-                        upath.attr("validation_regex"), f"invalid regex: {e}"
-                    ) from None
-            if not choices and not unlisted.get("enabled"):
+            if "allowed_groups" in choice:
+                _check_groups(choice["allowed_groups"], cpath.attr("allowed_groups"))
+    upath = opath.attr("unlisted_choice")
+    unlisted = expect_mapping(option.get("unlisted_choice", {}), upath)
+    with errors.check():
+        _check_keys_loosely(unlisted, _UNLISTED_KEYS, upath)
+    if "allowed_groups" in unlisted:
+        with errors.check():
+            _check_groups(unlisted["allowed_groups"], upath.attr("allowed_groups"))
+    regex = unlisted.get("validation_regex")
+    if regex is not None:
+        with errors.check():
+            expect(regex, str, upath.attr("validation_regex"), "a regular expression")
+            try:
+                re.compile(regex)
+            except re.error as e:
                 raise ConfigError(
-                    opath, "has no choices and no enabled unlisted_choice"
-                )
+                    upath.attr("validation_regex"), f"invalid regex: {e}"
+                ) from None
+    if choices is not None and not choices and not unlisted.get("enabled"):
+        raise ConfigError(opath, "has no choices and no enabled unlisted_choice")
 
 
 def check_default_profiles(communities, profile_list) -> None:
@@ -185,13 +210,86 @@ def check_default_profiles(communities, profile_list) -> None:
     if callable(profile_list):
         return  # computed per user: nothing to check at start-up
     slugs = profile_slugs(profile_list)
+    errors = ErrorCollector()
     for community in communities:
         default = community.get("default_profile")
         if default is not None and default not in slugs:
-            raise ConfigError(
-                COMMUNITIES_PATH[community.slug].attr("default_profile"),
-                f"no profile with slug {show(default)}; profiles: {', '.join(slugs) or 'none'}",
+            errors.add(
+                ConfigError(
+                    COMMUNITIES_PATH[community.slug].attr("default_profile"),
+                    f"no profile with slug {show(default)}; profiles: {', '.join(slugs) or 'none'}",
+                )
             )
+    errors.raise_errors()
+
+
+def _group_entries(profile_list: Any, path: KeyPath):
+    """``(allowed_groups value, its path)`` at every level of a profile list."""
+    for i, profile in enumerate(profile_list if isinstance(profile_list, list) else ()):
+        if not isinstance(profile, Mapping):
+            continue
+        yield profile.get("allowed_groups"), path[i].attr("allowed_groups")
+        options = profile.get("profile_options")
+        for name, option in (options if isinstance(options, Mapping) else {}).items():
+            if not isinstance(option, Mapping):
+                continue
+            opath = path[i].attr("profile_options")[name]
+            choices = option.get("choices")
+            for key, choice in (
+                choices if isinstance(choices, Mapping) else {}
+            ).items():
+                if isinstance(choice, Mapping):
+                    yield (
+                        choice.get("allowed_groups"),
+                        opath.attr("choices")[key].attr("allowed_groups"),
+                    )
+            unlisted = option.get("unlisted_choice")
+            if isinstance(unlisted, Mapping):
+                yield (
+                    unlisted.get("allowed_groups"),
+                    opath.attr("unlisted_choice").attr("allowed_groups"),
+                )
+
+
+def check_allowed_groups(
+    profile_list: Any,
+    community_slugs: Iterable[str],
+    path: KeyPath,
+    errors: ErrorCollector | None = None,
+) -> None:
+    """Every name in an ``allowed_groups`` must be a community's slug.
+
+    With ``CommunityAuthenticator`` (``manage_groups``), the authenticator
+    sets every user's groups to exactly the communities they match, so a
+    group that is not a community never has a member: a profile allowed only
+    to it is shown to nobody, and a typo (``astro101``) silently takes the
+    profile away from the community it was meant for. Names are compared
+    casefolded, as when profiles are filtered. A callable ``profile_list``
+    is computed per user and not checked. The shape of the list is checked
+    by :func:`check_profile_list`; malformed entries are skipped here.
+    """
+    if callable(profile_list):
+        return
+    slugs = sorted(community_slugs)
+    known = {slug.casefold() for slug in slugs}
+    with collecting(errors) as errors:
+        for groups, gpath in _group_entries(profile_list, path):
+            if not isinstance(groups, list | tuple):
+                continue
+            for j, group in enumerate(groups):
+                if not isinstance(group, str) or group.casefold() in known:
+                    continue
+                close = difflib.get_close_matches(group.casefold(), slugs, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                errors.add(
+                    ConfigError(
+                        gpath[j],
+                        f"no community {show(group)}{hint}; communities: "
+                        f"{', '.join(slugs) or 'none'} (with CommunityAuthenticator "
+                        "a user's groups are exactly their communities, so this "
+                        "name matches nobody)",
+                    )
+                )
 
 
 def profile_slug(profile: Mapping) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 
 from ._validation import (
     ConfigError,
+    ErrorCollector,
     KeyPath,
     check_keys,
     expect_list,
@@ -62,21 +63,37 @@ def _rule_value(key: str, value: Any, path: KeyPath) -> str:
 
 
 def parse_rule(raw: Any, path: KeyPath) -> Rule:
+    """Validate one rule; every bad key of it is reported (ConfigErrors)."""
     expect_mapping(raw, path)
     if not raw:
         raise ConfigError(
             path, "a rule needs at least one key; an empty rule would match everyone"
         )
-    check_keys(raw, path, RULE_KEYS)
-    return frozenset(
-        (key, _rule_value(key, value, path.attr(key))) for key, value in raw.items()
-    )
+    errors = ErrorCollector()
+    with errors.check():
+        check_keys(raw, path, RULE_KEYS)
+    atoms = []
+    for key, value in raw.items():
+        if key in RULE_KEYS:
+            with errors.check():
+                atoms.append((key, _rule_value(key, value, path.attr(key))))
+    errors.raise_errors()
+    return frozenset(atoms)
 
 
 def parse_rules(raw: Any, path: KeyPath, slug: str = "") -> tuple[Rule, ...]:
-    """Validate a ``members`` or ``admins`` list; return compiled rules."""
+    """Validate a ``members`` or ``admins`` list; return compiled rules.
+
+    Every bad rule is reported (ConfigErrors), not only the first.
+    """
     rules = expect_list(raw, path, "a list of rules (mappings)")
-    return tuple(parse_rule(rule, path[i]) for i, rule in enumerate(rules))
+    errors = ErrorCollector()
+    parsed = []
+    for i, rule in enumerate(rules):
+        with errors.check():
+            parsed.append(parse_rule(rule, path[i]))
+    errors.raise_errors()
+    return tuple(parsed)
 
 
 @dataclass(frozen=True)

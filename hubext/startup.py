@@ -4,16 +4,29 @@ JupyterHub builds the authenticator when it starts, but a spawner only when a
 server starts; the authenticator therefore runs the spawner's checks
 (``check_hub_config``) too, so that an error in, say, a community's
 ``default_profile`` stops the hub at start-up, not at the first spawn.
+
+:func:`check_configuration` runs every check on the configuration and reports
+every error at once (:class:`~hubext._validation.ConfigErrors`), each with
+its key path: the communities, the providers, the rules' providers, the
+spawner's own checks and the profiles' ``allowed_groups``. ``hubext
+check-config`` and the authenticator run the same function; in the hub,
+:func:`config_errors_stop_the_hub` logs one line per error and exits with
+status 1, without a traceback.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from importlib.metadata import entry_points
+from typing import Any
 
-from traitlets.config import Config
+from traitlets.config import Application, Config
 from traitlets.utils.importstring import import_item
 
-from .communities import Communities
+from ._validation import ConfigError, ErrorCollector, KeyPath, errors_of
+from .communities import Communities, Community, parse_communities
+from .profiles import check_allowed_groups
 
 
 def resolve_class(value, group: str):
@@ -53,9 +66,124 @@ def configured_value(cls, config: Config, name: str, default):
     Read from the config without building the class (a spawner cannot be
     built before the hub has a user for it).
     """
-    value = default
-    for klass in reversed(cls.__mro__):
+    section = configured_section(cls, config, name)
+    return default if section is None else config[section][name]
+
+
+def configured_section(cls, config: Config, name: str) -> str | None:
+    """The config section (class name) whose ``name`` applies to ``cls``, or None.
+
+    The most derived class of ``cls``'s MRO that sets it, as traitlets
+    resolves it: ``"KubeSpawner"`` for ``c.KubeSpawner.profile_list`` on
+    CommunityKubeSpawner. Error messages name it as the admin wrote it.
+    """
+    for klass in cls.__mro__:
         section = config.get(klass.__name__) if hasattr(config, "get") else None
         if section is not None and name in section:
-            value = section[name]
-    return value
+            return klass.__name__
+    return None
+
+
+def _hubext_authenticator(authenticator_class) -> type | None:
+    from .authenticator import CommunityAuthenticator
+
+    cls = resolve_class(authenticator_class, "jupyterhub.authenticators")
+    if isinstance(cls, type) and issubclass(cls, CommunityAuthenticator):
+        return cls
+    return None
+
+
+def check_configuration(
+    config: Config, *, authenticator_class=None, spawner_class=None
+) -> Mapping[str, Community]:
+    """Run every start-up check on ``config``; return the communities.
+
+    Raises :class:`~hubext._validation.ConfigErrors` with every error found.
+    ``authenticator_class`` and ``spawner_class`` are classes, entry point
+    names or import paths (as in ``c.JupyterHub``); the providers and the
+    profiles' ``allowed_groups`` are checked only with hubext's
+    authenticator, the spawner's checks only with a spawner that has
+    ``check_hub_config``.
+    """
+    from .providers.config import check_rule_providers, parse_providers
+
+    errors = ErrorCollector()
+    raw = configured_value(Communities, config, "communities", {})
+    registry = parse_communities(raw, errors=errors)
+    communities = Communities.from_registry(registry, config=Config())
+    authenticator = _hubext_authenticator(authenticator_class)
+    if authenticator is not None:
+        providers = None
+        with errors.check():
+            providers = parse_providers(
+                configured_value(authenticator, config, "providers", {})
+            )
+        if providers is not None:
+            with errors.check():
+                check_rule_providers(communities, providers)
+    if spawner_class is not None:
+        with errors.check():
+            check_spawner_config(config, communities, spawner_class)
+        spawner = resolve_class(spawner_class, "jupyterhub.spawners")
+        manage_groups = authenticator is not None and configured_value(
+            authenticator, config, "manage_groups", True
+        )
+        section = spawner and configured_section(spawner, config, "profile_list")
+        if manage_groups and section:
+            check_allowed_groups(
+                config[section]["profile_list"],
+                registry,
+                KeyPath(f"{section}.profile_list"),
+                errors,
+            )
+    errors.raise_errors()
+    return registry
+
+
+def check_authenticator_config(authenticator_class, kwargs: dict[str, Any]) -> None:
+    """The start-up checks of an authenticator built with ``cls(**kwargs)``.
+
+    What ``CommunityAuthenticator.__init__`` runs first: the configuration
+    is the one the authenticator is built with (``config``, or its
+    ``parent``'s, the JupyterHub application), the spawner the parent's.
+    Raises ConfigErrors.
+    """
+    parent = kwargs.get("parent")
+    config = kwargs.get("config")
+    if config is None:
+        config = getattr(parent, "config", None) or Config()
+    check_configuration(
+        config,
+        authenticator_class=authenticator_class,
+        spawner_class=getattr(parent, "spawner_class", None),
+    )
+
+
+@contextmanager
+def config_errors_stop_the_hub(parent) -> Iterator[None]:
+    """In the hub, a ConfigError logs each error on one line and exits with status 1.
+
+    ``parent`` is the authenticator's parent. When it is an
+    :class:`~traitlets.config.Application` (the JupyterHub application), each
+    error is logged at CRITICAL level, ``"hubext: invalid configuration:
+    <key path>: <reason>"``, followed by a count, and ``SystemExit(1)`` ends
+    the process: JupyterHub logs any other exception from the authenticator
+    with its traceback (``launch_instance_async`` catches ``Exception``),
+    about 80 lines that would hide the one line that matters. Elsewhere (a
+    test, ``hubext check-config``) the error is raised as it is.
+    """
+    try:
+        yield
+    except ConfigError as e:
+        if not isinstance(parent, Application):
+            raise
+        errors = errors_of(e)
+        for error in errors:
+            parent.log.critical("hubext: invalid configuration: %s", error)
+        parent.log.critical(
+            "hubext: %d configuration error%s; the hub does not start. "
+            "`hubext check-config PATH` runs the same checks without starting it.",
+            len(errors),
+            "" if len(errors) == 1 else "s",
+        )
+        raise SystemExit(1) from None

@@ -94,20 +94,52 @@ BAD_CONFIGS = [
         "'/home/jovyan/shared/ocean-lab/datasets/me'",
         id="shared-folder-hides-home",
     ),
+    pytest.param(
+        'c.LocalCommunitySpawner.profile_list[2]["allowed_groups"] = ["astro101"]',
+        "LocalCommunitySpawner.profile_list[2].allowed_groups[0]: no community "
+        "'astro101' (did you mean 'astro-101'?); communities: astro-101, ocean-lab "
+        "(with CommunityAuthenticator a user's groups are exactly their communities, "
+        "so this name matches nobody)",
+        id="allowed-groups-names-no-community",
+    ),
 ]
 
 
-def write_config(tmp_path, line: str):
+#: Four mistakes in four places: a community key, a rule, a profile and a
+#: provider. Every one is reported, at once, each with its key path.
+FOUR_ERRORS = [
+    (
+        'c.Communities.communities["ocean-lab"]["shared-data"] = []',
+        "Communities.communities['ocean-lab']['shared-data']: unknown key "
+        "(did you mean 'shared_data'?)",
+    ),
+    (
+        'c.Communities.communities["astro-101"]["members"][1]["email_domain"] = '
+        '"astro..example.edu"',
+        "Communities.communities['astro-101'].members[1].email_domain: not a domain "
+        "name: 'astro..example.edu'",
+    ),
+    (
+        'c.CommunityAuthenticator.providers["demo"]["kind"] = "saml"',
+        "CommunityAuthenticator.providers['demo'].kind: unknown provider kind 'saml'",
+    ),
+    (
+        'c.LocalCommunitySpawner.profile_list[2]["allowed_groups"] = ["astro101"]',
+        "LocalCommunitySpawner.profile_list[2].allowed_groups[0]: no community "
+        "'astro101' (did you mean 'astro-101'?)",
+    ),
+]
+
+
+def write_config(tmp_path, *lines: str):
     path = tmp_path / "jupyterhub_config.py"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            load_subconfig({str(DEMO_CONFIG)!r})
-            c = get_config()
-            {line}
-            """
-        )
+    head = textwrap.dedent(
+        f"""\
+        load_subconfig({str(DEMO_CONFIG)!r})
+        c = get_config()
+        """
     )
+    path.write_text(head + "".join(f"{line}\n" for line in lines))
     return path
 
 
@@ -125,6 +157,16 @@ def test_check_config_refuses(tmp_path, capsys, line, message):
     err = capsys.readouterr().err
     assert err.startswith(f"hubext: invalid configuration: {message}"), err
     assert err.count("\n") == 1
+
+
+def test_check_config_reports_every_error(tmp_path, capsys):
+    path = write_config(tmp_path, *(line for line, _ in FOUR_ERRORS))
+    assert main(["check-config", str(path)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 5, lines
+    for line, (_, message) in zip(lines, FOUR_ERRORS, strict=False):
+        assert line.startswith(f"hubext: invalid configuration: {message}"), line
+    assert lines[4] == "hubext: 4 configuration errors"
 
 
 def test_check_config_console_script(tmp_path):
@@ -154,7 +196,7 @@ def test_check_config_secrets_not_echoed(tmp_path, capsys):
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     ("line", "message"),
-    BAD_CONFIGS[:2] + BAD_CONFIGS[3:5] + BAD_CONFIGS[6:9] + BAD_CONFIGS[-3:],
+    BAD_CONFIGS[:2] + BAD_CONFIGS[3:5] + BAD_CONFIGS[6:9] + BAD_CONFIGS[-4:],
 )
 def test_hub_refuses_to_start(tmp_path, line, message):
     env = DemoEnvironment.with_free_ports(tmp_path / "hub")
@@ -170,3 +212,27 @@ def test_hub_refuses_to_start(tmp_path, line, message):
     critical = [line for line in lines if "hubext: invalid configuration:" in line]
     assert len(critical) == 1, lines[-20:]
     assert message in critical[0]
+    # The one line that matters, not buried under JupyterHub's traceback.
+    assert not [line for line in lines if "Traceback" in line], lines[-20:]
+    assert "1 configuration error; the hub does not start" in lines[-1], lines[-5:]
+
+
+@pytest.mark.e2e
+def test_hub_reports_every_error_at_start(tmp_path):
+    env = DemoEnvironment.with_free_ports(tmp_path / "hub")
+    log = tmp_path / "hub.log"
+    config = write_config(tmp_path, *(line for line, _ in FOUR_ERRORS))
+    with open(log, "wb") as out:
+        hub = env.start_hub(config, stdout=out, wait=False)
+        try:
+            returncode = hub.wait(timeout=60)
+        finally:
+            hub.kill()
+    assert returncode == 1
+    lines = log.read_text().splitlines()
+    critical = [line for line in lines if "hubext: invalid configuration:" in line]
+    assert len(critical) == 4, lines[-20:]
+    for line, (_, message) in zip(critical, FOUR_ERRORS, strict=True):
+        assert message in line, line
+    assert not [line for line in lines if "Traceback" in line], lines[-30:]
+    assert "hubext: 4 configuration errors; the hub does not start" in lines[-1]

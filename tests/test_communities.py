@@ -7,7 +7,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from hubext import Communities
-from hubext._validation import ConfigError
+from hubext._validation import ConfigError, ConfigErrors
 
 
 def load(communities) -> Communities:
@@ -152,3 +152,48 @@ def test_registry_follows_changes():
     with pytest.raises(ConfigError):
         registry.communities = {"B": {}}
     assert [c.slug for c in registry] == ["b"]  # a rejected value changes nothing
+
+
+def test_every_error_is_reported_at_once():
+    # Each independent key reports its first error; its siblings, and the
+    # other communities, are still checked.
+    with pytest.raises(ConfigErrors) as info:
+        load(
+            {
+                "Ocean": {},
+                "astro-101": {
+                    "display_nam": "x",
+                    "display_name": 42,
+                    "culling": {"idle_timeout": 5, "max_age": "x"},
+                },
+                "bio": {
+                    "members": [
+                        {"group": ""},
+                        {"emial_domain": "bio.example.org"},
+                        {"github": "bio-lab"},
+                    ],
+                    "admins": [{}],
+                },
+                "fine": {"display_name": "Fine"},
+            }
+        )
+    root = "Communities.communities"
+    assert [e.path for e in info.value.errors] == [
+        f"{root}['Ocean']",
+        f"{root}['astro-101'].display_nam",
+        f"{root}['astro-101'].display_name",
+        f"{root}['astro-101'].culling.idle_timeout",
+        f"{root}['astro-101'].culling.max_age",
+        f"{root}['bio'].members[0].group",
+        f"{root}['bio'].members[1].emial_domain",
+        f"{root}['bio'].admins[0]",
+    ]
+    assert "did you mean 'display_name'?" in info.value.errors[1].reason
+    # One line per error, each starting with its key path.
+    lines = str(info.value).splitlines()
+    assert [line.split(": ")[0] for line in lines] == [
+        e.path for e in info.value.errors
+    ]
+    # Still a ConfigError naming the first error, for callers that want one.
+    assert isinstance(info.value, ConfigError)
+    assert info.value.path == f"{root}['Ocean']"

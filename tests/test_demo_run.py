@@ -198,3 +198,47 @@ def test_a_second_start_says_where_the_first_runs(demos, tmp_path):
     assert requests.get(f"{url}/hub/login", timeout=10).status_code == 200
     assert "Found proxy pid file" not in first.log()
     assert "Traceback" not in first.log() + second.log() + third.log()
+
+
+def test_the_demo_keeps_its_state_across_restarts(demos, tmp_path):
+    options = ["--port", "--hub-port", "--proxy-api-port", "--idp-port"]
+    args = [f"{option}={free_port()}" for option in options]
+    state = tmp_path / "state"
+    first = demos(state=state, args=args).started()
+    alice = HubSession(first.url)
+    assert alice.login("demo", "alice").status_code == 302
+    options = {"profile": "ocean-model", "profile-option-ocean-model--dataset": "argo"}
+    assert alice.submit_spawn_form(options).status_code == 302
+    assert wait_until(
+        lambda: alice.api("GET", "/user").json()["servers"].get("", {}).get("ready"),
+        60,
+    )
+    (state / "homes" / "alice" / "notes.txt").write_text("kept")
+    # a community admin (ocean-lab-admins) and hub admin signs in too
+    carol = HubSession(first.url)
+    assert carol.login("demo", "carol").status_code == 302
+    database = (state / "jupyterhub.sqlite").stat().st_ino
+
+    everything = first.processes()
+    os.kill(first.leader.pid, signal.SIGTERM)
+    first.wait_stopped(everything)
+
+    second = demos(state=state, args=args).started()
+    assert "Traceback" not in second.log()
+    assert (state / "jupyterhub.sqlite").stat().st_ino == database
+    # the same people, still signed in (same cookie secret and database)
+    me = alice.api("GET", "/user")
+    assert me.status_code == 200, me.text
+    assert me.json()["groups"] == ["ocean-lab"]
+    assert carol.api("GET", "/user").json()["admin"] is True
+    # her last server options are remembered, and her home kept
+    form = alice.spawn_form().text
+    assert '"profile": "ocean-model", "dataset": "argo"' in form
+    assert (state / "homes" / "alice" / "notes.txt").read_text() == "kept"
+    # and she starts her server again; a new sign-in works too
+    assert alice.submit_spawn_form(options).status_code == 302
+    assert wait_until(
+        lambda: alice.api("GET", "/user").json()["servers"].get("", {}).get("ready"),
+        60,
+    )
+    assert HubSession(second.url).login("demo", "bob").status_code == 302

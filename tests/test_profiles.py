@@ -6,9 +6,10 @@ import copy
 
 import pytest
 
-from hubext._validation import ConfigError, KeyPath
+from hubext._validation import ConfigError, ConfigErrors, KeyPath
 from hubext.profiles import (
     OptionsError,
+    check_allowed_groups,
     check_profile_list,
     initialize_profile_list,
     validate_user_options,
@@ -381,3 +382,109 @@ def test_check_profile_list(profiles, message):
 
 def test_check_profile_list_accepts_the_example():
     check_profile_list(PROFILES, KeyPath("P"))
+
+
+def test_check_profile_list_reports_every_error():
+    profiles = [
+        {"slug": "a", "allowed_group": ["x"]},
+        {
+            "display_name": "B",
+            "allowed_groups": ["ok", 3],
+            "profile_options": {
+                "img": {
+                    "choices": {"x": {"display_nme": "X"}, "unlisted-choice": {}},
+                    "unlisted_choice": {"enabled": True, "validation_regex": "("},
+                },
+                "a b": {"choices": {"x": {}}},
+            },
+        },
+        {"display_name": "C", "slug": "a"},
+    ]
+    with pytest.raises(ConfigErrors) as info:
+        check_profile_list(profiles, KeyPath("P"))
+    assert [e.path for e in info.value.errors] == [
+        "P[0].allowed_group",
+        "P[0].display_name",
+        "P[1].allowed_groups[1]",
+        "P[1].profile_options['img'].choices['x'].display_nme",
+        "P[1].profile_options['img'].choices['unlisted-choice']",
+        "P[1].profile_options['img'].unlisted_choice.validation_regex",
+        "P[1].profile_options['a b']",
+        "P[2].slug",
+    ]
+
+
+#: Communities of the allowed_groups checks; PROFILES names "Ocean-Lab",
+#: "OCEAN-LAB", "ocean-lab-admins", "astro-101" and "staff".
+SLUGS = ["ocean-lab", "ocean-lab-admins", "astro-101", "staff"]
+
+
+def test_allowed_groups_naming_communities_are_accepted():
+    # Compared casefolded, as when profiles are filtered.
+    check_allowed_groups(PROFILES, SLUGS, KeyPath("P"))
+    check_allowed_groups(lambda spawner: [], [], KeyPath("P"))  # per user
+
+
+@pytest.mark.parametrize(
+    ("profiles", "message"),
+    [
+        pytest.param(
+            [{"display_name": "A", "allowed_groups": ["astro-101", "astro101"]}],
+            "P[0].allowed_groups[1]: no community 'astro101' (did you mean "
+            "'astro-101'?); communities: astro-101, ocean-lab, ocean-lab-admins, "
+            "staff (with CommunityAuthenticator a user's groups are exactly their "
+            "communities, so this name matches nobody)",
+            id="profile",
+        ),
+        pytest.param(
+            [
+                {
+                    "display_name": "A",
+                    "profile_options": {
+                        "img": {"choices": {"x": {"allowed_groups": ["0cean-lab"]}}}
+                    },
+                }
+            ],
+            "P[0].profile_options['img'].choices['x'].allowed_groups[0]: no "
+            "community '0cean-lab' (did you mean 'ocean-lab'?)",
+            id="choice",
+        ),
+        pytest.param(
+            [
+                {
+                    "display_name": "A",
+                    "profile_options": {
+                        "img": {
+                            "unlisted_choice": {
+                                "enabled": True,
+                                "allowed_groups": ["admins"],
+                            }
+                        }
+                    },
+                }
+            ],
+            "P[0].profile_options['img'].unlisted_choice.allowed_groups[0]: no "
+            "community 'admins';",
+            id="unlisted-choice-no-close-match",
+        ),
+    ],
+)
+def test_allowed_groups_must_name_communities(profiles, message):
+    with pytest.raises(ConfigError) as info:
+        check_allowed_groups(profiles, SLUGS, KeyPath("P"))
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_every_unknown_allowed_group_is_reported():
+    profiles = copy.deepcopy(PROFILES)
+    profiles[0]["profile_options"]["image"]["choices"]["ocean"]["allowed_groups"] = [
+        "ocean-labs"
+    ]
+    with pytest.raises(ConfigErrors) as info:
+        check_allowed_groups(profiles, ["ocean-lab"], KeyPath("P"))
+    assert [e.path for e in info.value.errors] == [
+        "P[0].profile_options['image'].choices['ocean'].allowed_groups[0]",
+        "P[1].profile_options['gpus'].choices['four'].allowed_groups[0]",
+        "P[2].allowed_groups[0]",
+        "P[2].profile_options['size'].choices['big'].allowed_groups[0]",
+    ]

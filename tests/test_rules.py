@@ -6,7 +6,9 @@ import pytest
 from traitlets.config import Config
 
 from hubext import Communities
+from hubext._validation import ConfigErrors, KeyPath
 from hubext.identity import MAX_VALUES, Identity, clean_strings
+from hubext.rules import parse_rules
 
 COMMUNITIES = {
     "ocean-lab": {
@@ -130,3 +132,22 @@ def test_claim_values_are_cleaned(value, kept, warnings):
         assert len(result) == MAX_VALUES
     assert len(messages) == warnings
     assert all(len(m) < 200 for m in messages)
+
+
+def test_every_bad_rule_and_key_is_reported():
+    with pytest.raises(ConfigErrors) as info:
+        parse_rules(
+            [
+                {"group": "", "github": "not an org!", "provider": "uni"},
+                {"provider": "uni"},
+                {"emial_domain": "x.org", "idp": 3},
+            ],
+            KeyPath("R"),
+        )
+    assert [str(e) for e in info.value.errors] == [
+        "R[0].group: must not be empty",
+        "R[0].github: expected 'org' or 'org:team-slug', got 'not an org!'",
+        "R[2].emial_domain: unknown key (did you mean 'email_domain'?); known keys: "
+        "email_domain, github, group, idp, provider, username",
+        "R[2].idp: expected a string, got 3 (int)",
+    ]
