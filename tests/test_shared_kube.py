@@ -587,6 +587,15 @@ async def test_init_container_prepares_exactly_the_sub_paths(
     ]
 
 
+async def test_servers_run_with_no_privilege_escalation(config):
+    """As hubext-local's PR_SET_NO_NEW_PRIVS: a setgid program kept in a home
+    (made while a member) gives no group back once the person is removed."""
+    for groups in (["ocean-lab"], ["quiet"]):
+        pod = await pod_for(config, "ann", groups)
+        security = pod_container(pod)["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False, security
+
+
 async def test_init_container_is_root_with_three_capabilities_only(config):
     config.CommunityKubeSpawner.home_storage = HOME_NFS
     pod = await pod_for(config, "ann", ["ocean-lab"])

@@ -647,3 +647,50 @@ def test_deleting_a_user_keeps_shared_data_and_home(hub, machine):
     assert (machine["homes"] / ALICE / "home-file.txt").read_text() == "mine"
     assert (machine["shared"] / "ocean-lab" / "workshop" / "notes.txt").exists()
     assert (machine["shared"] / "ocean-lab" / "datasets" / "readme.txt").exists()
+
+
+# -- servers sharing the hub's user, the hub as root ---------------------------------
+
+UNA = f"{PREFIX}-una"
+
+
+@pytest.fixture(scope="module")
+def root_hub(tmp_path_factory):
+    """The demo's mode (one system user) with the hub as root: it makes the
+    homes and places the links itself."""
+    assert os.geteuid() == 0, "run as root (CI does)"
+    accounts = {UNA: {"preferred_username": UNA, "groups": ["ocean-lab"]}}
+    with running_hub(tmp_path_factory, "shared-root", "", accounts) as hub:
+        assert hub.session().login("demo", UNA).status_code == 302
+        yield hub
+
+
+@pytest.mark.parametrize(
+    ("where", "refused"),
+    [
+        pytest.param("homes", True, id="home-root"),
+        pytest.param("homes/hxs-una", True, id="home"),
+        pytest.param("homes/hxs-una/shared", False, id="link-parent"),
+        pytest.param("homes/hxs-una/shared/ocean-lab", False, id="link-grandparent"),
+    ],
+)
+def test_root_hub_never_follows_a_link_in_homes(root_hub, where, refused):
+    data = root_hub.env.data_dir
+    place = data / where
+    remainder = ["hxs-una", "shared", "ocean-lab"][len(Path(where).parts) :]
+    # The home exists as the hub made it at a first start.
+    _start(root_hub, UNA)
+    root_hub.api.wait_for_server(UNA, timeout=90)
+    _stop(root_hub, UNA)
+    with _planted_link(place, remainder) as target:
+        before = _snapshot(target)
+        r = _start(root_hub, UNA)
+        if refused:
+            assert r.status_code == 409, (r.status_code, r.text)
+            assert f"{place} is a symbolic link" in r.json()["message"]
+        else:
+            assert r.status_code in (201, 202), r.text
+            root_hub.api.wait_for_server(UNA, timeout=90)
+            assert "hubext: hxs-una: cannot link" in root_hub.log()
+        assert _snapshot(target) == before
+        _stop(root_hub, UNA)
