@@ -18,19 +18,26 @@ The hub's authenticator (entry point ``hubext``). It
 
 from __future__ import annotations
 
+import asyncio
 import html
+import logging
 import re
 
+from jupyterhub import orm
 from jupyterhub.auth import Authenticator
 from jupyterhub.utils import maybe_future, url_path_join
 from tornado import web
 from traitlets import Bool, Dict, Unicode, default, validate
 
+from . import accounts
 from ._validation import ConfigError, show
+from .accounts import AUTH_STATE_KEY, Binding, binding_conflict, stored_binding
 from .communities import Communities
+from .handlers import CommunityLogoutHandler, RefusedHandler
 from .providers import PROVIDER_KINDS, ProviderUnavailable
 from .providers.base import transient_failures
 from .providers.config import PROVIDERS_PATH, parse_providers
+from .reconcile import reconcile_user_at_startup, remove_stale_groups
 from .roles import community_admin_role, community_admin_role_name
 from .startup import check_authenticator_config, config_errors_stop_the_hub
 
@@ -148,9 +155,59 @@ class CommunityAuthenticator(Authenticator):
         """,
     )
 
+    custom_403_message = Unicode(
+        "Sorry, you are not allowed to use this hub. "
+        "Please contact the hub's administrators.",
+        config=True,
+        help="""
+        The message on the 403 page for a person who may not sign in for any
+        reason other than having no community (that one is
+        :attr:`no_community_message`): a blocked user, a username refused by
+        ``username_pattern``. (The same trait as OAuthenticator's.)
+
+        .. versionadded:: 0.1
+        """,
+    )
+
     @default("allow_all")
     def _allow_all_default(self):
         return False
+
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self):
+        # The identity each account is bound to, and the provider tokens
+        # refresh_user needs, live in the encrypted auth_state.
+        return True
+
+    @default("reset_managed_roles_on_startup")
+    def _reset_managed_roles_default(self):
+        # Community-admin roles are all from load_managed_roles(): one of a
+        # community that was removed is deleted at start-up. (With False,
+        # JupyterHub 6.1 cannot restart once such a role is held:
+        # KeyError 'users' in init_role_assignment; docs/upstream/jupyterhub.md.)
+        return True
+
+    def _check_settings(self) -> None:
+        """Refuse hub-level settings hubext cannot work with (one error each)."""
+        required = {
+            "enable_auth_state": (
+                "hubext keeps the identity each account is bound to and the "
+                "provider tokens in the encrypted auth_state; set "
+                "JUPYTERHUB_CRYPT_KEY (z2jh generates it) and leave this True"
+            ),
+            "reset_managed_roles_on_startup": (
+                "community-admin roles of removed communities must be deleted "
+                "at start-up, and JupyterHub 6.1 cannot restart with False "
+                "(KeyError 'users'); leave this True"
+            ),
+            "manage_groups": "communities are JupyterHub groups owned by hubext",
+            "manage_roles": "community admins get their roles from hubext",
+        }
+        for name, why in required.items():
+            if getattr(self, name) is not True:
+                raise ConfigError(
+                    f"CommunityAuthenticator.{name}", f"must be True: {why}"
+                )
 
     @default("allow_existing_users")
     def _allow_existing_users_default(self):
@@ -171,7 +228,9 @@ class CommunityAuthenticator(Authenticator):
             check_authenticator_config(type(self), kwargs)
             super().__init__(**kwargs)
             self.communities = Communities(parent=self)
+            self._check_settings()
             self._providers = self._make_providers(parse_providers(self.providers))
+        self._stale_groups_removed = False
         if not self._providers:
             self.log.warning(
                 "hubext: CommunityAuthenticator.providers is empty: nobody can sign in"
@@ -220,10 +279,46 @@ class CommunityAuthenticator(Authenticator):
         return f'<div class="service-login hubext-login">\n{body}\n</div>'
 
     def get_handlers(self, app):
-        handlers = list(super().get_handlers(app))
+        handlers = [
+            ("/logout", CommunityLogoutHandler),
+            ("/hubext/refused", RefusedHandler),
+            *super().get_handlers(app),
+        ]
         for provider in self._providers.values():
             handlers.extend(provider.provider_handlers())
         return handlers
+
+    # -- start-up -------------------------------------------------------------
+
+    def check_allow_config(self):
+        # JupyterHub warns "No allow config found" because allowed_users and
+        # allow_all are empty: with hubext, community rules say who is allowed.
+        if not len(self.communities) and not self.admin_users:
+            self.log.warning(
+                "hubext: no communities and no admin_users: nobody can sign in"
+            )
+
+    async def add_user(self, user):
+        """Called for every user in the database at start-up, and for new users.
+
+        At start-up (``user`` is a database row) the user's communities are
+        brought in line with the current configuration (:mod:`hubext.reconcile`).
+        """
+        await maybe_future(super().add_user(user))
+        if not isinstance(user, orm.User):
+            return
+        registry = self.communities.registry
+        if not self._stale_groups_removed:
+            self._stale_groups_removed = True
+            from sqlalchemy.orm import object_session
+
+            removed = remove_stale_groups(object_session(user), registry)
+            if removed:
+                self.log.info(
+                    "hubext: removed groups of communities no longer configured: %s",
+                    ", ".join(removed),
+                )
+        await reconcile_user_at_startup(user, self.communities.rule_index, registry)
 
     # -- roles ----------------------------------------------------------------
 
@@ -245,6 +340,19 @@ class CommunityAuthenticator(Authenticator):
 
     # -- authentication -------------------------------------------------------
 
+    def normalize_username(self, username):
+        """NFKC, then lowercase (:func:`hubext.accounts.normalize_username`)."""
+        return super().normalize_username(accounts.normalize_username(username))
+
+    def validate_username(self, username):
+        """JupyterHub's checks, with ``username_pattern`` matching the whole name.
+
+        (JupyterHub 6.1 uses ``re.match``: ``[a-z]+`` accepted ``odd-one``.)
+        """
+        if self.username_pattern and not re.fullmatch(self.username_pattern, username):
+            return False
+        return super().validate_username(username)
+
     def provider_for(self, handler):
         provider = getattr(handler, "hubext_provider", None)
         if provider is None:
@@ -265,36 +373,73 @@ class CommunityAuthenticator(Authenticator):
             ) from None
         if not auth_model:
             return None
-        return self._finish_auth_model(provider, auth_model)
+        model = self._finish_auth_model(provider, auth_model)
+        await self._check_binding(handler, provider, model)
+        if not self._allowed_by_model(model["name"], model):
+            handler.hubext_refusal = self.no_community_message.format(
+                username=model["name"]
+            )
+        return model
+
+    def _refuse(self, provider, reason: str, log_reason: str, name: str):
+        """A 403 for a sign-in, with one warning line in the log."""
+        self.log.warning(
+            "hubext: provider %s: refusing sign-in as %s: %s",
+            provider.provider_name,
+            show(name),
+            log_reason,
+        )
+        return web.HTTPError(403, "%s", reason, reason="Forbidden")
 
     def _finish_auth_model(self, provider, auth_model):
-        """Apply the username template and the community rules."""
-        name = provider.hubext_username_template.format(
+        """Username (template, normalization, checks), identity and communities."""
+        raw_name = provider.hubext_username_template.format(
             username=auth_model["name"], provider=provider.provider_name
         )
-        problem = username_problem(name)
+        problem = username_problem(raw_name)
         if problem:
-            self.log.warning(
-                "hubext: provider %s: refusing username %s: %s",
-                provider.provider_name,
-                show(name),
-                problem,
-            )
-            raise web.HTTPError(
-                403,
-                "%s",
+            raise self._refuse(
+                provider,
                 f"Your {provider.login_service} username cannot be used on this "
                 f"hub: {problem}. Ask the hub's administrators.",
+                problem,
+                raw_name,
+            )
+        # One normalization, before every check (JupyterHub would otherwise
+        # lowercase the name only after the allow and admin checks).
+        name = self.normalize_username(raw_name)
+        if not self.validate_username(name):
+            raise self._refuse(
+                provider,
+                f"Your {provider.login_service} username makes the hub username "
+                f"{name!r}, which this hub does not accept. Ask the hub's "
+                "administrators.",
+                "refused by username_pattern",
+                name,
+            )
+        subject = provider.subject_from_auth_model(auth_model)
+        if subject is None:
+            raise self._refuse(
+                provider,
+                f"{provider.login_service} did not send a stable identifier for "
+                "your account, which this hub needs. Ask the hub's administrators.",
+                "no subject (stable id) in the provider's answer",
+                name,
             )
         identity = provider.identity_from_auth_model(auth_model)
-        memberships = self.communities.rule_index.match(identity.atoms())
+        atoms = identity.atoms()
+        memberships = self.communities.rule_index.match(atoms)
         auth_state = dict(auth_model.get("auth_state") or {})
-        auth_state["hubext"] = {
-            "provider": provider.provider_name,
+        auth_state[AUTH_STATE_KEY] = {
+            **Binding(provider.provider_name, subject).as_dict(),
+            "provider_username": auth_model["name"],
             "member_of": sorted(memberships.member_of),
             "admin_of": sorted(memberships.admin_of),
+            # The identity as the rules see it, to recompute communities at
+            # start-up when the configuration changed (hubext.reconcile).
+            "atoms": sorted([key, value] for key, value in atoms),
         }
-        admin = self.normalize_username(name) in self.admin_users
+        admin = name in self.admin_users
         model = {
             **auth_model,
             "name": name,
@@ -306,17 +451,60 @@ class CommunityAuthenticator(Authenticator):
             model["roles"] = self._roles_for(admin, memberships.admin_of)
         return model
 
+    async def _check_binding(self, handler, provider, model) -> None:
+        """Refuse a sign-in into an account bound to another identity."""
+        user = handler.find_user(model["name"])
+        if user is None:
+            return
+        stored = await user.get_auth_state()
+        if stored is None and user.encrypted_auth_state is not None:
+            raise self._refuse(
+                provider,
+                "This hub cannot check that the account belongs to you. "
+                "Ask the hub's administrators.",
+                "the account's recorded identity cannot be decrypted",
+                model["name"],
+            )
+        new = Binding(
+            provider.provider_name, model["auth_state"][AUTH_STATE_KEY]["subject"]
+        )
+        conflict = binding_conflict(stored_binding(stored), new)
+        if conflict:
+            raise self._refuse(
+                provider,
+                f"The hub account {model['name']!r} cannot be used with this "
+                f"{provider.login_service} account: {conflict}. Ask the hub's "
+                "administrators.",
+                f"account bound to another identity ({conflict})",
+                model["name"],
+            )
+
+    def _allowed_by_model(self, username, auth_model) -> bool:
+        return bool(
+            username in self.admin_users
+            or (auth_model and auth_model.get("groups"))
+            or self.allow_all
+            or username in self.allowed_users
+        )
+
     async def check_allowed(self, username, auth_model=None):
+        """Allowed: hub admins, members of a community, and allowed_users.
+
+        Returns False otherwise (OAuthenticator's contract; the sign-in page
+        then shows :attr:`no_community_message`).
+        """
         if await maybe_future(super().check_allowed(username, auth_model)):
             return True
-        if username in self.admin_users:
-            return True
-        if auth_model and auth_model.get("groups"):
-            return True
-        raise web.HTTPError(
-            403,
-            "%s",
-            self.no_community_message.format(username=username),
+        return self._allowed_by_model(username, auth_model)
+
+    async def session_of(self, user) -> tuple[str | None, str | None]:
+        """The provider a user signed in through, and their id token if any."""
+        auth_state = await user.get_auth_state() or {}
+        binding = stored_binding(auth_state)
+        token = (auth_state.get("token_response") or {}).get("id_token")
+        return (
+            binding.provider if binding else None,
+            token if isinstance(token, str) else None,
         )
 
     async def refresh_user(self, user, handler=None):
@@ -326,14 +514,12 @@ class CommunityAuthenticator(Authenticator):
           communities, log a warning, and leave the provider alone for a
           back-off period (no call at all for anyone in that time).
         - Token revoked or refused: a new login is needed.
-        - In no community any more: their groups and community roles are
-          removed at once, and the next refresh ends their session (a new
-          sign-in then refuses them).
+        - In no community any more: every credential ends now: their groups
+          and roles are removed, their servers stopped, their API tokens
+          and browser sessions revoked (:meth:`revoke_access`).
         """
-        if not self.enable_auth_state:
-            return True
         auth_state = await user.get_auth_state()
-        state = (auth_state or {}).get("hubext") or {}
+        state = (auth_state or {}).get(AUTH_STATE_KEY) or {}
         provider = self._providers.get(state.get("provider"))
         if provider is None:
             # Signed in through a provider that is no longer configured.
@@ -362,25 +548,65 @@ class CommunityAuthenticator(Authenticator):
         provider.record_success()
         if not isinstance(refreshed, dict):
             return refreshed
-        model = self._finish_auth_model(provider, refreshed)
-        still_allowed = (
-            model["groups"]
-            or model["admin"]
-            or self.allow_all
-            or user.name in self.allowed_users
+        try:
+            model = self._finish_auth_model(provider, refreshed)
+        except web.HTTPError:
+            return False
+        new = Binding(
+            provider.provider_name, model["auth_state"][AUTH_STATE_KEY]["subject"]
         )
-        if not still_allowed:
-            if state.get("member_of") == []:
-                # Excluded at the last refresh too: the session ends now.
-                return False
-            # Take their groups and roles away now; the session ends at the
-            # next refresh (a refresh cannot both update and sign out).
-            self.log.info(
-                "hubext: %s is no longer in any community; removing their "
-                "groups and roles, sign-in needed after the next refresh",
+        if model["name"] != user.name or binding_conflict(
+            stored_binding(auth_state), new
+        ):
+            self.log.warning(
+                "hubext: refreshing %s: the provider now answers for another "
+                "account; sign-in needed",
                 show(user.name),
             )
+            return False
+        if not self._allowed_by_model(user.name, model):
+            self.log.info(
+                "hubext: %s is no longer in any community; ending their access",
+                show(user.name),
+            )
+            await self.revoke_access(user, handler)
+            return False
         return model
+
+    async def revoke_access(self, user, handler=None) -> None:
+        """End every credential of ``user``: roles, groups, tokens, sessions, servers.
+
+        Their groups and roles go (so whatever token is being checked right
+        now carries no permission), every API and OAuth token is deleted,
+        the browser sessions end (a new cookie id), and their servers, named
+        ones included, are stopped. Their data is kept.
+        """
+        orm_user = user.orm_user
+        db = user.db
+        orm_user.groups = []
+        orm_user.roles = []
+        for token in list(orm_user.api_tokens):
+            db.delete(token)
+        orm_user.cookie_id = orm.new_token()
+        db.commit()
+        for name, spawner in list(user.spawners.items()):
+            if spawner.active and not spawner.pending:
+                self.log.info("hubext: stopping %s's server %r", show(user.name), name)
+                # Not awaited: the request that triggered the refresh may come
+                # from that very server.
+                stop = handler.stop_single_user if handler is not None else None
+                future = asyncio.ensure_future(
+                    stop(user, name) if stop else user.stop(name)
+                )
+                future.add_done_callback(_log_failed_stop)
+
+
+def _log_failed_stop(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logging.getLogger(__name__).warning(
+            "hubext: stopping a server of a person with no community failed: %s",
+            future.exception(),
+        )
 
 
 def username_problem(name: str) -> str | None:

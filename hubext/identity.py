@@ -16,6 +16,23 @@ MAX_VALUES = 1000
 MAX_VALUE_LENGTH = 256
 
 
+_ASCII_UPPER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(value: str) -> str:
+    """How rule values and claims are compared: ASCII letters case-insensitively.
+
+    Only ``A``-``Z`` are lowercased; every other character must be the same
+    code point. No Unicode case folding and no normalization: a claim with
+    compatibility characters (U+212A KELVIN SIGN, fullwidth letters, other
+    scripts' look-alikes) never matches an ASCII rule, and ``Ä`` does not
+    match ``ä``. Identity providers' group names, GitHub organizations and
+    teams, and domain names are ASCII in practice; a rule with other
+    characters must be written exactly as the provider sends them.
+    """
+    return value.translate(_ASCII_UPPER)
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who signed in, as far as community rules are concerned."""
@@ -24,13 +41,13 @@ class Identity:
     provider: str
     #: The username at the provider, before the provider's username template.
     username: str
-    #: Verified email addresses, lowercased.
+    #: Verified email addresses (ASCII letters lowercased, :func:`fold`).
     emails: frozenset[str] = field(default_factory=frozenset)
     #: The identity provider behind the provider (CILogon entity id), if any.
     idp: str | None = None
-    #: GitHub organizations, lowercased.
+    #: GitHub organizations (:func:`fold`).
     github_orgs: frozenset[str] = field(default_factory=frozenset)
-    #: GitHub teams as ``org:team-slug``, lowercased.
+    #: GitHub teams as ``org:team-slug`` (:func:`fold`).
     github_teams: frozenset[str] = field(default_factory=frozenset)
     #: Values of the provider's groups claim.
     groups: frozenset[str] = field(default_factory=frozenset)
@@ -40,15 +57,15 @@ class Identity:
         return frozenset(e.rpartition("@")[2] for e in self.emails if "@" in e)
 
     def atoms(self) -> set[tuple[str, str]]:
-        """Every ``(rule key, value)`` this identity satisfies, casefolded."""
-        atoms = {("provider", self.provider.casefold())}
-        atoms.add(("username", self.username.casefold()))
+        """Every ``(rule key, value)`` this identity satisfies, folded (:func:`fold`)."""
+        atoms = {("provider", fold(self.provider))}
+        atoms.add(("username", fold(self.username)))
         if self.idp:
-            atoms.add(("idp", self.idp.casefold()))
-        atoms.update(("email_domain", d) for d in self.email_domains)
-        atoms.update(("github", o) for o in self.github_orgs)
-        atoms.update(("github", t) for t in self.github_teams)
-        atoms.update(("group", g.casefold()) for g in self.groups)
+            atoms.add(("idp", fold(self.idp)))
+        atoms.update(("email_domain", fold(d)) for d in self.email_domains)
+        atoms.update(("github", fold(o)) for o in self.github_orgs)
+        atoms.update(("github", fold(t)) for t in self.github_teams)
+        atoms.update(("group", fold(g)) for g in self.groups)
         return atoms
 
 

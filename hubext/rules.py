@@ -14,7 +14,11 @@ key                 matches when
 ``group``           the provider's groups claim has this value
 ==================  =========================================================
 
-Values are compared casefolded. Admins of a community are also its members.
+Values are compared with ASCII letters case-insensitive and every other
+character exact (:func:`hubext.identity.fold`): ``OCEAN-LAB`` matches
+``ocean-lab``, but a claim written with compatibility characters (U+212A
+KELVIN SIGN for ``K``) or look-alikes from other scripts never matches an
+ASCII rule. Admins of a community are also its members.
 
 Matching compiles all rules into an index from ``(key, value)`` to the rules
 that need it, so the cost of matching an identity grows with the identity's
@@ -39,6 +43,7 @@ from ._validation import (
     expect_text,
     show,
 )
+from .identity import fold
 
 RULE_KEYS = ("provider", "username", "idp", "email_domain", "github", "group")
 
@@ -47,12 +52,12 @@ _DOMAIN_RE = re.compile(
 )
 _GITHUB_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,38})(:[a-z0-9_.-]{1,100})?")
 
-#: A compiled rule: the ``(key, casefolded value)`` pairs that must all hold.
+#: A compiled rule: the ``(key, folded value)`` pairs that must all hold.
 Rule = frozenset
 
 
 def _rule_value(key: str, value: Any, path: KeyPath) -> str:
-    value = expect_text(value, path, max_length=256).casefold()
+    value = fold(expect_text(value, path, max_length=256))
     if key == "email_domain":
         value = value.removeprefix("@")
         if not _DOMAIN_RE.fullmatch(value):

@@ -82,21 +82,57 @@ class RunningHub:
             + textwrap.dedent(extra_config)
         )
         self._config = config
+        self._base_config = config.read_text()
         self._accounts = accounts
         self.idp = self.hub = None
+        self.starts = 0
 
     def start(self) -> RunningHub:
         os.environ["HUBEXT_TEST_TOKEN"] = self.token
         with open(self.idp_log_path, "wb") as idp_log:
             self.idp = self.env.start_idp(self._accounts, stdout=idp_log)
-        hub_log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
-        self._hub_log = hub_log
         try:
-            self.hub = self.env.start_hub(self._config, stdout=hub_log)
+            self._start_hub()
         except Exception:
             self.stop()
             raise
         self.api = HubAPI(self.url, self.token)
+        return self
+
+    def _start_hub(self) -> None:
+        self.starts += 1
+        # Each hub process appends to the same log, after a marker line.
+        hub_log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
+        hub_log.write(f"\n===== hub start {self.starts} =====\n".encode())
+        hub_log.flush()
+        self._hub_log = hub_log
+        self.hub = self.env.start_hub(self._config, stdout=hub_log)
+
+    def reconfigure(self, extra_config: str) -> None:
+        """Replace the test's extra configuration (applies at the next start)."""
+        self._config.write_text(self._base_config + textwrap.dedent(extra_config))
+
+    def stop_hub(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        """Stop the hub process only, with ``sig`` (its data directory stays).
+
+        SIGTERM is a clean stop (JupyterHub stops what it manages, as
+        configured); SIGKILL is a crash: the proxy and the servers it
+        started are left running, as after a real crash.
+        """
+        self.hub.send_signal(sig)
+        self.hub.wait(timeout)
+        self._hub_log.close()
+
+    def restart_hub(self) -> None:
+        """Start the hub again after :meth:`stop_hub`, on the same database."""
+        self._start_hub()
+
+    def restart(self, sig: int = signal.SIGTERM, extra_config: str | None = None):
+        """Stop the hub with ``sig`` and start it again on the same database."""
+        self.stop_hub(sig)
+        if extra_config is not None:
+            self.reconfigure(extra_config)
+        self._start_hub()
         return self
 
     @property

@@ -75,14 +75,21 @@ class HubSession:
 
         Follows redirects by hand through the provider's sign-in form, and
         stops at the hub's answer to the OAuth callback (a redirect when
-        signed in, an error page when not), without following the hub's own
-        post-login redirect (which would start a server).
+        signed in, an error page when not, or the refusal page it redirects
+        to), without following the hub's own post-login redirect (which
+        would start a server).
         """
         hub = urlsplit(self.hub_url).netloc
         r = self.get(f"/hub/{provider}/oauth_login", allow_redirects=False)
         for _ in range(20):
             on_hub = urlsplit(r.url).netloc == hub
             if on_hub and "/oauth_callback" in urlsplit(r.url).path:
+                location = r.headers.get("Location", "")
+                if r.status_code == 302 and "/hub/hubext/refused" in location:
+                    # A refused sign-in: the page that says why (a 403).
+                    return self.session.get(
+                        urljoin(r.url, location), allow_redirects=False, timeout=60
+                    )
                 return r
             if r.status_code in (301, 302, 303, 307):
                 target = urljoin(r.url, r.headers["Location"])

@@ -9,10 +9,11 @@ from urllib.parse import urlunsplit
 
 from jupyterhub.utils import url_path_join
 from tornado import web
-from tornado.httpclient import HTTPClientError
+from tornado.httpclient import HTTPClientError, HTTPRequest
 from traitlets import Float, HasTraits, Unicode
 
 from .._validation import show
+from ..handlers import remember_refusal
 from ..identity import Identity
 
 #: Transient provider failures seen in the current task (see ``transient_failures``).
@@ -88,6 +89,33 @@ def classify_failure(error: Exception) -> str | None:
     return None
 
 
+class RefusingCallbackMixin:
+    """OAuth callback that sends a refused sign-in to the refusal page.
+
+    The callback URL cannot be reloaded (its state cookie is used up), so a
+    refusal redirects to ``/hub/hubext/refused``, which shows the reason and
+    can be reloaded (:mod:`hubext.handlers`).
+    """
+
+    hubext_refusal: str | None = None
+
+    async def get(self):
+        self.check_arguments()
+        try:
+            user = await self.login_user()
+        except web.HTTPError as e:
+            if e.status_code != 403:
+                raise
+            self.hubext_refusal = e.log_message % e.args if e.args else e.log_message
+            user = None
+        if user is None:
+            message = self.hubext_refusal or self.authenticator.custom_403_message
+            remember_refusal(self, message, self.hubext_provider.provider_name)
+            self.redirect(url_path_join(self.hub.base_url, "hubext/refused"))
+            return
+        self.redirect(self.get_next_url(user))
+
+
 class ProviderMixin(HasTraits):
     """Mixed into an OAuthenticator subclass to run it as one of several providers.
 
@@ -112,6 +140,55 @@ class ProviderMixin(HasTraits):
         """,
     )
 
+    request_timeout = Float(
+        5,
+        config=True,
+        help="""
+        Seconds one request to the provider may take in all (token exchange,
+        user info, GitHub listings), before it counts as the provider not
+        answering (a 503 page at sign-in; memberships kept and the provider
+        left alone for :attr:`outage_backoff` at refresh). Tornado's default
+        is 20 s, which holds a person's request that long when a provider
+        hangs. A ``request_timeout`` in ``http_request_kwargs`` takes
+        precedence.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    connect_timeout = Float(
+        3,
+        config=True,
+        help="""
+        Seconds to wait for a connection to the provider (part of
+        :attr:`request_timeout`). A ``connect_timeout`` in
+        ``http_request_kwargs`` takes precedence.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    end_session_url = Unicode(
+        "",
+        config=True,
+        help="""
+        The provider's end-session endpoint (OpenID Connect RP-initiated
+        logout, ``end_session_endpoint`` in its discovery document). When
+        set, signing out of the hub also signs out of the provider, so the
+        next sign-in can be another account; the provider sends the person
+        back to the hub's login page (register ``https://<hub>/hub/login``
+        as a post-logout redirect URI). Empty: the provider's session stays.
+
+        Example::
+
+            c.CommunityAuthenticator.providers["uni"]["config"]["end_session_url"] = (
+                "https://login.uni.example/session/end"
+            )
+
+        .. versionadded:: 0.1
+        """,
+    )
+
     outage_backoff_max = Float(
         1800,
         config=True,
@@ -124,6 +201,30 @@ class ProviderMixin(HasTraits):
     def identity_from_auth_model(self, auth_model: dict) -> Identity:
         """The normalized identity from this provider's auth model."""
         raise NotImplementedError
+
+    def subject_from_auth_model(self, auth_model: dict) -> str | None:
+        """The provider's stable id of the person (never reassigned), or None.
+
+        A hub account is bound to it at its first sign-in
+        (:mod:`hubext.accounts`).
+        """
+        raise NotImplementedError
+
+    @staticmethod
+    def _subject(value) -> str | None:
+        # An id is a non-empty printable string, or an integer (GitHub's).
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return str(value)
+        if (
+            isinstance(value, str)
+            and value
+            and len(value) <= 255
+            and value.isprintable()
+        ):
+            return value
+        return None
 
     def user_info_to_username(self, user_info):
         """The provider's username, or a 403 that says what is wrong with it."""
@@ -143,6 +244,12 @@ class ProviderMixin(HasTraits):
     # -- outages ------------------------------------------------------------
 
     async def fetch(self, req, label="fetching", parse_json=True, **kwargs):
+        if not isinstance(req, HTTPRequest):
+            req = HTTPRequest(req)
+        if req.request_timeout is None:
+            req.request_timeout = self.request_timeout
+        if req.connect_timeout is None:
+            req.connect_timeout = self.connect_timeout
         try:
             return await super().fetch(
                 req, label=label, parse_json=parse_json, **kwargs
@@ -232,7 +339,7 @@ class ProviderMixin(HasTraits):
         )
         callback = type(
             f"{type(self).__name__}CallbackHandler",
-            (self.callback_handler,),
+            (RefusingCallbackMixin, self.callback_handler),
             {"hubext_provider": adapter},
         )
         prefix = f"/{self.provider_name}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from oauthenticator.cilogon import CILogonOAuthenticator
 from tornado import web
 
-from ..identity import Identity, clean_strings
+from ..identity import Identity, clean_strings, fold
 from .base import ProviderMixin
 
 
@@ -48,6 +48,13 @@ class CILogonProvider(ProviderMixin, CILogonOAuthenticator):
         return Identity(
             provider=self.provider_name,
             username=auth_model["name"],
-            emails=frozenset(e.lower() for e in emails if "@" in e),
+            emails=frozenset(fold(e) for e in emails if "@" in e),
             idp=next(iter(idps)) if len(idps) == 1 else None,
         )
+
+    def subject_from_auth_model(self, auth_model: dict) -> str | None:
+        # CILogon's ``sub`` (http://cilogon.org/serverA/users/1234) is per person.
+        claims = (auth_model.get("auth_state") or {}).get(
+            self.user_auth_state_key
+        ) or {}
+        return self._subject(claims.get("sub"))

@@ -10,14 +10,20 @@ configured entry.) Verified emails come from ``GET /user/emails``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 
 from oauthenticator.github import GitHubOAuthenticator
 from requests.utils import parse_header_links
 from traitlets import Bool, Integer, default
 
-from ..identity import Identity, clean_strings
+from ..identity import Identity, clean_strings, fold
 from .base import ProviderMixin
+
+#: The teams listed by the login being handled (one per task).
+_listed_teams: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "hubext_github_teams", default=None
+)
 
 
 class GitHubProvider(ProviderMixin, GitHubOAuthenticator):
@@ -48,8 +54,27 @@ class GitHubProvider(ProviderMixin, GitHubOAuthenticator):
     )
 
     async def update_auth_model(self, auth_model):
-        """Add ``github_orgs``, ``github_teams`` and ``verified_emails`` to auth_state."""
+        """Orgs, teams and verified emails, and GitHubOAuthenticator's own steps.
+
+        Adds ``github_orgs``, ``github_teams`` and ``verified_emails`` to
+        auth_state. GitHubOAuthenticator's steps run too: the primary email
+        in the user info when the public one is hidden (taken from the one
+        ``/user/emails`` listing made here), and ``teams`` with
+        ``populate_teams_in_auth_state`` (taken from the one team listing).
+        """
         auth_state = auth_model["auth_state"]
+        # GitHub separates granted scopes with commas; OAuthenticator 17.4
+        # splits them on spaces, so a token with several scopes never fetched
+        # the primary email (docs/upstream/authenticator.md).
+        scopes = auth_state.get("scope")
+        if isinstance(scopes, list):
+            auth_state["scope"] = [
+                part.strip()
+                for scope in scopes
+                if isinstance(scope, str)
+                for part in scope.split(",")
+                if part.strip()
+            ]
         token = auth_state["token_response"]
         access_token, token_type = (
             token["access_token"],
@@ -63,6 +88,22 @@ class GitHubProvider(ProviderMixin, GitHubOAuthenticator):
             jobs.append(self._emails(access_token, token_type))
         results = await asyncio.gather(*jobs)
         orgs, teams = results[0], results[1]
+        emails = results[2] if self.fetch_verified_emails else []
+        user_info = auth_state.get(self.user_auth_state_key)
+        if isinstance(user_info, dict) and not user_info.get("email"):
+            primary = [e["email"] for e in emails if e.get("primary") is True]
+            if primary:
+                # What GitHubOAuthenticator would fetch: the primary email.
+                user_info["email"] = primary[0]
+        # GitHubOAuthenticator's steps; with the email filled in and the
+        # teams listed (handed over through _paginated_fetch), they need no
+        # more requests.
+        reuse = _listed_teams.set(teams)
+        try:
+            auth_model = await super().update_auth_model(auth_model)
+        finally:
+            _listed_teams.reset(reuse)
+        auth_state = auth_model["auth_state"]
         auth_state["github_orgs"] = sorted(
             {o.get("login", "") for o in orgs if isinstance(o, dict)} - {""}
         )
@@ -74,23 +115,32 @@ class GitHubProvider(ProviderMixin, GitHubOAuthenticator):
             }
             - {":"}
         )
-        auth_state["verified_emails"] = results[2] if self.fetch_verified_emails else []
+        auth_state["verified_emails"] = sorted(
+            e["email"] for e in emails if e.get("verified") is True
+        )
         return auth_model
 
-    async def _emails(self, access_token, token_type) -> list[str]:
+    async def _paginated_fetch(self, api_url, access_token, token_type):
+        # GitHubOAuthenticator's team listing (populate_teams_in_auth_state):
+        # the teams this login listed already, not a second listing.
+        teams = _listed_teams.get()
+        if teams is not None and api_url.startswith(f"{self.github_api}/user/teams"):
+            return list(teams)
+        return await super()._paginated_fetch(api_url, access_token, token_type)
+
+    async def _emails(self, access_token, token_type) -> list[dict]:
+        """The account's email entries (``GET /user/emails``), well-formed ones only."""
         emails = await self.httpfetch(
             f"{self.github_api}/user/emails",
             "fetching verified emails",
             headers=self.build_userdata_request_headers(access_token, token_type),
             validate_cert=self.validate_server_cert,
         )
-        return sorted(
-            e["email"]
-            for e in emails or []
-            if isinstance(e, dict)
-            and e.get("verified") is True
-            and isinstance(e.get("email"), str)
-        )
+        return [
+            e
+            for e in (emails if isinstance(emails, list) else [])
+            if isinstance(e, dict) and isinstance(e.get("email"), str)
+        ]
 
     async def _list(self, url, access_token, token_type) -> list:
         """All items of a paginated GitHub listing, following ``Link: rel="next"``."""
@@ -131,7 +181,13 @@ class GitHubProvider(ProviderMixin, GitHubOAuthenticator):
         return Identity(
             provider=self.provider_name,
             username=auth_model["name"],
-            emails=frozenset(e.lower() for e in emails),
-            github_orgs=frozenset(o.lower() for o in orgs),
-            github_teams=frozenset(t.lower() for t in teams),
+            emails=frozenset(fold(e) for e in emails),
+            github_orgs=frozenset(fold(o) for o in orgs),
+            github_teams=frozenset(fold(t) for t in teams),
         )
+
+    def subject_from_auth_model(self, auth_model: dict) -> str | None:
+        # The numeric account id: a login can be renamed and then taken by
+        # someone else, the id never changes hands.
+        user = (auth_model.get("auth_state") or {}).get(self.user_auth_state_key) or {}
+        return self._subject(user.get("id"))

@@ -7,7 +7,7 @@ from functools import reduce
 from oauthenticator.generic import GenericOAuthenticator
 from traitlets import Unicode
 
-from ..identity import Identity, clean_strings
+from ..identity import Identity, clean_strings, fold
 from .base import ProviderMixin
 
 
@@ -58,7 +58,7 @@ class OIDCProvider(ProviderMixin, GenericOAuthenticator):
         emails = frozenset()
         email = claims.get("email")
         if claims.get("email_verified") is True and isinstance(email, str):
-            emails = frozenset(e.lower() for e in clean_strings(email, "email", warn))
+            emails = frozenset(fold(e) for e in clean_strings(email, "email", warn))
         groups = frozenset()
         if self.groups_claim:
             groups = clean_strings(
@@ -75,3 +75,10 @@ class OIDCProvider(ProviderMixin, GenericOAuthenticator):
             idp=idp,
             groups=groups,
         )
+
+    def subject_from_auth_model(self, auth_model: dict) -> str | None:
+        # OpenID Connect Core 1.0, 5.1: ``sub`` is never reassigned by its issuer.
+        claims = (auth_model.get("auth_state") or {}).get(
+            self.user_auth_state_key
+        ) or {}
+        return self._subject(claims.get("sub"))

@@ -1,0 +1,266 @@
+"""The hub always comes back: restarts of real hubs on one database.
+
+Each test keeps one data directory (SQLite database, cookie secret, encrypted
+auth_state) across several hub processes, stopped cleanly (SIGTERM) or
+crashed (SIGKILL), with users, groups, community-admin roles, API tokens,
+auth state and running servers in the database, and with the communities
+changed between two starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from demo.services import REPO
+
+from .harness import TEST_SERVICE_SCOPES, RunningHub
+from .hubclient import wait_until
+
+pytestmark = pytest.mark.e2e
+
+SCOPES = [*TEST_SERVICE_SCOPES, "admin:auth_state"]
+DATA = Path(__file__).parent / "data"
+
+#: The demo's communities with ocean-lab renamed, astro-101 removed and a new
+#: community for every account of the demo provider; profiles follow.
+CHANGED_COMMUNITIES = """
+comms = dict(c.Communities.communities)
+comms["ocean-lab-2"] = comms.pop("ocean-lab")
+del comms["astro-101"]
+comms["everyone"] = {"members": [{"provider": "demo"}]}
+c.Communities.communities = comms
+
+def _regroup(entry):
+    if isinstance(entry, dict):
+        out = {k: _regroup(v) for k, v in entry.items()}
+        if "allowed_groups" in out:
+            out["allowed_groups"] = [
+                {"ocean-lab": "ocean-lab-2"}.get(g, g) for g in out["allowed_groups"]
+            ]
+        return out
+    return entry
+
+c.LocalCommunitySpawner.profile_list = [
+    _regroup(p)
+    for p in c.LocalCommunitySpawner.profile_list
+    if p.get("allowed_groups") != ["astro-101"]
+]
+"""
+
+
+def user(hub: RunningHub, name: str) -> dict:
+    r = hub.api.get(f"/users/{name}", params={"include_stopped_servers": "1"})
+    r.raise_for_status()
+    return r.json()
+
+
+def as_user(hub: RunningHub, token: str, path: str) -> requests.Response:
+    return requests.get(
+        f"{hub.url}/hub/api{path}",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
+
+
+def sign_in(hub: RunningHub, *names: str) -> None:
+    for name in names:
+        r = hub.session().login("demo", name)
+        assert r.status_code == 302, (name, r.status_code, r.text[:300])
+
+
+@pytest.fixture
+def hub(tmp_path):
+    hubs = []
+
+    def start(extra_config: str = "") -> RunningHub:
+        h = RunningHub(tmp_path / f"h{len(hubs)}", extra_config, service_scopes=SCOPES)
+        hubs.append(h)
+        return h.start()
+
+    yield start
+    for h in hubs:
+        h.stop()
+
+
+def assert_demo_state(hub: RunningHub, alice_token: str) -> None:
+    carol = user(hub, "carol")
+    assert sorted(carol["groups"]) == ["astro-101", "ocean-lab"]
+    assert "community-admin-ocean-lab" in carol["roles"]
+    assert carol["admin"] is True
+    assert carol["auth_state"]["hubext"]["provider"] == "demo"
+    assert user(hub, "alice")["groups"] == ["ocean-lab"]
+    assert user(hub, "bob")["groups"] == ["astro-101"]
+    r = as_user(hub, alice_token, "/user")
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "alice"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stop", "crash"])
+def test_hub_restarts_with_a_community_admin_in_the_database(hub, sig):
+    """JupyterHub 6.1 raised KeyError 'users' here once a community admin signed in."""
+    h = hub()
+    sign_in(h, "carol", "alice", "bob")
+    token = h.token_for("alice")
+    h.api.request("POST", "/users/alice/server", json={}).raise_for_status()
+    h.api.wait_for_server("alice")
+    pid = user(h, "alice")["servers"][""]["state"]["pid"]
+
+    h.restart(sig)
+    assert_demo_state(h, token)
+    server = user(h, "alice")["servers"].get("")
+    if sig == signal.SIGTERM:
+        # A clean stop stops the servers the hub manages (cleanup_servers).
+        assert not server or not server.get("ready")
+    else:
+        # After a crash the server kept running, and the hub found it again.
+        assert server and server["ready"] and server["state"]["pid"] == pid
+        r = requests.get(f"{h.url}/user/alice/api", timeout=30)
+        assert r.status_code == 200, r.text
+    # Sign-in still works for everyone, and again after a second restart.
+    sign_in(h, "carol", "alice")
+    h.restart(signal.SIGTERM)
+    assert_demo_state(h, token)
+    assert "KeyError" not in h.log()
+
+
+def test_running_server_survives_a_restart_when_the_proxy_keeps_running(tmp_path):
+    """Local servers survive the hub; with an external proxy so do their routes."""
+    auth_token = os.urandom(16).hex()
+    os.environ["CONFIGPROXY_AUTH_TOKEN"] = auth_token
+    h = RunningHub(
+        tmp_path / "h",
+        """
+        c.JupyterHub.cleanup_servers = False
+        c.ConfigurableHTTPProxy.should_start = False
+        c.ConfigurableHTTPProxy.auth_token = os.environ["CONFIGPROXY_AUTH_TOKEN"]
+        """,
+        service_scopes=SCOPES,
+    )
+    env = h.env
+    # An external proxy, as z2jh runs it: started before the hub, outlives it.
+    proxy = subprocess.Popen(
+        [
+            str(REPO / "node_modules" / ".bin" / "configurable-http-proxy"),
+            "--ip=127.0.0.1",
+            f"--port={env.port}",
+            "--api-ip=127.0.0.1",
+            f"--api-port={env.proxy_api_port}",
+            f"--default-target=http://127.0.0.1:{env.hub_port}",
+            f"--error-target=http://127.0.0.1:{env.hub_port}/hub/error",
+        ],
+        env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": auth_token},
+        stdout=open(tmp_path / "proxy.log", "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: _listening(env.proxy_api_port), timeout=30)
+        h.start()
+        sign_in(h, "alice")
+        h.api.request("POST", "/users/alice/server", json={}).raise_for_status()
+        h.api.wait_for_server("alice")
+        pid = user(h, "alice")["servers"][""]["state"]["pid"]
+        h.stop_hub(signal.SIGTERM)
+        # The hub is down; the server still answers through the proxy.
+        r = requests.get(f"{h.url}/user/alice/api", timeout=30)
+        assert r.status_code == 200, r.text
+        h.restart_hub()
+        server = user(h, "alice")["servers"][""]
+        assert server["ready"] and server["state"]["pid"] == pid
+        assert requests.get(f"{h.url}/user/alice/api", timeout=30).status_code == 200
+    finally:
+        h.stop()
+        proxy.kill()
+        proxy.wait()
+        del os.environ["CONFIGPROXY_AUTH_TOKEN"]
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_restart_after_communities_changed(hub):
+    """Removed, renamed and added communities take effect at start-up.
+
+    Nobody keeps a group or role of a removed community; everyone gets the
+    renamed and added ones from the identity recorded at their sign-in;
+    nobody loses another membership. And back again.
+    """
+    h = hub()
+    sign_in(h, "carol", "alice", "bob")
+    h.restart(signal.SIGTERM, extra_config=CHANGED_COMMUNITIES)
+    assert sorted(user(h, "carol")["groups"]) == ["everyone", "ocean-lab-2"]
+    assert sorted(user(h, "alice")["groups"]) == ["everyone", "ocean-lab-2"]
+    assert user(h, "bob")["groups"] == ["everyone"]
+    roles = user(h, "carol")["roles"]
+    assert "community-admin-ocean-lab-2" in roles
+    assert "community-admin-ocean-lab" not in roles
+    groups = {g["name"] for g in h.api.get("/groups").json()}
+    assert groups == {"everyone", "ocean-lab-2"}
+    assert h.api.get("/roles/community-admin-ocean-lab").status_code == 404
+    # The renamed community's admin administers its members at once.
+    carol_token = h.token_for("carol")
+    assert as_user(h, carol_token, "/users/alice").status_code == 200
+
+    h.restart(signal.SIGKILL, extra_config="")
+    assert sorted(user(h, "carol")["groups"]) == ["astro-101", "ocean-lab"]
+    assert user(h, "alice")["groups"] == ["ocean-lab"]
+    assert user(h, "bob")["groups"] == ["astro-101"]
+    assert {g["name"] for g in h.api.get("/groups").json()} == {
+        "astro-101",
+        "ocean-lab",
+    }
+    assert "community-admin-ocean-lab" in user(h, "carol")["roles"]
+    assert "community-admin-ocean-lab-2" not in user(h, "carol")["roles"]
+    assert h.api.get("/roles/community-admin-ocean-lab-2").status_code == 404
+
+
+def test_database_of_the_previous_release_starts(tmp_path):
+    """A database written by hubext 0.1.dev0 (before this change) starts.
+
+    ``tests/data/previous-release/`` holds the database of a demo hub in which
+    carol (an ocean-lab admin), alice and bob had signed in and alice had an
+    API token, written by the previous release, and the key of its
+    encrypted auth_state.
+    """
+    source = DATA / "previous-release"
+    secrets = json.loads((source / "secrets.json").read_text())
+    h = RunningHub(tmp_path / "prev", service_scopes=SCOPES)
+    h.env.crypt_key = secrets["crypt_key"]
+    h.env.data_dir.mkdir(parents=True)
+    shutil.copy(source / "jupyterhub.sqlite", h.env.data_dir / "jupyterhub.sqlite")
+    h.start()
+    try:
+        assert_demo_state(h, secrets["alice_token"])
+        # The accounts are bound to their subjects at their next sign-in.
+        sign_in(h, "carol", "alice")
+        assert user(h, "alice")["auth_state"]["hubext"]["subject"] == "alice"
+        h.restart(signal.SIGTERM)
+        assert_demo_state(h, secrets["alice_token"])
+    finally:
+        h.stop()
+
+
+def test_turning_the_restart_workaround_off_is_refused(tmp_path):
+    """reset_managed_roles_on_startup=False is refused at start-up, by name."""
+    hub = RunningHub(
+        tmp_path / "bad",
+        "c.CommunityAuthenticator.reset_managed_roles_on_startup = False\n",
+    )
+    with pytest.raises(RuntimeError):
+        hub.start()
+    assert (
+        "CommunityAuthenticator.reset_managed_roles_on_startup: must be True"
+        in hub.log()
+    )
