@@ -601,25 +601,50 @@ def test_server_runs_with_no_new_privileges(hub):
     assert status["NoNewPrivs"].strip() == "1"
 
 
-def test_removed_member_cannot_write_through_a_setgid_copy(hub, machine):
-    """Rex keeps a setgid copy of touch from his time in Ocean Lab: it gives nothing."""
+def test_removed_member_keeps_no_access_but_to_his_own_files(hub, machine):
+    """Rex prepares, while in Ocean Lab, what would keep him in after removal.
+
+    A setgid copy of ``touch`` gives nothing (no new privileges). Hard links:
+    with ``fs.protected_hardlinks = 1`` he can link only files he owns or can
+    read *and* write; after removal a link to another person's file gives no
+    access (the file's ACL names the folder's groups, which he no longer
+    has), but a link to a file he created keeps it his, readable and
+    writable, while it is also in the folder. Homes on another filesystem
+    than the folders cannot hold such links at all (EXDEV).
+    """
+    assert Path("/proc/sys/fs/protected_hardlinks").read_text().strip() == "1"
     workshop = machine["shared"] / "ocean-lab" / "workshop"
+    datasets = machine["shared"] / "ocean-lab" / "datasets"
     folder = next(f for f in _folders(machine["shared"]) if f.name == "workshop")
     rw_group = group_name(folder, "read-write")
-    # While a member: his server has the folder's group, and he can use it.
-    code, out = terminal(
-        hub,
-        REX,
-        f"cp /usr/bin/touch ~/keep-touch && chgrp {rw_group} ~/keep-touch "
-        f"&& chmod g+s ~/keep-touch && ls -ln ~/keep-touch && touch {workshop}/rex-member",
-    )
-    assert code == 0, out
-    copy = machine["homes"] / REX / "keep-touch"
-    assert (
-        copy.stat().st_mode & 0o2000
-        and copy.stat().st_gid == grp.getgrnam(rw_group).gr_gid
-    )
-    assert (workshop / "rex-member").exists()
+    assert write(hub, OLGA, f"{DATASETS}/curated.txt", "olga's").status_code == 201
+    assert write(hub, OLGA, f"{WORKSHOP}/olga.txt", "olga's").status_code == 201
+    elsewhere = Path(tempfile.mkdtemp(prefix="hubext-rex-", dir="/dev/shm"))
+    os.chown(elsewhere, pwd.getpwnam(REX).pw_uid, 0)
+    assert elsewhere.stat().st_dev != workshop.stat().st_dev
+    try:
+        # While a member: his server has the folders' groups.
+        code, out = terminal(
+            hub,
+            REX,
+            f"cp /usr/bin/touch ~/keep-touch && chgrp {rw_group} ~/keep-touch "
+            f"&& chmod g+s ~/keep-touch && echo rex > {workshop}/rex.txt "
+            f"&& ln {workshop}/rex.txt ~/link-own && ln {workshop}/olga.txt ~/link-olga",
+        )
+        assert code == 0, out
+        copy = machine["homes"] / REX / "keep-touch"
+        assert copy.stat().st_mode & 0o2000
+        assert copy.stat().st_gid == grp.getgrnam(rw_group).gr_gid
+        # Read-only: no link to a file he may only read.
+        code, out = terminal(hub, REX, f"ln {datasets}/curated.txt ~/link-curated")
+        assert code != 0 and "Operation not permitted" in out, out
+        # Another filesystem: no link at all.
+        code, out = terminal(hub, REX, f"ln {workshop}/rex.txt {elsewhere}/link")
+        assert code != 0 and "Invalid cross-device link" in out, out
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)
+    assert "is on the filesystem of the home" in hub.log()
+
     # Removed from Ocean Lab at the provider; the next sign-in resyncs.
     hub.idp_control(
         "PUT",
@@ -629,12 +654,20 @@ def test_removed_member_cannot_write_through_a_setgid_copy(hub, machine):
     assert hub.session().login("demo", REX).status_code == 302
     assert "ocean-lab" not in hub.api.user(REX)["groups"]
     _restart(hub, REX)
+
     code, out = terminal(hub, REX, f"~/keep-touch {workshop}/rex-after-removal")
-    assert code != 0, out
-    assert "Permission denied" in out, out
+    assert code != 0 and "Permission denied" in out, out
     assert not (workshop / "rex-after-removal").exists()
     code, out = terminal(hub, REX, f"touch {workshop}/rex-plain")
     assert code != 0 and not (workshop / "rex-plain").exists(), out
+    code, out = terminal(hub, REX, "cat ~/link-olga")
+    assert code != 0 and "Permission denied" in out, out
+    code, out = terminal(hub, REX, "echo more >> ~/link-olga")
+    assert code != 0 and (workshop / "olga.txt").read_text() == "olga's"
+    # The documented limitation: his own file stays his.
+    code, out = terminal(hub, REX, "echo after >> ~/link-own")
+    assert code == 0, out
+    assert (workshop / "rex.txt").read_text() == "rex\nafter\n"
 
 
 def test_deleting_a_user_keeps_shared_data_and_home(hub, machine):

@@ -250,6 +250,7 @@ class LocalCommunitySpawner(
                 self._refuse(mount, str(e))
             if enforce:
                 gids.add(groups[mount.access])
+                self._warn_shared_filesystem(mount.folder, home)
         links = local_shared.link_plan(
             home,
             self.home_mount_path,
@@ -263,6 +264,29 @@ class LocalCommunitySpawner(
             "enforced" if enforce else "NOT enforced: servers share one system user",
         )
         return gids, links
+
+    #: ``(folder key, device)`` pairs already warned about by this hub process.
+    _warned_filesystems: set = set()
+
+    def _warn_shared_filesystem(self, folder, home: str) -> None:
+        """Say once per folder and filesystem that hard links can outlive access."""
+        try:
+            device = os.stat(folder.source.path).st_dev
+            same = os.stat(home).st_dev == device
+        except OSError:
+            return
+        if same and (folder.key, device) not in self._warned_filesystems:
+            self._warned_filesystems.add((folder.key, device))
+            self.log.warning(
+                "hubext: shared folder %s (%s) is on the filesystem of the home %s: "
+                "a hard link kept in a home keeps its owner's own files of the "
+                "folder after removal from the community; keep shared folders on "
+                "another filesystem than the homes (docs: shared-data, what is "
+                "enforced where)",
+                folder.key,
+                folder.source.path,
+                home,
+            )
 
     def _refuse(self, mount, problem: str):
         """Fail the spawn with a message for the person and the log (no traceback)."""
