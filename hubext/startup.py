@@ -24,7 +24,13 @@ from typing import Any
 from traitlets.config import Application, Config
 from traitlets.utils.importstring import import_item
 
-from ._validation import ConfigError, ErrorCollector, KeyPath, errors_of
+from ._validation import (
+    ConfigError,
+    ErrorCollector,
+    KeyPath,
+    errors_of,
+    expect_mapping,
+)
 from .communities import Communities, Community, parse_communities
 from .profiles import check_allowed_groups
 
@@ -105,7 +111,11 @@ def check_configuration(
     authenticator, the spawner's checks only with a spawner that has
     ``check_hub_config``.
     """
-    from .providers.config import check_rule_providers, parse_providers
+    from .providers.config import (
+        PROVIDERS_PATH,
+        check_rule_providers,
+        parse_providers,
+    )
 
     errors = ErrorCollector()
     raw = configured_value(Communities, config, "communities", {})
@@ -113,11 +123,17 @@ def check_configuration(
     communities = Communities.from_registry(registry, config=Config())
     authenticator = _hubext_authenticator(authenticator_class)
     if authenticator is not None:
+        raw_providers = configured_value(authenticator, config, "providers", {})
         providers = None
         with errors.check():
-            providers = parse_providers(
-                configured_value(authenticator, config, "providers", {})
-            )
+            expect_mapping(raw_providers, PROVIDERS_PATH)
+            # Each provider on its own, so that every bad one is reported.
+            before = len(errors.errors)
+            for name, entry in raw_providers.items():
+                with errors.check():
+                    parse_providers({name: entry})
+            if len(errors.errors) == before:
+                providers = parse_providers(raw_providers)
         if providers is not None:
             with errors.check():
                 check_rule_providers(communities, providers)

@@ -169,6 +169,24 @@ def test_check_config_reports_every_error(tmp_path, capsys):
     assert lines[4] == "hubext: 4 configuration errors"
 
 
+def test_check_config_reports_every_bad_provider(tmp_path, capsys):
+    path = write_config(
+        tmp_path,
+        'c.CommunityAuthenticator.providers["demo"]["kind"] = "saml"',
+        'c.CommunityAuthenticator.providers["uni"] = '
+        '{"kind": "oidc", "config": {"client_idd": "x"}}',
+    )
+    assert main(["check-config", str(path)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "hubext: invalid configuration: CommunityAuthenticator.providers['demo'].kind: "
+        "unknown provider kind 'saml'; known kinds: cilogon, github, oidc",
+        "hubext: invalid configuration: CommunityAuthenticator.providers['uni']"
+        ".config.client_idd: unknown key (did you mean 'client_id'?)",
+        "hubext: 2 configuration errors",
+    ]
+
+
 def test_check_config_console_script(tmp_path):
     bad = write_config(tmp_path, BAD_CONFIGS[0].values[0])
     result = subprocess.run(
