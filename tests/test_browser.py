@@ -158,6 +158,45 @@ def test_free_text_is_checked_on_the_server(hub, browser):
     assert "must not contain" in page.inner_text("body")
     page.screenshot(path=SCREENSHOTS / "template-injection-refused.png", full_page=True)
     assert not hub.api.user("alice")["servers"]
+    # the form again, with what she chose and typed, to correct it
+    assert page.is_checked("#profile-item-ocean-model")
+    select = "select#profile-option-ocean-model--dataset"
+    assert page.eval_on_selector(select, "e => e.value") == "unlisted-choice"
+    assert page.input_value(field) == "{username}"
+    assert page.is_visible(field)
+
+
+def test_free_text_pattern_works_in_the_browser(hub, browser):
+    """The rendered pattern is a valid browser regex (v flag) that checks."""
+    page = sign_in(browser, hub, "alice")
+    problems = []
+    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(f"{hub.url}/hub/spawn")
+    page.check("#profile-item-ocean-model")
+    page.select_option(
+        "select[name='profile-option-ocean-model--dataset']", "unlisted-choice"
+    )
+    field = "#profile-option-ocean-model--dataset--unlisted-choice"
+    assert page.get_attribute(field, "pattern")
+    valid = {}
+    for text in ["my-floats", "argo-2", "Bad Value!", "a" * 41, "{username}"]:
+        page.fill(field, text)
+        valid[text] = page.eval_on_selector(field, "e => e.checkValidity()")
+    assert valid == {
+        "my-floats": True,
+        "argo-2": True,
+        "Bad Value!": False,
+        "a" * 41: False,
+        "{username}": False,
+    }
+    # the browser stops a bad value before it is sent
+    page.fill(field, "Bad Value!")
+    page.click("#spawn_form button[type=submit]")
+    assert page.url == f"{hub.url}/hub/spawn"
+    assert page.eval_on_selector(field, "e => e.validationMessage")
+    assert problems == []
+    assert not hub.api.user("alice")["servers"]
 
 
 KUBE_CONFIG = f"""

@@ -8,6 +8,7 @@ before anything starts.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from pathlib import Path
@@ -228,6 +229,36 @@ def test_form_refusal_is_shown_on_the_form(hub):
     assert message in r.text
     assert 'id="spawn_form"' in r.text  # the form again, to correct the choice
     assert not hub.api.user("bob")["servers"]
+
+
+def test_refused_form_keeps_what_was_typed_and_logs_one_line(hub):
+    """After a refusal the form shows the submitted choices and free text
+    again; the hub logs one warning line, not a traceback."""
+    logged_before = len(hub.log())
+    r = hub.people["alice"].submit_spawn_form(
+        {
+            "profile": "ocean-model",
+            "profile-option-ocean-model--dataset--unlisted-choice": "Bad Value!",
+        }
+    )
+    assert r.status_code == 400
+    assert "lowercase letters, digits" in r.text
+    submitted = {"profile": "ocean-model", "dataset--unlisted-choice": "Bad Value!"}
+    assert f"const userOptions = {json.dumps(submitted)};" in r.text
+    assert not hub.api.user("alice")["servers"]
+    log = hub.log()[logged_before:]
+    lines = [line for line in log.splitlines() if "Dataset" in line]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("[W ")
+    assert "refusing server options for alice" in lines[0]
+    assert "Failed to spawn single-user server with form" not in log
+    assert "Traceback" not in log
+
+
+def test_free_text_pattern_is_a_browser_regex(hub):
+    page = hub.people["alice"].spawn_form().text
+    # [a-z0-9-]{1,40} with '-' escaped, as the browser's v flag requires
+    assert 'pattern="(?:[a-z0-9\\x2d]){1,40}"' in page
 
 
 def test_concurrent_spawns_keep_their_own_lists(hub):

@@ -18,14 +18,17 @@ profile and every option's choice.
 from __future__ import annotations
 
 import functools
+import logging
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader
 from jupyterhub.utils import maybe_future
 from tornado import web
 from traitlets import Bool, HasTraits, Unicode, default
 
+from ..browser_pattern import browser_pattern
 from ..communities import Communities
 from ..profiles import (
+    MAX_UNLISTED_LENGTH,
     UNLISTED_SUFFIX,
     OptionsError,
     find_profile,
@@ -33,10 +36,6 @@ from ..profiles import (
     validate_user_options,
     visible_profile_list,
 )
-
-#: id(configured list) -> (configured list, initialized copy)
-_initialized: dict[int, tuple[list, list[dict]]] = {}
-
 
 #: id(configured list) -> (configured list, initialized copy)
 _initialized: dict[int, tuple[list, list[dict]]] = {}
@@ -56,7 +55,73 @@ def options_http_error(error: OptionsError) -> web.HTTPError:
     http_error = web.HTTPError(error.status, "%s", error.message)
     # JupyterHub's spawn page and error page show this text to the person.
     http_error.jupyterhub_message = error.message
+    # hubext has logged it in one line; see _OneLineRefusals
+    http_error.hubext_refusal = True
     return http_error
+
+
+class _OneLineRefusals(logging.Filter):
+    """Drop JupyterHub's traceback of a refusal hubext has already logged.
+
+    JupyterHub's spawn-form handler logs any error of ``options_from_form``
+    with ``exc_info`` (an ERROR and a full traceback): a person's refused
+    choice is not a hub error.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not getattr(error, "hubext_refusal", False)
+
+
+def _install_one_line_refusals(log: logging.Logger | logging.LoggerAdapter) -> None:
+    logger = getattr(log, "logger", log)  # a LoggerAdapter's logger
+    if not any(isinstance(f, _OneLineRefusals) for f in logger.filters):
+        logger.addFilter(_OneLineRefusals())
+
+
+def form_profile_list(profiles: list[dict]) -> list[dict]:
+    """The list the form renders: each ``validation_regex`` as a browser pattern.
+
+    KubeSpawner's template puts ``validation_regex`` in the free-text
+    field's ``pattern`` attribute; a Python regex there is often not a valid
+    browser pattern (``v`` flag). It becomes its translation, or is left out
+    when it has none (the hub checks every value anyway).
+    """
+    rendered = []
+    for profile in profiles:
+        options = {}
+        for name, option in (profile.get("profile_options") or {}).items():
+            unlisted = dict(option.get("unlisted_choice") or {})
+            if unlisted.get("validation_regex"):
+                unlisted["validation_regex"] = browser_pattern(
+                    unlisted["validation_regex"]
+                )
+            options[name] = {**option, "unlisted_choice": unlisted}
+        rendered.append({**profile, "profile_options": options} if options else profile)
+    return rendered
+
+
+def resubmitted_options(profiles: list[dict], submitted: dict) -> dict:
+    """What a refused form submission chose and typed, to show it again.
+
+    Only what the form can show: a profile of the person's list, choices it
+    offers, and free text (at most MAX_UNLISTED_LENGTH characters).
+    """
+    slug = submitted.get("profile")
+    profile = find_profile(profiles, slug) if isinstance(slug, str) else None
+    if profile is None:
+        return {}
+    shown = {"profile": slug}
+    for name, option in (profile.get("profile_options") or {}).items():
+        text = submitted.get(name + UNLISTED_SUFFIX)
+        choice = submitted.get(name)
+        if isinstance(text, str) and (option.get("unlisted_choice") or {}).get(
+            "enabled"
+        ):
+            shown[name + UNLISTED_SUFFIX] = text[:MAX_UNLISTED_LENGTH]
+        elif isinstance(choice, str) and choice in (option.get("choices") or {}):
+            shown[name] = choice
+    return shown
 
 
 class CommunityOptionsMixin(HasTraits):
@@ -149,6 +214,7 @@ class CommunityOptionsMixin(HasTraits):
         )
 
     def no_profile_error(self) -> web.HTTPError:
+        """The 403 for a person whose communities have no profile."""
         communities = ", ".join(self.user_groups()) or "none"
         return options_http_error(
             OptionsError(403, self.no_profile_message.format(communities=communities))
@@ -157,8 +223,15 @@ class CommunityOptionsMixin(HasTraits):
     # -- the form ------------------------------------------------------------------
 
     def render_profiles_form(self, profiles: list[dict]) -> str:
+        # After a refusal, the form shows what was submitted; else the last
+        # options used.
+        submitted = self.__dict__.pop("_hubext_submitted", None)
+        if submitted is not None:
+            selected = resubmitted_options(profiles, submitted)
+        else:
+            selected = self._preselect(profiles)
         return _form_template().render(
-            profile_list=profiles, user_options=self._preselect(profiles)
+            profile_list=form_profile_list(profiles), user_options=selected
         )
 
     def _preselect(self, profiles) -> dict:
@@ -199,7 +272,11 @@ class CommunityOptionsMixin(HasTraits):
             for key, values in formdata.items():
                 if key.startswith(prefix) and values:
                     options[key[len(prefix) :]] = values[0]
-        return await self.validated_options(options)
+        # kept for the form JupyterHub renders again if this is refused
+        self._hubext_submitted = options
+        validated = await self.validated_options(options)
+        self.__dict__.pop("_hubext_submitted", None)
+        return validated
 
     # -- validation before start -----------------------------------------------------
 
@@ -212,12 +289,19 @@ class CommunityOptionsMixin(HasTraits):
         """``(explicit user_options, the user's visible profiles)``."""
         full = await self.full_profile_list()
         visible = await self.visible_profiles(full)
+        _install_one_line_refusals(self.log)
         if not visible:
-            raise self.no_profile_error()
+            error = self.no_profile_error()
+            self.log.warning(
+                "hubext: refusing a server for %s: %s",
+                self._log_name,
+                error.jupyterhub_message,
+            )
+            raise error
         try:
             return validate_user_options(full, visible, user_options), visible
         except OptionsError as e:
-            self.log.info(
+            self.log.warning(
                 "hubext: refusing server options for %s: %s", self._log_name, e.message
             )
             raise options_http_error(e) from None
