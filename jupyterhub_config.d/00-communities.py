@@ -8,9 +8,14 @@ c = get_config()  # noqa: F821
 # Where the demo keeps the shared folders' data (host_path sources: on one
 # machine they are directories, linked into each member's home). On
 # Kubernetes the sources are NFS exports or PVCs: docs/how-to/shared-data.md.
-repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Real paths (no links): a hub run as root never follows a link to them.
+# The clone may be anywhere, /root/... included (host paths may lie there).
+repo = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 shared = os.path.join(
-    os.environ.get("HUBEXT_DEMO_DIR", os.path.join(repo, ".hubext-demo")), "shared"
+    os.path.realpath(
+        os.environ.get("HUBEXT_DEMO_DIR", os.path.join(repo, ".hubext-demo"))
+    ),
+    "shared",
 )
 
 c.Communities.communities = {

@@ -5,8 +5,11 @@ import os
 
 c = get_config()  # noqa: F821
 
-repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-data_dir = os.environ.get("HUBEXT_DEMO_DIR", os.path.join(repo, ".hubext-demo"))
+# Real paths (no links): a hub run as root never follows a link to the homes.
+repo = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+data_dir = os.path.realpath(
+    os.environ.get("HUBEXT_DEMO_DIR", os.path.join(repo, ".hubext-demo"))
+)
 port = int(os.environ.get("HUBEXT_DEMO_PORT", "8000"))
 
 c.JupyterHub.bind_url = f"http://127.0.0.1:{port}"

@@ -727,3 +727,47 @@ def test_root_hub_never_follows_a_link_in_homes(root_hub, where, refused):
             assert "hubext: hxs-una: cannot link" in root_hub.log()
         assert _snapshot(target) == before
         _stop(root_hub, UNA)
+
+
+# -- the demo from a clone in root's home ---------------------------------------------
+
+
+def test_demo_starts_with_its_state_in_roots_home():
+    """A clone in /root/... (a cloud machine's usual place): its shared folders'
+    host paths lie under /root, which is a system path for mount paths only."""
+    from demo.services import DEMO_CONFIG
+
+    from .harness import RunningHub
+
+    clone = Path(tempfile.mkdtemp(prefix="hubext-clone-", dir="/root"))
+    # The demo keeps its state in the clone (HUBEXT_DEMO_DIR, as the harness).
+    state = clone / "hub"
+    try:
+        checked = subprocess.run(
+            [sys.executable, "-m", "hubext.cli", "check-config", str(DEMO_CONFIG)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HUBEXT_DEMO_DIR": str(state)},
+        )
+        assert checked.returncode == 0, checked.stderr
+        assert "configuration is valid" in checked.stdout
+        accounts = clone / "accounts.json"
+        accounts.write_text(
+            json.dumps({UNA: {"preferred_username": UNA, "groups": ["ocean-lab"]}})
+        )
+        hub = RunningHub(clone, accounts=accounts)
+        assert hub.env.data_dir == state
+        hub.start()
+        try:
+            assert hub.session().login("demo", UNA).status_code == 302
+            assert _start(hub, UNA).status_code in (201, 202)
+            hub.api.wait_for_server(UNA, timeout=90)
+            datasets = state / "shared" / "ocean-lab" / "datasets"
+            assert datasets.is_dir()
+            link = state / "homes" / UNA / "shared" / "ocean-lab" / "datasets"
+            assert os.readlink(link) == str(datasets)
+        finally:
+            hub.stop()
+    finally:
+        shutil.rmtree(clone, ignore_errors=True)
