@@ -35,6 +35,7 @@ from hubext.shared_data import (
     mounts_for,
     stable_name,
 )
+from hubext.spawners import nofollow
 from hubext.spawners.local import LocalCommunitySpawner
 from hubext.spawners.local_shared import (
     GROUP_NAME_MAX,
@@ -1320,6 +1321,21 @@ LOCAL_REFUSALS = [
         "must be inside",
         id="second-entry-of-second-community",
     ),
+    pytest.param(
+        source({"host_path": "/srv/hubext/homes/alice/data"}),
+        {"home_root": "/srv/hubext/homes"},
+        f"{ENTRY}.source.host_path",
+        "'/srv/hubext/homes/alice/data' overlaps the homes in '/srv/hubext/homes' "
+        "(LocalCommunitySpawner.home_root)",
+        id="host-path-in-the-homes",
+    ),
+    pytest.param(
+        source({"host_path": "/srv/hubext"}),
+        {"home_root": "/srv/hubext/homes"},
+        f"{ENTRY}.source.host_path",
+        "overlaps the homes in '/srv/hubext/homes'",
+        id="host-path-above-the-homes",
+    ),
 ]
 
 
@@ -1329,6 +1345,15 @@ def test_local_spawner_refuses(communities, spawner, path, reason):
         local_check(communities, **spawner)
     assert str(info.value).startswith(f"{path}: "), str(info.value)
     assert reason in info.value.reason, str(info.value)
+
+
+def test_homes_of_system_users_are_not_checked_at_start_up():
+    # Each system user's home is their own (/home/<name>); the spawn checks it.
+    local_check(
+        source({"host_path": "/srv/hubext/homes/alice/data"}),
+        home_root="/srv/hubext/homes",
+        run_as_system_users=True,
+    )
 
 
 def test_local_spawner_accepts_folders_inside_the_home():
@@ -1352,3 +1377,121 @@ def test_local_spawner_refuses_a_bad_home_mount_path():
     with pytest.raises(ConfigError) as info:
         local_check(ocean(), home_mount_path="/home/jovyan/")
     assert str(info.value).startswith("LocalCommunitySpawner.home_mount_path: ")
+
+
+# -- root follows no link (hubext.spawners.nofollow; the suite runs as root) ------------
+
+
+def test_acl_set_on_a_descriptor_reads_back_with_getfacl(tmp_path):
+    import subprocess
+
+    folder = tmp_path / "data"
+    folder.mkdir(mode=0o750)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        mode = folder.stat().st_mode & 0o7777
+        nofollow.merge_acl(
+            fd,
+            nofollow.ACCESS_XATTR,
+            {
+                (nofollow.GROUP, 4242): 0o5,
+                (nofollow.GROUP, 4241): 0o7,
+                (nofollow.MASK, None): 0o7,
+            },
+            mode,
+        )
+        # Merged, not replaced: a second call keeps the first entries.
+        nofollow.merge_acl(
+            fd, nofollow.ACCESS_XATTR, {(nofollow.USER, 4243): 0o4}, mode
+        )
+        acl = nofollow.read_acl(fd, nofollow.ACCESS_XATTR)
+    finally:
+        os.close(fd)
+    shown = subprocess.run(
+        ["getfacl", "--numeric", "--omit-header", str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert shown == [
+        "user::rwx",
+        "user:4243:r--",
+        "group::r-x",
+        "group:4241:rwx",
+        "group:4242:r-x",
+        "mask::rwx",
+        "other::---",
+    ]
+    assert nofollow.decode_acl(nofollow.encode_acl(acl)) == acl
+
+
+@pytest.mark.parametrize("component", ["a", "a/b", "a/b/c"])
+def test_open_dir_refuses_a_link_at_any_component(tmp_path, component):
+    base = tmp_path / "base"
+    (base / "a" / "b" / "c").mkdir(parents=True)
+    # The link leads to a place where the rest of the path exists.
+    target = tmp_path / "target"
+    target.joinpath(*Path("a/b/c").parts[len(Path(component).parts) :]).mkdir(
+        parents=True
+    )
+    place = base / component
+    place.rename(tmp_path / "aside")
+    place.symlink_to(target)
+    with pytest.raises(nofollow.UnsafePath) as info:
+        nofollow.open_dir(str(base / "a/b/c"), create_mode=0o755)
+    assert str(info.value).startswith(f"{place} is a symbolic link"), str(info.value)
+
+
+def test_open_dir_creates_missing_directories_without_following(tmp_path):
+    fd, created = nofollow.open_dir(
+        str(tmp_path / "x" / "y"), create_mode=0o755, last_mode=0o700
+    )
+    os.close(fd)
+    assert created
+    assert (tmp_path / "x" / "y").stat().st_mode & 0o777 == 0o700
+    # A dangling link where a directory would be made: refused, nothing made.
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(nofollow.UnsafePath, match="is a symbolic link"):
+        nofollow.open_dir(str(tmp_path / "dangling" / "z"), create_mode=0o755)
+    assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(nofollow.UnsafePath, match="is not a directory"):
+        nofollow.open_dir(str(tmp_path / "file" / "z"), create_mode=0o755)
+
+
+@pytest.mark.parametrize(
+    ("owner", "mode", "reason"),
+    [
+        pytest.param(1234, 0o755, "belongs to uid 1234, not root", id="owned"),
+        pytest.param(
+            0, 0o775, "is writable by others (mode 0775)", id="group-writable"
+        ),
+        pytest.param(0, 0o1777, None, id="sticky-root-child"),
+    ],
+)
+def test_trusted_parents(tmp_path, owner, mode, reason):
+    tmp_path.chmod(0o755)
+    parent = tmp_path / "parent"
+    (parent / "folder").mkdir(parents=True)
+    os.chown(parent, owner, 0)
+    parent.chmod(mode)
+    path = str(parent / "folder")
+    if reason is None:
+        fd, _ = nofollow.open_dir(path, trusted_parents=True)
+        os.close(fd)
+        # In a sticky directory the child must be root's too.
+        os.chown(parent / "folder", 1234, 0)
+        reason = "is writable by others (mode 1777)"
+    with pytest.raises(nofollow.UnsafePath) as info:
+        nofollow.open_dir(path, trusted_parents=True)
+    assert reason in str(info.value)
+
+
+def test_links_placed_as_root_follow_no_link(machine, tmp_path):
+    home, folders = machine
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (home / "shared").symlink_to(elsewhere)
+    problems = place_links(*plan(home, folders, ["datasets"]))
+    assert len(problems) == 1 and "is a symbolic link" in problems[0], problems
+    assert list(elsewhere.iterdir()) == []
