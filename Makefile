@@ -8,8 +8,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hubext-installed
+# `make test-lowest`: the suite on the lowest versions pyproject.toml claims
+# (ci/lowest-constraints.txt), in a second virtualenv.
+LOWEST_VENV ?= .venv-lowest
+LOWEST_BIN := $(LOWEST_VENV)/bin
+LOWEST_STAMP := $(LOWEST_VENV)/.hubext-installed
+LOWEST_PYTEST_ARGS ?=
 
-.PHONY: install demo test lint format docs system-packages clean
+.PHONY: install demo test test-lowest lint format docs system-packages clean
 
 install: $(STAMP) node_modules/.package-lock.json
 
@@ -33,6 +39,17 @@ test: install system-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(LOWEST_STAMP): pyproject.toml ci/lowest-constraints.txt ci/lowest_constraints.py
+	$(PYTHON) ci/lowest_constraints.py --check
+	test -x $(LOWEST_BIN)/python || $(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_BIN)/python -m pip install --quiet --upgrade pip
+	$(LOWEST_BIN)/python -m pip install --quiet -e '.[test,docs]' -c ci/lowest-constraints.txt
+	touch $@
+
+test-lowest: $(LOWEST_STAMP) node_modules/.package-lock.json system-packages
+	$(LOWEST_BIN)/python ci/lowest_constraints.py --installed
+	$(LOWEST_BIN)/python -m pytest $(LOWEST_PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

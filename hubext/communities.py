@@ -220,7 +220,8 @@ class Communities(LoggingConfigurable):
         The definitions are validated when the hub starts; an unknown key, a
         bad slug or a value of the wrong type stops the hub with a message
         naming the key, e.g. ``Communities.communities['Ocean Lab']: slug
-        must match ...``. ``hubext check-config`` runs the same checks.
+        must match ...``. Every error is reported at once, one line each.
+        ``hubext check-config`` runs the same checks.
 
         .. versionadded:: 0.1
         """,
