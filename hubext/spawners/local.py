@@ -86,7 +86,7 @@ class LocalCommunitySpawner(
         config=True,
         help="""
         Server options, in KubeSpawner's ``profile_list`` format, with
-        ``allowed_groups`` (community slugs or any JupyterHub group) on a
+        ``allowed_groups`` (community slugs: checked at start-up) on a
         profile, a choice, or an ``unlisted_choice``; no ``allowed_groups``
         means everyone. Each person sees, and may start, only what their
         groups allow; every submission is validated before the server starts.
