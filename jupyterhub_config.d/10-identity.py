@@ -23,6 +23,9 @@ c.CommunityAuthenticator.providers = {
             "userdata_url": f"{idp_url}/me",
             "scope": ["openid", "email", "profile", "groups", "idp"],
             "username_claim": "preferred_username",
+            # Signing out of the hub signs out of the provider too, so the
+            # next sign-in can be another sample account.
+            "end_session_url": f"{idp_url}/session/end",
         },
     },
 }

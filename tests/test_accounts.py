@@ -203,3 +203,35 @@ c.CommunityAuthenticator.providers["second"] = p
             assert hub.api.user("alice")["groups"] == ["ocean-lab"]
         finally:
             stop_process(idp2, timeout=5)
+
+
+def test_signing_out_ends_the_provider_session_too(hub):
+    """With end_session_url, the next sign-in in the same browser can be another account."""
+    from urllib.parse import parse_qs, urljoin, urlsplit
+
+    from .fakes.browser import parse_form
+
+    person = signed_in(hub, "lea")
+    r = person.get("/hub/logout", allow_redirects=False)
+    assert r.status_code == 302
+    end_session = r.headers["Location"]
+    assert end_session.startswith(f"{hub.env.idp_url}/session/end?")
+    query = parse_qs(urlsplit(end_session).query)
+    assert query["post_logout_redirect_uri"] == [f"{hub.url}/hub/login"]
+    assert query["client_id"] == ["hubext-demo"]
+    assert query["id_token_hint"][0].count(".") == 2  # a JWT
+    # The provider's confirmation page (submitted by its script in a browser).
+    page = person.session.get(end_session, timeout=30)
+    action, fields = parse_form(page.text)
+    r = person.session.post(
+        urljoin(page.url, action),
+        data={**fields, "logout": "yes"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert r.headers["Location"] == f"{hub.url}/hub/login"
+    # The hub session is over, and the provider asks who signs in next.
+    assert person.api("GET", "/user").status_code == 403
+    r = person.login("demo", "kim")
+    assert r.status_code == 302
+    assert person.api("GET", "/user").json()["name"] == "kim"
