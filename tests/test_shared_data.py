@@ -1495,3 +1495,19 @@ def test_links_placed_as_root_follow_no_link(machine, tmp_path):
     problems = place_links(*plan(home, folders, ["datasets"]))
     assert len(problems) == 1 and "is a symbolic link" in problems[0], problems
     assert list(elsewhere.iterdir()) == []
+
+
+def test_mount_point_is_the_longest_mount_containing_the_path(tmp_path):
+    from hubext.spawners.local_shared import mount_point
+
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "22 1 252:0 / / rw,relatime - ext4 /dev/vda1 rw\n"
+        "30 22 0:27 / /srv/hubext/shared rw - ext4 /dev/vda1 rw\n"
+        "31 22 0:28 / /srv/my\\040data rw - tmpfs tmpfs rw\n"
+    )
+    assert mount_point("/home/alice", str(info)) == "/"
+    assert mount_point("/srv/hubext/shared/ocean", str(info)) == "/srv/hubext/shared"
+    assert mount_point("/srv/hubext/shared-old", str(info)) == "/"
+    assert mount_point("/srv/my data/x", str(info)) == "/srv/my data"
+    assert mount_point("/x", str(tmp_path / "missing")) is None

@@ -643,7 +643,7 @@ def test_removed_member_keeps_no_access_but_to_his_own_files(hub, machine):
         assert code != 0 and "Invalid cross-device link" in out, out
     finally:
         shutil.rmtree(elsewhere, ignore_errors=True)
-    assert "is on the filesystem of the home" in hub.log()
+    assert "is on the mount / of the home" in hub.log()
 
     # Removed from Ocean Lab at the provider; the next sign-in resyncs.
     hub.idp_control(

@@ -269,24 +269,27 @@ class LocalCommunitySpawner(
     _warned_filesystems: set = set()
 
     def _warn_shared_filesystem(self, folder, home: str) -> None:
-        """Say once per folder and filesystem that hard links can outlive access."""
-        try:
-            device = os.stat(folder.source.path).st_dev
-            same = os.stat(home).st_dev == device
-        except OSError:
+        """Say once per folder and mount that hard links can outlive access.
+
+        ``link(2)`` fails (EXDEV) between two mounts, even two bind mounts of
+        one filesystem, so a folder on another mount than the home is safe.
+        """
+        mount = local_shared.mount_point(folder.source.path)
+        if mount is None or mount != local_shared.mount_point(home):
             return
-        if same and (folder.key, device) not in self._warned_filesystems:
-            self._warned_filesystems.add((folder.key, device))
-            self.log.warning(
-                "hubext: shared folder %s (%s) is on the filesystem of the home %s: "
-                "a hard link kept in a home keeps its owner's own files of the "
-                "folder after removal from the community; keep shared folders on "
-                "another filesystem than the homes (docs: shared-data, what is "
-                "enforced where)",
-                folder.key,
-                folder.source.path,
-                home,
-            )
+        if (folder.key, mount) in self._warned_filesystems:
+            return
+        self._warned_filesystems.add((folder.key, mount))
+        self.log.warning(
+            "hubext: shared folder %s (%s) is on the mount %s of the home %s: "
+            "a hard link kept in a home keeps its owner's own files of the folder "
+            "after removal from the community; put the shared folders on another "
+            "mount (docs: shared-data, what is enforced where)",
+            folder.key,
+            folder.source.path,
+            mount,
+            home,
+        )
 
     def _refuse(self, mount, problem: str):
         """Fail the spawn with a message for the person and the log (no traceback)."""

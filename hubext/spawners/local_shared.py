@@ -30,12 +30,13 @@ import ctypes
 import grp
 import os
 import posixpath
+import re
 import stat
 import subprocess
 import sys
 from collections.abc import Iterable
 
-from ..shared_data import READ_WRITE, Mount, SharedFolder, stable_name
+from ..shared_data import READ_WRITE, Mount, SharedFolder, contains, stable_name
 from . import nofollow
 from .nofollow import (
     ACCESS_XATTR,
@@ -120,6 +121,27 @@ def prepare_folder(folder: SharedFolder, *, enforce: bool) -> dict[str, int]:
     finally:
         os.close(fd)
     return gids
+
+
+def mount_point(path: str, mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """The mount point ``path`` lies on (the longest one containing it), or None.
+
+    ``path`` is taken as written: the hub's paths hold no links.
+    """
+    try:
+        with open(mountinfo) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    best = None
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) < 5:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        if contains(point, path) and (best is None or len(point) > len(best)):
+            best = point
+    return best
 
 
 def link_plan(
