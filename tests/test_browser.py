@@ -262,27 +262,19 @@ def test_fancy_profiles_on_the_kubernetes_spawner(
     page.screenshot(path=SCREENSHOTS / f"fancy-profiles-{account}.png", full_page=True)
 
 
-def test_signing_out_of_the_provider_lets_another_account_sign_in(hub, browser):
-    """The demo provider's end-session endpoint (OpenID Connect RP-initiated
-    logout) ends its session without a question and returns to the hub."""
+def test_signing_out_lets_another_account_sign_in(hub, browser):
+    """Signing out of the hub ends the demo provider's session too (OpenID
+    Connect RP-initiated logout, no question asked), so one browser can try
+    every sample account."""
     page = sign_in(browser, hub, "alice")
     idp = hub.env.idp_url
     discovery = page.request.get(f"{idp}/.well-known/openid-configuration").json()
     assert discovery["end_session_endpoint"] == f"{idp}/session/end"
-    # Without ending the provider's session, the provider signs alice in again.
-    page.goto(f"{hub.url}/hub/logout")
-    page.click("a.hubext-provider[data-provider=demo]")
-    page.wait_for_url(f"{hub.url}/hub/**")
-    assert page.locator("button[value=bob]").count() == 0
+    assert page.request.get(f"{hub.url}/hub/api/user").json()["name"] == "alice"
 
     page.goto(f"{hub.url}/hub/logout")
-    page.goto(
-        f"{idp}/session/end?client_id=hubext-demo&state=s1"
-        f"&post_logout_redirect_uri={hub.url}/hub/login"
-    )
-    page.wait_for_url(f"{hub.url}/hub/login?state=s1")
+    page.wait_for_url(f"{hub.url}/hub/login**")
     page.click("a.hubext-provider[data-provider=demo]")
     page.click("button[value=bob]")  # the provider asks again: another account
     page.wait_for_url(f"{hub.url}/hub/**")
-    who = page.request.get(f"{hub.url}/hub/api/user").json()
-    assert who["name"] == "bob"
+    assert page.request.get(f"{hub.url}/hub/api/user").json()["name"] == "bob"
