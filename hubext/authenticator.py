@@ -27,10 +27,10 @@ from jupyterhub import orm
 from jupyterhub.auth import Authenticator
 from jupyterhub.utils import maybe_future, url_path_join
 from tornado import web
-from traitlets import Bool, Dict, Unicode, default, validate
+from traitlets import Bool, Dict, Unicode, default
 
 from . import accounts
-from ._validation import ConfigError, show
+from ._validation import ConfigError, ErrorCollector, show
 from .accounts import AUTH_STATE_KEY, Binding, binding_conflict, stored_binding
 from .communities import Communities
 from .handlers import CommunityLogoutHandler, RefusedHandler
@@ -188,38 +188,12 @@ class CommunityAuthenticator(Authenticator):
         return True
 
     def _check_settings(self) -> None:
-        """Refuse hub-level settings hubext cannot work with (one error each)."""
-        required = {
-            "enable_auth_state": (
-                "hubext keeps the identity each account is bound to and the "
-                "provider tokens in the encrypted auth_state; set "
-                "JUPYTERHUB_CRYPT_KEY (z2jh generates it) and leave this True"
-            ),
-            "reset_managed_roles_on_startup": (
-                "community-admin roles of removed communities must be deleted "
-                "at start-up, and JupyterHub 6.1 cannot restart with False "
-                "(KeyError 'users'); leave this True"
-            ),
-            "manage_groups": "communities are JupyterHub groups owned by hubext",
-            "manage_roles": "community admins get their roles from hubext",
-        }
-        for name, why in required.items():
-            if getattr(self, name) is not True:
-                raise ConfigError(
-                    f"CommunityAuthenticator.{name}", f"must be True: {why}"
-                )
-
-    @default("allow_existing_users")
-    def _allow_existing_users_default(self):
-        # Access follows communities: someone who has left every community
-        # must not stay allowed because they signed in once. (JupyterHub's
-        # default is True whenever allowed_users is set.)
-        return False
-
-    @validate("providers")
-    def _validate_providers(self, proposal):
-        parse_providers(proposal["value"])
-        return proposal["value"]
+        """Refuse hub-level settings hubext cannot work with."""
+        errors = ErrorCollector()
+        for name in REQUIRED_SETTINGS:
+            with errors.check():
+                check_required_setting(name, getattr(self, name))
+        errors.raise_errors()
 
     def __init__(self, **kwargs):
         # Every error of the configuration at once, before any is raised by a
@@ -599,6 +573,44 @@ class CommunityAuthenticator(Authenticator):
                     stop(user, name) if stop else user.stop(name)
                 )
                 future.add_done_callback(_log_failed_stop)
+
+
+#: Settings of CommunityAuthenticator that must stay True, and why.
+REQUIRED_SETTINGS = {
+    "enable_auth_state": (
+        "hubext keeps the identity each account is bound to and the provider "
+        "tokens in the encrypted auth_state; set JUPYTERHUB_CRYPT_KEY "
+        "(zero-to-jupyterhub generates it) and leave this True"
+    ),
+    "reset_managed_roles_on_startup": (
+        "community-admin roles of removed communities must be deleted at "
+        "start-up, and JupyterHub 6.1 cannot restart with False "
+        "(KeyError 'users'); leave this True"
+    ),
+    "manage_groups": "communities are JupyterHub groups owned by hubext",
+    "manage_roles": "community admins get their roles from hubext",
+}
+
+
+def check_required_setting(name: str, value) -> None:
+    """Raise ConfigError if the required setting ``name`` is not True."""
+    if value is not True:
+        raise ConfigError(
+            f"CommunityAuthenticator.{name}",
+            f"must be True: {REQUIRED_SETTINGS[name]}",
+        )
+
+
+def check_settings(cls, config) -> None:
+    """The required settings as configured for ``cls`` (for hubext check-config)."""
+    from .startup import configured_value
+
+    errors = ErrorCollector()
+    for name in REQUIRED_SETTINGS:
+        value = configured_value(cls, config, name, True)
+        with errors.check():
+            check_required_setting(name, value)
+    errors.raise_errors()
 
 
 def _log_failed_stop(future: asyncio.Future) -> None:

@@ -123,6 +123,10 @@ def check_configuration(
     communities = Communities.from_registry(registry, config=Config())
     authenticator = _hubext_authenticator(authenticator_class)
     if authenticator is not None:
+        from .authenticator import check_settings
+
+        with errors.check():
+            check_settings(authenticator, config)
         raw_providers = configured_value(authenticator, config, "providers", {})
         providers = None
         with errors.check():

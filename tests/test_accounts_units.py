@@ -224,3 +224,23 @@ def test_username_pattern_matches_the_whole_name():
     auth = CommunityAuthenticator(config=config)
     assert auth.validate_username("abc")
     assert not auth.validate_username("abc-def")
+
+
+def test_check_config_reports_every_refused_setting_at_once():
+    from hubext._validation import errors_of
+    from hubext.startup import check_configuration
+
+    config = Config()
+    config.CommunityAuthenticator.enable_auth_state = False
+    config.CommunityAuthenticator.manage_roles = False
+    config.CommunityAuthenticator.providers = {
+        "p": {"kind": "github", "config": {"allowed_organizations": ["x"]}}
+    }
+    with pytest.raises(ConfigError) as e:
+        check_configuration(config, authenticator_class="hubext")
+    paths = [error.path for error in errors_of(e.value)]
+    assert paths == [
+        "CommunityAuthenticator.enable_auth_state",
+        "CommunityAuthenticator.manage_roles",
+        "CommunityAuthenticator.providers['p'].config.allowed_organizations",
+    ]
