@@ -1347,6 +1347,18 @@ def test_local_spawner_refuses(communities, spawner, path, reason):
     assert reason in info.value.reason, str(info.value)
 
 
+def test_internal_ssl_is_refused_with_system_users():
+    # JupyterHub's LocalProcessSpawner.move_certs chowns in the home as root.
+    config = Config()
+    config.Communities.communities = ocean()
+    config.JupyterHub.internal_ssl = True
+    LocalCommunitySpawner.check_hub_config(config, Communities(config=config))
+    config.LocalCommunitySpawner.run_as_system_users = True
+    with pytest.raises(ConfigError) as info:
+        LocalCommunitySpawner.check_hub_config(config, Communities(config=config))
+    assert str(info.value).startswith("JupyterHub.internal_ssl: cannot be used with ")
+
+
 def test_homes_of_system_users_are_not_checked_at_start_up():
     # Each system user's home is their own (/home/<name>); the spawn checks it.
     local_check(

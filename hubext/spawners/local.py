@@ -141,6 +141,14 @@ class LocalCommunitySpawner(
                         "folders into the home",
                     )
         run_as = configured_value(cls, config, "run_as_system_users", False)
+        if run_as and config.get("JupyterHub", {}).get("internal_ssl", False):
+            # LocalProcessSpawner.move_certs copies the certificates into the
+            # user's home and chowns them as root, following links there.
+            raise ConfigError(
+                "JupyterHub.internal_ssl",
+                f"cannot be used with {cls.__name__}.run_as_system_users: "
+                "JupyterHub would write the certificates into each home as root",
+            )
         if folders and not run_as:
             home_root = cls(config=config).home_root
             check_host_paths_outside(
