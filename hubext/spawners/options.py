@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader
 from jupyterhub.utils import maybe_future
@@ -225,8 +226,10 @@ class CommunityOptionsMixin(HasTraits):
     def render_profiles_form(self, profiles: list[dict]) -> str:
         # After a refusal, the form shows what was submitted; else the last
         # options used.
-        submitted = self.__dict__.pop("_hubext_submitted", None)
-        if submitted is not None:
+        submitted_at, submitted = self.__dict__.pop("_hubext_submitted", (0, None))
+        # JupyterHub renders the form again in the request that was refused;
+        # a submission from longer ago (never shown again) is forgotten
+        if submitted is not None and time.monotonic() - submitted_at < 60:
             selected = resubmitted_options(profiles, submitted)
         else:
             selected = self._preselect(profiles)
@@ -273,7 +276,7 @@ class CommunityOptionsMixin(HasTraits):
                 if key.startswith(prefix) and values:
                     options[key[len(prefix) :]] = values[0]
         # kept for the form JupyterHub renders again if this is refused
-        self._hubext_submitted = options
+        self._hubext_submitted = (time.monotonic(), options)
         validated = await self.validated_options(options)
         self.__dict__.pop("_hubext_submitted", None)
         return validated
