@@ -443,6 +443,28 @@ def check_host_paths_outside(
             )
 
 
+def check_host_paths_hold_no_home(
+    folders: list[tuple[SharedFolder, KeyPath]], homes: Mapping[str, str]
+) -> None:
+    """No ``host_path`` folder equal to or above a system user's home.
+
+    ``homes`` is ``{home directory: user name}``. The hub would make the
+    folder 0770 and give it to the community: the homes below it would be
+    closed to their owners, or opened to the community.
+    """
+    for folder, path in folders:
+        source = folder.source
+        if source.kind != "host_path":
+            continue
+        for home, user in sorted(homes.items()):
+            if contains(source.path, home):
+                raise ConfigError(
+                    path.attr("source").attr("host_path"),
+                    f"{source.path!r} holds the home {home!r} of the system user "
+                    f"{user}; keep shared folders and homes apart",
+                )
+
+
 def check_home(
     folders: list[tuple[SharedFolder, KeyPath]], home_mount_path: str, home_key: str
 ) -> None:

@@ -1359,13 +1359,44 @@ def test_internal_ssl_is_refused_with_system_users():
     assert str(info.value).startswith("JupyterHub.internal_ssl: cannot be used with ")
 
 
-def test_homes_of_system_users_are_not_checked_at_start_up():
-    # Each system user's home is their own (/home/<name>); the spawn checks it.
+def test_home_root_is_not_checked_with_system_users():
+    # Each system user's home is their own (/home/<name>), not in home_root.
     local_check(
         source({"host_path": "/srv/hubext/homes/alice/data"}),
         home_root="/srv/hubext/homes",
         run_as_system_users=True,
     )
+
+
+@pytest.fixture
+def system_user(tmp_path):
+    """A system user whose home is ``tmp_path/homes/hx-home-test``."""
+    import subprocess
+
+    name = "hx-home-test"
+    home = tmp_path / "homes" / name
+    subprocess.run(["userdel", name], capture_output=True, check=False)
+    subprocess.run(
+        ["useradd", "--no-create-home", "--home-dir", str(home), name], check=True
+    )
+    try:
+        yield name, home
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, check=False)
+
+
+def test_host_path_holding_a_system_users_home_is_refused(system_user):
+    name, home = system_user
+    homes = str(home.parent)
+    with pytest.raises(ConfigError) as info:
+        local_check(source({"host_path": homes}), run_as_system_users=True)
+    assert str(info.value) == (
+        f"{ENTRY}.source.host_path: {homes!r} holds the home {str(home)!r} of the "
+        f"system user {name}; keep shared folders and homes apart"
+    )
+    # Beside the homes is fine; inside a home is refused at the spawn (its
+    # parents are not root's alone).
+    local_check(source({"host_path": f"{homes}-shared/x"}), run_as_system_users=True)
 
 
 def test_local_spawner_accepts_folders_inside_the_home():

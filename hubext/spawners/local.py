@@ -23,7 +23,12 @@ from traitlets.config import Config
 from .._validation import ConfigError, KeyPath
 from ..communities import ROOT_PATH, Communities
 from ..profiles import check_default_profiles, check_profile_list
-from ..shared_data import check_host_paths_outside, contains, folder_paths
+from ..shared_data import (
+    check_host_paths_hold_no_home,
+    check_host_paths_outside,
+    contains,
+    folder_paths,
+)
 from ..slugs import safe_slug
 from ..startup import configured_value
 from . import local_shared, nofollow
@@ -68,6 +73,13 @@ def check_local_overrides(profile_list, path: KeyPath = PROFILE_LIST_PATH) -> No
                 unlisted.get("kubespawner_override"),
                 opath.attr("unlisted_choice").attr("kubespawner_override"),
             )
+
+
+def system_homes() -> dict[str, str]:
+    """``{home directory: user name}`` of the machine's users (not ``/``)."""
+    import pwd
+
+    return {u.pw_dir: u.pw_name for u in pwd.getpwall() if u.pw_dir not in ("", "/")}
 
 
 class LocalCommunitySpawner(
@@ -148,6 +160,10 @@ class LocalCommunitySpawner(
                 "JupyterHub.internal_ssl",
                 f"cannot be used with {cls.__name__}.run_as_system_users: "
                 "JupyterHub would write the certificates into each home as root",
+            )
+        if folders and run_as:
+            check_host_paths_hold_no_home(
+                folder_paths(communities.registry, ROOT_PATH), system_homes()
             )
         if folders and not run_as:
             home_root = cls(config=config).home_root
