@@ -443,6 +443,27 @@ def check_host_paths_outside(
             )
 
 
+def check_apart_from_homes(
+    folders: list[tuple[SharedFolder, KeyPath]], homes: Source, key: str
+) -> None:
+    """No folder's source equal to, inside or above the homes' storage (``key``).
+
+    Inside, a person could change, from their home, a folder others get;
+    above, the folder's members would get every home.
+    """
+    home_storage, home_path = storage_place(homes)
+    for folder, path in folders:
+        storage, where = storage_place(folder.source)
+        if storage == home_storage and (
+            contains(home_path, where) or contains(where, home_path)
+        ):
+            raise ConfigError(
+                _source_key(path, folder.source),
+                f"{_describe(folder.source)} overlaps the homes "
+                f"({_describe(homes)}, {key}); keep shared folders and homes apart",
+            )
+
+
 def check_host_paths_hold_no_home(
     folders: list[tuple[SharedFolder, KeyPath]], homes: Mapping[str, str]
 ) -> None:

@@ -1152,3 +1152,40 @@ async def test_spawn_with_shared_folders_and_home(cluster, spawn_config):
     (delete,) = cluster.requests("delete", "persistentvolumeclaims")
     assert delete.name == spawner.pvc_name
     assert set(cluster.objects("persistentvolumeclaims", NAMESPACE)) == {"hubext-homes"}
+
+
+@pytest.mark.parametrize(
+    ("home_storage", "key", "reason"),
+    [
+        pytest.param(
+            nfs("/export/ocean-lab"),
+            "nfs.sub_path",
+            "the NFS path nfs.example.org:/export/ocean-lab/datasets overlaps the "
+            "homes (the NFS path nfs.example.org:/export/ocean-lab, "
+            "CommunityKubeSpawner.home_storage)",
+            id="folder-inside-the-homes",
+        ),
+        pytest.param(
+            nfs("/export/ocean-lab", "datasets/homes"),
+            "nfs.sub_path",
+            "overlaps the homes (the NFS path "
+            "nfs.example.org:/export/ocean-lab/datasets/homes",
+            id="homes-inside-a-folder",
+        ),
+    ],
+)
+def test_folder_sharing_storage_with_the_homes_is_refused(
+    config, home_storage, key, reason
+):
+    config.CommunityKubeSpawner.home_storage = home_storage
+    with pytest.raises(ConfigError) as info:
+        checked(config)
+    assert info.value.path == (
+        f"Communities.communities['ocean-lab'].shared_data[0].source.{key}"
+    ), str(info.value)
+    assert reason in info.value.reason, str(info.value)
+
+
+def test_folders_beside_the_homes_are_accepted(config):
+    config.CommunityKubeSpawner.home_storage = HOME_NFS
+    checked(config)

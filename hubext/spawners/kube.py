@@ -26,10 +26,10 @@ from traitlets import Bool, Dict, Unicode, validate
 from traitlets.config import Config
 
 from .._validation import ConfigError, KeyPath
-from ..communities import Communities
+from ..communities import ROOT_PATH, Communities
 from ..kube_volumes import pod_storage, prepare_container
 from ..profiles import UNLISTED_SUFFIX, check_default_profiles, check_profile_list
-from ..shared_data import Source, parse_source
+from ..shared_data import Source, check_apart_from_homes, folder_paths, parse_source
 from ..startup import configured_value
 from .options import CommunityOptionsMixin
 from .shared import SharedDataMixin
@@ -44,10 +44,12 @@ class CommunityKubeSpawner(SharedDataMixin, CommunityOptionsMixin, KubeSpawner):
     def check_hub_config(cls, config: Config, communities: Communities) -> None:
         """Start-up checks (called by the authenticator)."""
         cls.check_shared_data(config, communities)
-        _home_source(
-            configured_value(cls, config, "home_storage", {}),
-            f"{cls.__name__}.home_storage",
-        )
+        key = f"{cls.__name__}.home_storage"
+        homes = _home_source(configured_value(cls, config, "home_storage", {}), key)
+        if homes is not None:
+            check_apart_from_homes(
+                folder_paths(communities.registry, ROOT_PATH), homes, key
+            )
         profile_list = configured_value(cls, config, "profile_list", [])
         if callable(profile_list):
             return
