@@ -27,7 +27,7 @@ from jupyterhub import orm
 from jupyterhub.auth import Authenticator
 from jupyterhub.utils import maybe_future, url_path_join
 from tornado import web
-from traitlets import Bool, Dict, Unicode, default
+from traitlets import Bool, Dict, Unicode, default, validate
 
 from . import accounts
 from ._validation import ConfigError, ErrorCollector, show
@@ -194,6 +194,18 @@ class CommunityAuthenticator(Authenticator):
             with errors.check():
                 check_required_setting(name, getattr(self, name))
         errors.raise_errors()
+
+    @default("allow_existing_users")
+    def _allow_existing_users_default(self):
+        # Access follows communities: someone who has left every community
+        # must not stay allowed because they signed in once. (JupyterHub's
+        # default is True whenever allowed_users is set.)
+        return False
+
+    @validate("providers")
+    def _validate_providers(self, proposal):
+        parse_providers(proposal["value"])
+        return proposal["value"]
 
     def __init__(self, **kwargs):
         # Every error of the configuration at once, before any is raised by a
@@ -492,6 +504,12 @@ class CommunityAuthenticator(Authenticator):
           and roles are removed, their servers stopped, their API tokens
           and browser sessions revoked (:meth:`revoke_access`).
         """
+        if handler is not None and not hasattr(handler, "_token_authenticated"):
+            # JupyterHub 6.1 reads this attribute when a refresh returns
+            # False, but sets it only on token-authenticated requests: a
+            # cookie-authenticated API request would fail with AttributeError
+            # and a traceback (docs/upstream/jupyterhub.md).
+            handler._token_authenticated = False
         auth_state = await user.get_auth_state()
         state = (auth_state or {}).get(AUTH_STATE_KEY) or {}
         provider = self._providers.get(state.get("provider"))

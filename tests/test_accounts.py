@@ -142,6 +142,8 @@ def test_leaving_every_community_ends_every_credential(hub):
     )
     lea = hub.api.user("lea")
     assert lea["groups"] == [] and lea["roles"] == []
+    # Ended quietly: no "Failed to get current user" traceback in the hub log.
+    assert "Traceback" not in hub.log()
     tokens = hub.api.get("/users/lea/tokens").json()
     assert tokens["api_tokens"] == [] and tokens.get("oauth_tokens", []) == []
     # Back in a community: a new sign-in works, with new credentials.
