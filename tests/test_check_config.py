@@ -187,6 +187,34 @@ def test_check_config_reports_every_bad_provider(tmp_path, capsys):
     ]
 
 
+def test_allowed_groups_named_as_configured_on_kubespawner(tmp_path, capsys):
+    # The key path is the section the admin wrote (c.KubeSpawner), not the
+    # subclass; names that no community has are refused with or without a typo.
+    path = tmp_path / "jupyterhub_config.py"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            c = get_config()
+            c.JupyterHub.authenticator_class = "hubext"
+            c.JupyterHub.spawner_class = "hubext-kube"
+            c.Communities.communities = {"astro-101": {}, "ocean-lab": {}}
+            c.KubeSpawner.profile_list = [
+                {"display_name": "Workshop", "allowed_groups": ["Astro-101"]},
+                {"display_name": "Staff", "allowed_groups": ["astro101", "staff"]},
+            ]
+            """
+        )
+    )
+    assert main(["check-config", str(path)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ", 3)[2] for line in lines[:-1]] == [
+        "KubeSpawner.profile_list[1].allowed_groups[0]",
+        "KubeSpawner.profile_list[1].allowed_groups[1]",
+    ]
+    assert "(did you mean 'astro-101'?)" in lines[0]
+    assert "no community 'staff'; communities: astro-101, ocean-lab" in lines[1]
+
+
 def test_check_config_console_script(tmp_path):
     bad = write_config(tmp_path, BAD_CONFIGS[0].values[0])
     result = subprocess.run(
