@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import re
 
-try:  # Python 3.11+
-    import re._constants as _c
-    import re._parser as _parser
-except ImportError:  # pragma: no cover (Python 3.10)
-    import sre_constants as _c
-    import sre_parse as _parser
+# Python's own regex parser (the public sre_parse alias is deprecated).
+import re._constants as _c
+import re._parser as _parser
 
 #: Python's ``\s`` for ``str`` patterns (``str.isspace``), as code points.
 _SPACE = [code for code in range(0x3001) if chr(code).isspace()]
