@@ -169,3 +169,24 @@ async def test_metrics(hub):
     assert "hubext_culler_errors_total 1.0" in text
     assert "hubext_culler_passes_total 1.0" in text
     assert "hubext_culler_pass_duration_seconds_count 1.0" in text
+
+
+async def test_a_dry_run_is_not_paced(hub):
+    """Stops are paced by ``stop_spacing``; "would cull" decisions are not."""
+    for i in range(20):
+        hub.add_user(f"idle-many-{i}", {"": server(500)})
+    slept = []
+
+    async def sleep(seconds):  # the culler's injectable sleep: count, never wait
+        slept.append(seconds)
+
+    culler = make_culler(hub, stop_spacing=3600, dry_run=True, sleep=sleep)
+    result = await one_pass(culler)
+    assert len(result.culled) == 22 and hub.deleted == []
+    assert slept == []
+    culler.dry_run = (
+        False  # the same pass for real: one wait before each stop but the first
+    )
+    result = await one_pass(culler)
+    assert len(result.culled) == 22 and len(hub.deleted) == 22
+    assert len(slept) == 21 and all(0 < s <= 3600 for s in slept)

@@ -426,3 +426,18 @@ def test_the_service_reads_z2jh_values(tmp_path):
     assert result.returncode == 1
     assert "will not delete users" in result.stderr
     assert "cannot read the communities" not in result.stderr
+
+
+async def test_a_dry_run_deletes_without_pacing(hub):
+    slept = []
+
+    async def sleep(seconds):  # the culler's injectable sleep: count, never wait
+        slept.append(seconds)
+
+    culler = make_culler(hub, stop_spacing=3600, dry_run=True, sleep=sleep)
+    result = await one_pass(culler)
+    assert len(result.users_deleted) == 2 and slept == []
+    culler.dry_run = False
+    result = await one_pass(culler)
+    assert sorted(hub.deleted_users) == ["gone-1", "gone-2"]
+    assert len(slept) == 1  # the second deletion waited for the first

@@ -15,8 +15,15 @@ configuration file) and a hub-wide default for everyone else. Each pass:
    reading the user again: never a hub admin, never a user with a server.
 
 Errors of a pass are logged and counted; the next pass tries again. The API
-token is never logged: it is read from the environment by default, kept out
-of reprs, and scrubbed from every log record.
+token is never logged, nor any piece of it: it is read from the environment
+by default, kept out of reprs, sent only to the hub URL (redirects are not
+followed), and every log record (of the culler, tornado, asyncio, with its
+traceback) is scrubbed of it and of each piece of 8 characters or more
+(:mod:`hubext.culler.redact`). Log lines carry the level and the time, as
+JupyterHub's own.
+
+A dry run logs what it would do without pacing: ``stop_spacing`` paces real
+stops only.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from .client import HubAPI, HubAPIError
 from .decide import Cull, CullUser, Skip, decide, decide_user
 from .hub_config import load_hub_config
 from .metrics import CullerMetrics
+from .redact import RedactFilter, scrub_and_cut
 from .storage import storage_check
 
 #: The scope deleting users needs, on top of the culler's own.
@@ -56,41 +64,24 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class RedactFilter(logging.Filter):
-    """Replace a secret in every log record (message, arguments, traceback)."""
-
-    def __init__(self, secret: str):
-        super().__init__()
-        self.secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secret:
-            return True
-        message = record.getMessage()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.msg = message.replace(self.secret, "[secret]")
-        record.args = ()
-        if record.exc_text:
-            record.exc_text = record.exc_text.replace(self.secret, "[secret]")
-        record.exc_info = None
-        return True
-
-
 class Pacer:
-    """Lets actions start in order, at least ``spacing`` seconds apart."""
+    """Lets actions start in order, at least ``spacing`` seconds apart
+    (0: no pacing), waiting with ``sleep`` (an async callable)."""
 
-    def __init__(self, spacing: float):
+    def __init__(self, spacing: float, sleep=asyncio.sleep):
         self.spacing = spacing
+        self._sleep = sleep
         self._lock = asyncio.Lock()
         self._next = 0.0
 
     async def wait(self) -> None:
+        if not self.spacing:
+            return
         async with self._lock:
             loop = asyncio.get_running_loop()
             delay = self._next - loop.time()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
             self._next = loop.time() + self.spacing
 
 
@@ -165,6 +156,29 @@ class Culler(Application):
     def _log_level_default(self):
         # One line per action and per pass, in the hub's log.
         return logging.INFO
+
+    @default("log_format")
+    def _log_format_default(self):
+        # JupyterHub's shape (``[I 2026-11-29 10:00:00.123 JupyterHub ...]``):
+        # the culler's lines sit in the hub's output, between the hub's own.
+        return "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s"
+
+    def get_default_logging_config(self) -> dict:
+        """traitlets' logging set-up, plus: every record scrubbed of the token
+        (and its pieces), and other libraries' warnings (tornado, asyncio) in
+        the same format through the same handler, rather than bare on stderr."""
+        config = super().get_default_logging_config()
+        console = config.get("handlers", {}).get("console")
+        if console is None:  # pythonw: no logging at all
+            return config
+        config.setdefault("filters", {})["redact"] = {
+            "()": RedactFilter,
+            "secret": lambda: self.api_token,
+        }
+        console["filters"] = ["redact"]
+        config["loggers"][self.__class__.__name__]["propagate"] = False
+        config["root"] = {"level": "WARNING", "handlers": ["console"]}
+        return config
 
     @default("url")
     def _url_default(self):
@@ -288,6 +302,17 @@ class Culler(Application):
     def _now_default(self):
         return utcnow
 
+    sleep = Any(
+        help="""
+        The sleep: an async callable taking seconds, for pacing stops and
+        waiting between passes (tests count the waits instead of waiting).
+        """
+    )
+
+    @default("sleep")
+    def _sleep_default(self):
+        return asyncio.sleep
+
     metrics = Any(help="The culler's Prometheus metrics (CullerMetrics).")
 
     @default("metrics")
@@ -349,8 +374,6 @@ class Culler(Application):
         super().initialize(argv)
         if self.config_file:
             self.load_config_file(self.config_file)
-        for handler in logging.getLogger().handlers + self.log.handlers:
-            handler.addFilter(RedactFilter(self.api_token))
         try:
             hub_config = self.load_hub_config()
             self.policies = self.load_community_policies(hub_config)
@@ -362,7 +385,7 @@ class Culler(Application):
                 "any variable your configuration reads in the service's environment.",
                 self.hub_config,
                 type(e).__name__,
-                str(e)[:200],
+                scrub_and_cut(str(e), [self.api_token], 200),
             )
             self.exit(1)
         self.default = self.default_policy()
@@ -433,7 +456,8 @@ class Culler(Application):
                 )
             elif isinstance(verdict, CullUser):
                 doomed.append(verdict)
-        pacer = Pacer(self.stop_spacing)
+        # A dry run stops nothing: nothing to pace.
+        pacer = Pacer(0 if self.dry_run else self.stop_spacing, self.sleep)
         await self._stop_all(api, actions, result, pacer)
         await self._run_limited(
             [partial(self._delete_user, api, a, result) for a in doomed], pacer
@@ -578,7 +602,7 @@ class Culler(Application):
                 await self.cull_pass(api)
                 if self.once:
                     return 0
-                await asyncio.sleep(self.interval)
+                await self.sleep(self.interval)
         finally:
             api.close()
 

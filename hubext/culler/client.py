@@ -1,9 +1,13 @@
 """The few hub REST API calls the culler makes, with its token kept out of sight.
 
-The token travels only in the ``Authorization`` header. Errors are raised as
-:class:`HubAPIError`, whose message has the method, the path and the status,
-never headers, bodies sent or the token; tornado's own exceptions (whose
-tracebacks can show request objects) do not escape this module.
+The token travels only in the ``Authorization`` header, and only to the
+configured hub URL: redirects are never followed (a 3xx is an error), so the
+header cannot be carried to another origin whatever tornado's version does
+with it. Errors are raised as :class:`HubAPIError`, whose message has the
+method, the path, the status and the start of the answer's body, scrubbed of
+the token and of every piece of it before it is cut (a proxy's error page can
+echo the request's headers); tornado's own exceptions (whose tracebacks can
+show request objects) do not escape this module.
 """
 
 from __future__ import annotations
@@ -13,18 +17,32 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from .redact import scrub, scrub_and_cut
+
 PAGINATION = "application/jupyterhub-pagination+json"
+
+#: The most of an error body read (then scrubbed, then cut to DETAIL_LIMIT).
+BODY_LIMIT = 4096
+#: The most characters of detail an error message carries.
+DETAIL_LIMIT = 200
 
 
 class HubAPIError(Exception):
-    """A failed hub API request (status 599: no answer)."""
+    """A failed hub API request (status 599: no answer).
 
-    def __init__(self, method: str, path: str, status: int, detail: str = ""):
+    Every part of the message is scrubbed of ``secrets`` (and of each piece
+    of one), and the detail is cut only after that.
+    """
+
+    def __init__(
+        self, method: str, path: str, status: int, detail: str = "", *, secrets=()
+    ):
+        path = scrub(path, secrets)
         self.method, self.path, self.status = method, path, status
         message = f"{method} {path}: HTTP {status}"
         if detail:
-            message += f" ({detail[:200]})"
-        super().__init__(message)
+            message += f" ({scrub_and_cut(detail, secrets, DETAIL_LIMIT)})"
+        super().__init__(scrub(message, secrets))
 
 
 class HubAPI:
@@ -33,6 +51,7 @@ class HubAPI:
     def __init__(self, url: str, token: str, *, request_timeout: float = 30):
         self.url = url.rstrip("/")
         self._headers = {"Authorization": f"token {token}"}
+        self._secrets = (token,)
         self._timeout = request_timeout
         self.requests = 0  # made so far (for metrics and benchmarks)
         self._client = AsyncHTTPClient(force_instance=True, max_clients=64)
@@ -43,31 +62,53 @@ class HubAPI:
     def close(self) -> None:
         self._client.close()
 
+    def _error(self, method: str, path: str, status: int, detail: str = ""):
+        """A HubAPIError for ``path`` (shown without its query), scrubbed."""
+        return HubAPIError(
+            method, urlsplit(path).path, status, detail, secrets=self._secrets
+        )
+
     async def request(self, method: str, path: str, *, body=None, accept=None):
+        """``method`` on ``path`` (under the hub URL); the response, if 2xx."""
+        if not path.startswith("/"):
+            # The token goes to the configured hub URL alone.
+            raise ValueError(f"a path under the hub API URL, not {path[:40]!r}")
         headers = dict(self._headers)
         if accept:
             headers["Accept"] = accept
         if body is not None:
             headers["Content-Type"] = "application/json"
         request = HTTPRequest(
-            self.url + path if path.startswith("/") else path,
+            self.url + path,
             method=method,
             headers=headers,
             body=None if body is None else json.dumps(body),
             allow_nonstandard_methods=True,
             request_timeout=self._timeout,
+            follow_redirects=False,
         )
         shown = urlsplit(request.url).path
         self.requests += 1
         try:
             response = await self._client.fetch(request, raise_error=False)
         except Exception as e:  # connection errors, timeouts
-            raise HubAPIError(method, shown, 599, type(e).__name__) from None
+            raise self._error(method, shown, 599, type(e).__name__) from None
+        if 300 <= response.code < 400:
+            # Where to, without the query: enough to fix the hub API URL.
+            target = urlsplit(response.headers.get("Location") or "")
+            where = f"{target.scheme}://{target.netloc}" if target.netloc else ""
+            raise self._error(
+                method,
+                shown,
+                response.code,
+                f"redirect to {where + target.path or '?'} not followed: "
+                "check the hub API URL",
+            )
         if response.code >= 400 or response.code == 599:
             detail = ""
             if response.body:
-                detail = response.body[:500].decode("utf8", "replace")
-            raise HubAPIError(method, shown, response.code, detail)
+                detail = response.body[:BODY_LIMIT].decode("utf8", "replace")
+            raise self._error(method, shown, response.code, detail)
         return response
 
     async def json(self, method: str, path: str, **kwargs):
@@ -77,8 +118,12 @@ class HubAPI:
         try:
             return json.loads(response.body)
         except ValueError:
-            raise HubAPIError(
-                method, path, response.code, "response is not JSON"
+            body = response.body[:BODY_LIMIT].decode("utf8", "replace")
+            raise self._error(
+                method,
+                self.url + path,
+                response.code,
+                f"response is not JSON: {body}",
             ) from None
 
     async def ready_users(self, page_size: int = 50) -> list[dict]:
@@ -103,7 +148,7 @@ class HubAPI:
                 items = page["items"]
                 next_info = (page.get("_pagination") or {}).get("next")
             else:
-                raise HubAPIError("GET", "/users", 200, "unexpected response shape")
+                raise self._error("GET", "/users", 200, "unexpected response shape")
             for user in items:
                 # Pages can shift while servers stop: never handle a user twice.
                 if isinstance(user, dict) and user.get("name") not in seen:
@@ -113,7 +158,7 @@ class HubAPI:
             if next_info:
                 nxt = next_info.get("url") if isinstance(next_info, dict) else None
                 if not isinstance(nxt, str):
-                    raise HubAPIError("GET", "/users", 200, "bad pagination link")
+                    raise self._error("GET", "/users", 200, "bad pagination link")
                 # Keep only the query: the token goes to our hub URL alone.
                 path = f"/users?{urlsplit(nxt).query}"
         return users
@@ -127,14 +172,14 @@ class HubAPI:
                 return None
             raise
         if not isinstance(model, dict):
-            raise HubAPIError("GET", "/users/:name", 200, "unexpected response shape")
+            raise self._error("GET", "/users/:name", 200, "unexpected response shape")
         return model
 
     async def whoami(self) -> dict:
         """The model of this token's owner, with its ``scopes``."""
         model = await self.json("GET", "/user")
         if not isinstance(model, dict):
-            raise HubAPIError("GET", "/user", 200, "unexpected response shape")
+            raise self._error("GET", "/user", 200, "unexpected response shape")
         return model
 
     async def delete_user(self, name: str) -> None:

@@ -12,6 +12,12 @@ or 202 while stopping). Faults are set per request kind ("list", "user",
 or pages that shift between requests (as when servers stop during a pass).
 ``on_read_user`` changes a user just before it is read alone (as when
 someone signs in while the culler works).
+
+A fault's body may be a function of the request's headers, to answer as a
+misconfigured proxy does by echoing them (see :func:`echo_headers`), and a
+fault may add response headers (a ``Location`` for a 3xx).
+:class:`HeaderRecorder` is another origin, which records every request that
+reaches it (to see whether a redirect carried the token there).
 """
 
 from __future__ import annotations
@@ -21,6 +27,53 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+
+def echo_headers(offset: int, filler: bytes = b"."):
+    """A fault body: ``offset`` filler bytes, then the request's headers as
+    received (``Authorization`` first), as an error page that dumps them."""
+
+    def body(headers) -> bytes:
+        lines = [f"Authorization: {headers.get('Authorization')}"]
+        lines += [f"{k}: {v}" for k, v in headers.items() if k != "Authorization"]
+        return filler * offset + "\r\n".join(lines).encode()
+
+    return body
+
+
+class HeaderRecorder:
+    """An HTTP server on another port (another origin) that records each
+    request's method, path and headers, and answers ``200 []``."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, str, dict]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _record(self):
+                recorder.requests.append((self.command, self.path, dict(self.headers)))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"[]")
+
+            do_GET = do_DELETE = do_POST = _record
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
 
 
 class FakeHubAPI:
@@ -74,10 +127,19 @@ class FakeHubAPI:
         return {**user, "servers": servers}
 
     def fail(
-        self, kind: str, status: int | None = None, *, times=1, hang=0.0, body=None
+        self,
+        kind: str,
+        status: int | None = None,
+        *,
+        times=1,
+        hang=0.0,
+        body=None,
+        headers=None,
     ):
-        """The next ``times`` requests of ``kind`` ("list" or "delete") fail."""
-        self.faults[kind].extend([(status, hang, body)] * times)
+        """The next ``times`` requests of ``kind`` ("list", "user", "delete",
+        "delete_user") fail. ``body``: bytes, or a function of the request's
+        headers returning bytes; ``headers``: added to the answer."""
+        self.faults[kind].extend([(status, hang, body, headers or {})] * times)
 
     def _take_fault(self, kind):
         with self._lock:
@@ -90,7 +152,7 @@ class FakeHubAPI:
             def log_message(self, *args):
                 pass
 
-            def _reply(self, status, body=None, raw=None):
+            def _reply(self, status, body=None, raw=None, headers=None):
                 data = (
                     raw
                     if raw is not None
@@ -99,6 +161,8 @@ class FakeHubAPI:
                 self.send_response(status)
                 if status == 429:
                     self.send_header("Retry-After", "1")
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -114,13 +178,19 @@ class FakeHubAPI:
                 fault = fake._take_fault(kind)
                 if fault is None:
                     return False
-                status, hang, body = fault
+                status, hang, body, headers = fault
                 if hang:
                     time.sleep(hang)
+                if callable(body):
+                    body = body(self.headers)
                 if body is not None:
-                    self._reply(status or 200, raw=body)
+                    self._reply(status or 200, raw=body, headers=headers)
                 elif status:
-                    self._reply(status, {"status": status, "message": "injected"})
+                    self._reply(
+                        status,
+                        {"status": status, "message": "injected"},
+                        headers=headers,
+                    )
                 else:
                     return False
                 return True
