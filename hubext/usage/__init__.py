@@ -1,0 +1,13 @@
+"""The usage ledger: who used what, charged to which community.
+
+- :mod:`.model`: the sessions table (pure);
+- :mod:`.store`: database URLs, engines, migrations;
+- :mod:`.ledger`: the recorder the spawners call from the hub's event loop;
+- :mod:`.report`: server-, CPU-, GiB- and GPU-hours per community, user or
+  profile over a time window (``hubext usage report``).
+"""
+
+from .ledger import Ledger, Resources
+from .model import HUB_ACCOUNT, EndReason
+
+__all__ = ["HUB_ACCOUNT", "EndReason", "Ledger", "Resources"]
