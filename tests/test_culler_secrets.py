@@ -236,3 +236,15 @@ async def test_redirects_are_not_followed(hub, kind, target):
         assert hub.deleted == [] and not result.culled
     if kind in ("list", "user", "delete_user"):  # no user deleted
         assert hub.deleted_users == [] and not result.users_deleted
+
+
+async def test_the_client_sends_the_token_to_the_hub_url_only(hub):
+    """A full URL in place of a path is refused, not requested with the token."""
+    with HeaderRecorder() as other:
+        api = HubAPI(hub.url, TOKEN)
+        try:
+            with pytest.raises(ValueError, match="under the hub API URL"):
+                await api.request("GET", f"{other.url}/users")
+        finally:
+            api.close()
+    assert other.requests == []

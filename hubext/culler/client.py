@@ -72,7 +72,7 @@ class HubAPI:
         """``method`` on ``path`` (under the hub URL); the response, if 2xx."""
         if not path.startswith("/"):
             # The token goes to the configured hub URL alone.
-            raise ValueError(f"a path under the hub API URL, not {path[:40]!r}")
+            raise ValueError("a path under the hub API URL, starting with '/'")
         headers = dict(self._headers)
         if accept:
             headers["Accept"] = accept
