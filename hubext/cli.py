@@ -1,4 +1,4 @@
-"""The ``hubext`` command: ``hubext check-config PATH``.
+"""The ``hubext`` command: ``hubext check-config PATH`` and ``hubext usage report``.
 
 Loads a JupyterHub configuration file the way JupyterHub does (so
 ``load_subconfig`` of ``jupyterhub_config.d/*.py`` works), runs the same
@@ -23,6 +23,7 @@ from ._validation import ConfigError, errors_of
 from .authenticator import CommunityAuthenticator
 from .communities import Communities
 from .startup import check_configuration, resolve_class
+from .usage import command as usage_command
 
 
 def load_config(path: str) -> Config:
@@ -95,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="validate a jupyterhub_config.py and list its communities",
     )
     check.add_argument("path", help="path to jupyterhub_config.py")
+    usage_command.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "usage":
+        return usage_command.run(args)
 
     if not os.path.isfile(args.path):
         print(f"hubext: no such file: {args.path}", file=sys.stderr)

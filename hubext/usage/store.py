@@ -70,9 +70,13 @@ def make_engine(db_url: str | URL, *, connect_timeout: float | None = 10) -> Eng
     SQLite connections are put in WAL mode (the hub writes while a report
     reads) with a busy timeout; PostgreSQL connections are checked before use
     (``pool_pre_ping``, a connection broken by a server restart is replaced)
-    and give up connecting after ``connect_timeout`` seconds.
+    and give up connecting after ``connect_timeout`` seconds; a plain
+    ``postgresql://`` URL uses psycopg 3.
     """
     url = make_url(db_url)
+    if url.drivername == "postgresql":
+        # psycopg 3 (the ``postgresql`` extra), not SQLAlchemy's default psycopg2
+        url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() == "sqlite":
         engine = create_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
