@@ -78,6 +78,10 @@ async def test_a_normal_pass(hub):
             {"status": 200, "body": b"<html>proxy error</html>"}, id="not-json"
         ),
         pytest.param({"status": 200, "body": b'{"items": 7}'}, id="wrong-shape"),
+        pytest.param(
+            {"status": 200, "body": b'{"items": [], "_pagination": [1]}'},
+            id="bad-pagination",
+        ),
         pytest.param({"hang": 2.0}, id="timeout"),
     ],
 )

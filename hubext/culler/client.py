@@ -146,7 +146,10 @@ class HubAPI:
                 items, next_info = page, None
             elif isinstance(page, dict) and isinstance(page.get("items"), list):
                 items = page["items"]
-                next_info = (page.get("_pagination") or {}).get("next")
+                pagination = page.get("_pagination") or {}
+                if not isinstance(pagination, dict):
+                    raise self._error("GET", "/users", 200, "bad pagination")
+                next_info = pagination.get("next")
             else:
                 raise self._error("GET", "/users", 200, "unexpected response shape")
             for user in items:
