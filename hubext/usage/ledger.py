@@ -454,13 +454,14 @@ class Ledger:
         )
 
     def _recovered(self, written: int) -> None:
-        if self.outage_since is None:
+        if self.outage_since is None and not self._dropped_this_outage:
             return
+        since = self.outage_since or time.monotonic()
         self.log.warning(
             "usage ledger: %s is reachable again after %.0f s; %d pending events "
             "written%s",
             self._safe_url(),
-            time.monotonic() - self.outage_since,
+            time.monotonic() - since,
             written,
             f", {self._dropped_this_outage} refused (queue full)"
             if self._dropped_this_outage
