@@ -1,0 +1,292 @@
+"""``hubext usage report`` on real ledgers (SQLite and PostgreSQL): the numbers,
+the window query, prices, and one-line errors with exit status 1 or 2."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hubext.cli import main
+from hubext.usage import Ledger, Resources
+from hubext.usage.model import HUB_ACCOUNT, sessions
+from hubext.usage.report import Span, build_report
+from hubext.usage.store import make_engine, upgrade_to_head
+
+from .usage_pg import db_url, postgres  # noqa: F401 (fixtures)
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+H = timedelta(hours=1)
+GIB = 2**30
+
+
+def report(capsys, *args) -> tuple[int, str, str]:
+    code = main(["usage", "report", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_report_of_a_recorded_day(db_url, capsys, tmp_path):  # noqa: F811
+    ledger = Ledger(db_url)
+    ledger.start()
+    ada = ledger.session_started(
+        user="ada",
+        community="ocean-lab",
+        profile="gpu",
+        resources=Resources(cpu_request=2, mem_request=4 * GIB, gpus=1),
+        at=T0 - 2 * H,  # began the day before: 2 of its 5 hours are outside
+    )
+    ledger.session_ended(ada, T0 + 3 * H, "culled")
+    bob = ledger.session_started(
+        user="bob",
+        community="astro-101",
+        profile="small",
+        resources=Resources(cpu_request=0.5, mem_request=GIB),
+        at=T0 + 20 * H,  # still running: up to --now
+    )
+    ledger.seen_alive([bob], T0 + 21 * H)
+    root = ledger.session_started(user="root", community=None, at=T0 + H)
+    ledger.session_ended(root, T0 + 2 * H, "stopped_by_admin")
+    after = ledger.session_started(user="ada", community="ocean-lab", at=T0 + 25 * H)
+    ledger.session_ended(after, T0 + 26 * H, "stopped_by_user")
+    ledger.close(timeout=10)
+
+    args = ["--db-url", db_url, "--from", "2026-03-01", "--to", "2026-03-02"]
+    code, out, err = report(
+        capsys, *args, "--now", "2026-03-01T22:00:00Z", "--format", "json"
+    )
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    rows = {r["community"]: r for r in data["rows"]}
+    assert set(rows) == {"ocean-lab", "astro-101", HUB_ACCOUNT}
+    assert rows["ocean-lab"]["server_hours"] == 3
+    assert rows["ocean-lab"]["cpu_hours"] == 6
+    assert rows["ocean-lab"]["gib_hours"] == 12
+    assert rows["ocean-lab"]["gpu_hours"] == 3
+    assert rows["astro-101"]["server_hours"] == 2
+    assert rows["astro-101"]["gib_hours"] == 2
+    assert rows[HUB_ACCOUNT]["server_hours"] == 1
+    assert data["total"]["server_seconds"] == 6 * 3600
+    assert data["total"]["sessions"] == 3
+
+    # open sessions up to the last time the hub saw them, by user
+    code, out, _ = report(
+        capsys,
+        *args,
+        "--now",
+        "2026-03-01T22:00:00Z",
+        "--open-until",
+        "last-seen",
+        "--by",
+        "user",
+        "--format",
+        "csv",
+    )
+    assert code == 0
+    assert out.splitlines() == [
+        "user,sessions,server_hours,cpu_hours,gib_hours,gpu_hours",
+        "ada,1,3.000000,6.000000,12.000000,3.000000",
+        "bob,1,1.000000,0.500000,1.000000,0.000000",
+        "root,1,1.000000,0.000000,0.000000,0.000000",
+        "total,3,5.000000,6.500000,13.000000,3.000000",
+    ]
+
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("ocean-lab:\n  gpu_hour: 1.2\n  cpu_hour: 0.05\n")
+    code, out, err = report(
+        capsys, *args, "--now", "2026-03-01T22:00:00Z", "--prices", str(prices)
+    )
+    assert code == 0
+    total = next(line for line in out.splitlines() if line.startswith("total"))
+    assert total.split()[-1] == "3.90"  # 3 GPU-hours * 1.2 + 6 CPU-hours * 0.05
+    assert err == "hubext: no prices for _hub, astro-101: counted at 0\n"
+
+
+def test_the_window_query_finds_every_overlapping_session(db_url, capsys):  # noqa: F811
+    # Sessions written straight into the table (edges included: stopping at
+    # the window's start, starting at its end, open, zero length), then the
+    # report read from the database must equal the report of the same list.
+    rng = random.Random(11)
+    spans, rows = [], []
+    edges = [T0 + 10 * H, T0 + 20 * H]
+    for i in range(300):
+        start = (
+            rng.choice(edges)
+            if i % 10 == 0
+            else T0 + rng.randrange(0, 30 * 60) * (timedelta(minutes=1))
+        )
+        length = (
+            rng.choice([timedelta(0), H, 3 * H, 10 * H])
+            if i % 3
+            else (rng.randrange(0, 20 * 60) * timedelta(minutes=1))
+        )
+        stop = None if i % 7 == 0 else start + length
+        if i % 10 == 1:
+            stop = edges[0]
+            start = min(start, stop)
+        span = Span(
+            user=f"u{i % 13}",
+            community=rng.choice(["ocean-lab", "astro-101", HUB_ACCOUNT]),
+            profile=rng.choice(["gpu", None]),
+            started_at=start,
+            last_seen_at=stop or start + length,
+            stopped_at=stop,
+            cpu_request=rng.choice([None, 1.0, 2.5]),
+            mem_request=rng.choice([None, GIB]),
+            gpus=rng.choice([0, 1]),
+        )
+        spans.append(span)
+        rows.append(
+            {
+                "id": f"{i:036d}",
+                "username": span.user,
+                "server_name": "",
+                "community": span.community,
+                "profile": span.profile,
+                "cpu_request": span.cpu_request,
+                "mem_request": span.mem_request,
+                "gpus": span.gpus,
+                "started_at": span.started_at,
+                "last_seen_at": span.last_seen_at,
+                "stopped_at": span.stopped_at,
+            }
+        )
+    engine = make_engine(db_url)
+    upgrade_to_head(engine)
+    with engine.begin() as connection:
+        connection.execute(sessions.insert(), rows)
+    engine.dispose()
+    now = T0 + 40 * H
+    for by in ("community", "user", "profile"):
+        code, out, _ = report(
+            capsys,
+            "--db-url", db_url, "--from", edges[0].isoformat(), "--to",
+            edges[1].isoformat(), "--now", now.isoformat(), "--by", by,
+            "--format", "json",
+        )  # fmt: skip
+        assert code == 0
+        expected = build_report(spans, start=edges[0], end=edges[1], now=now, by=by)
+        data = json.loads(out)
+        assert {r[by]: r["server_seconds"] for r in data["rows"]} == {
+            k: u.server_us / 1e6 for k, u in expected.rows.items()
+        }
+        assert {r[by]: r["sessions"] for r in data["rows"]} == {
+            k: u.sessions for k, u in expected.rows.items()
+        }
+        assert data["total"]["sessions"] == expected.total.sessions > 50
+
+
+def _empty_sqlite(tmp_path) -> str:
+    path = tmp_path / "empty.sqlite"
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.connect():
+        pass
+    engine.dispose()
+    return f"sqlite:///{path}"
+
+
+BAD = [
+    pytest.param(
+        ["--from", "2026-13-01"],
+        2,
+        "hubext: --from: not a date or time: '2026-13-01'",
+        id="bad-from",
+    ),
+    pytest.param(
+        ["--to", "yesterday"], 2, "hubext: --to: not a date or time", id="bad-to"
+    ),
+    pytest.param(
+        ["--from", "2026-03-02", "--to", "2026-03-01"],
+        2,
+        "hubext: --from 2026-03-02 is not before --to 2026-03-01",
+        id="empty-window",
+    ),
+    pytest.param(
+        ["--db-url", "not a url:pw"],
+        2,
+        "hubext: --db-url: not a database URL (not shown: it may hold a password)",
+        id="unparsable-url",
+    ),
+    pytest.param(
+        ["--db-url", "oracle2://u:pw@h/db"],
+        2,
+        "hubext: --db-url: unsupported database 'oracle2'",
+        id="unknown-database",
+    ),
+    pytest.param(
+        ["--db-url", "sqlite:////nonexistent/hubext-usage.sqlite"],
+        1,
+        "hubext: no usage ledger at /nonexistent/hubext-usage.sqlite: no such file",
+        id="no-such-sqlite-file",
+    ),
+    pytest.param(
+        ["--db-url", "EMPTY"],
+        1,
+        "hubext: no usage ledger in sqlite:///",
+        id="database-without-ledger",
+    ),
+    pytest.param(
+        ["--prices", "/nonexistent/prices.yaml"],
+        2,
+        "hubext: --prices: no such file: /nonexistent/prices.yaml",
+        id="no-prices-file",
+    ),
+    pytest.param(
+        ["--prices", "PRICES"],
+        1,
+        "hubext: invalid prices: prices['ocean-lab'].cpu_hour: must be a finite "
+        "number >= 0, got -0.5",
+        id="bad-prices",
+    ),
+    pytest.param(["--by", "group"], 2, "invalid choice: 'group'", id="bad-grouping"),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "message"), BAD)
+def test_errors_are_one_line_with_an_exit_status(tmp_path, capsys, args, code, message):
+    options = {
+        "--db-url": _empty_sqlite(tmp_path),
+        "--from": "2026-03-01",
+        "--to": "2026-03-02",
+    }
+    given = dict(zip(args[::2], args[1::2], strict=True))
+    if given.get("--db-url") == "EMPTY":
+        given["--db-url"] = options["--db-url"]
+    if given.get("--prices") == "PRICES":
+        prices = tmp_path / "prices.json"
+        prices.write_text('{"ocean-lab": {"cpu_hour": -0.5}}')
+        given["--prices"] = str(prices)
+    options.update(given)
+    argv = [x for kv in options.items() for x in kv]
+    if code == 2 and "invalid choice" in message:
+        with pytest.raises(SystemExit) as e:
+            main(["usage", "report", *argv])
+        assert e.value.code == 2
+        assert message in capsys.readouterr().err
+        return
+    got, out, err = report(capsys, *argv)
+    assert (got, out) == (code, "")
+    assert err.startswith(message), err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_unreachable_postgresql_one_line_no_password(postgres):  # noqa: F811
+    # a port where nothing listens, with the real server's password in the URL
+    url = postgres.url().replace(f":{postgres.port}/", ":9/")
+    done = subprocess.run(
+        [sys.executable, "-m", "hubext.cli", "usage", "report", "--db-url", url,
+         "--from", "2026-03-01", "--to", "2026-03-02"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith(
+        "hubext: cannot read the usage database "
+        "postgresql+psycopg://postgres:***@127.0.0.1:9/postgres: OperationalError"
+    ), done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    assert postgres.password[:8] not in done.stderr
