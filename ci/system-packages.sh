@@ -6,7 +6,9 @@ set -euo pipefail
 # chromium: the browser tests (tests/test_browser.py) drive it with playwright.
 # acl: setfacl, with which hubext-local enforces shared-folder access
 #   (tests/test_shared_local.py).
-packages=(chromium acl)
+# postgresql: the usage ledger's tests start a throwaway server with its
+#   initdb and pg_ctl (tests/usage_pg.py), run as the postgres user it creates.
+packages=(chromium acl postgresql)
 
 missing=()
 for p in "${packages[@]}"; do

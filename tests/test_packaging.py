@@ -18,10 +18,12 @@ def test_lowest_constraints_agree_with_pyproject():
         "regenerate: python ci/lowest_constraints.py > ci/lowest-constraints.txt"
     )
     assert set(lower_bounds()) == {
+        "alembic",
         "jupyterhub",
         "jupyterhub-kubespawner",
         "oauthenticator",
         "pyyaml",
+        "sqlalchemy",
         "tornado",
         "traitlets",
     }

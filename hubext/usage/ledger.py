@@ -343,8 +343,8 @@ class Ledger:
                 delay = min(delay * 2, self.retry_max)
                 continue
             delay = self.retry_initial
-            self._done(ops, results)
             self._recovered(len(ops) + len(beats))
+            self._done(ops, results)
 
     def _done(self, ops: list, results: list, finished: bool = True) -> None:
         with self._lock:
