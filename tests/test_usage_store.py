@@ -9,8 +9,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
+from traitlets import TraitError
+from traitlets.config import Config
 
-from hubext.usage import store
+from hubext.usage import UsageLedger, store
 from hubext.usage.model import SESSIONS_TABLE, VERSION_TABLE, metadata, sessions
 
 from .usage_pg import db_url, postgres  # noqa: F401 (fixtures)
@@ -153,3 +155,38 @@ def test_ledger_tables_live_beside_jupyterhubs_own(db_url):  # noqa: F811
         assert hub.scalars().all() == ["4621fec11365"]
     assert store.current_revision(engine) == "0002"
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param(
+            "postgresql:/hub:pw-secret@db",
+            "UsageLedger.db_url: not a database URL",
+            id="unparsable",
+        ),
+        pytest.param(
+            "mysql://hub:pw-secret@db/usage",
+            "UsageLedger.db_url: unsupported database 'mysql'",
+            id="unsupported",
+        ),
+    ],
+)
+def test_usage_ledger_db_url_is_checked_at_start_up(value, message):
+    with pytest.raises(TraitError) as e:
+        UsageLedger(config=Config({"UsageLedger": {"db_url": value}}))
+    assert str(e.value).startswith(message)
+    assert "pw-secret" not in str(e.value)
+
+
+def test_usage_ledger_defaults_beside_the_hub_database(tmp_path):
+    ledger = UsageLedger().make_ledger(f"sqlite:///{tmp_path}/jupyterhub.sqlite")
+    assert ledger.db_url == f"sqlite:///{tmp_path}/hubext-usage.sqlite"
+    configured = UsageLedger(
+        config=Config(
+            {"UsageLedger": {"db_url": "sqlite:////x/u.sqlite", "max_pending": 7}}
+        )
+    ).make_ledger("sqlite:///jupyterhub.sqlite")
+    assert (configured.db_url, configured.max_pending) == ("sqlite:////x/u.sqlite", 7)
+    ledger.close()
+    configured.close()

@@ -1,5 +1,6 @@
 """The usage ledger: who used what, charged to which community.
 
+- :mod:`.config`: ``c.UsageLedger`` (where the ledger is, its queue);
 - :mod:`.model`: the sessions table (pure);
 - :mod:`.store`: database URLs, engines, migrations;
 - :mod:`.ledger`: the recorder the spawners call from the hub's event loop;
@@ -7,7 +8,8 @@
   profile over a time window (``hubext usage report``).
 """
 
+from .config import UsageLedger
 from .ledger import Ledger, Resources
 from .model import HUB_ACCOUNT, EndReason
 
-__all__ = ["HUB_ACCOUNT", "EndReason", "Ledger", "Resources"]
+__all__ = ["HUB_ACCOUNT", "EndReason", "Ledger", "Resources", "UsageLedger"]

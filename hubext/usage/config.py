@@ -1,0 +1,138 @@
+"""``c.UsageLedger``: where the hub records usage, as traits.
+
+The spawners build their :class:`~hubext.usage.ledger.Ledger` from this
+configurable (``UsageLedger(parent=spawner).make_ledger(hub_db_url, log)``),
+so an admin configures the ledger in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from traitlets import Bool, Float, Integer, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+from .ledger import Ledger
+from .model import utcnow
+from .store import default_db_url
+
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
+class UsageLedger(Configurable):
+    """The usage ledger's settings (one record per server session)."""
+
+    enabled = Bool(
+        True,
+        config=True,
+        help="""
+        Record every server session in the usage ledger.
+
+        Example::
+
+            c.UsageLedger.enabled = False
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    db_url = Unicode(
+        "",
+        config=True,
+        help="""
+        SQLAlchemy URL of the ledger's database.
+
+        Empty (the default): a SQLite file, ``hubext-usage.sqlite``, in the
+        directory of the hub's own SQLite database (``JupyterHub.db_url``),
+        or in the hub's working directory when the hub's database is not a
+        SQLite file. For PostgreSQL, install ``hubext[postgresql]`` (psycopg
+        3); ``postgresql://`` and ``postgresql+psycopg://`` both use it. The
+        ledger's tables (``hubext_usage_*``) may live in the hub's own
+        PostgreSQL database or in another one. The password is never logged.
+
+        Example::
+
+            c.UsageLedger.db_url = "postgresql://hubext:PASSWORD@db.internal/usage"
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    max_pending = Integer(
+        100_000,
+        min=1,
+        config=True,
+        help="""
+        Starts and stops kept in memory while the database cannot be reached.
+
+        Heartbeats are merged per server and not counted. Past this number a
+        new event is refused, counted and logged as an error (an older one is
+        never dropped).
+
+        Example::
+
+            c.UsageLedger.max_pending = 200_000
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    retry_max = Float(
+        60.0,
+        min=0.1,
+        config=True,
+        help="""
+        Longest wait, in seconds, between two attempts to reach the database
+        during an outage (the wait doubles from half a second up to this).
+
+        Example::
+
+            c.UsageLedger.retry_max = 30
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @validate("db_url")
+    def _check_db_url(self, proposal):
+        value = proposal["value"]
+        if not value:
+            return value
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            # the value is not shown: it may hold a password
+            raise TraitError(
+                "UsageLedger.db_url: not a database URL; expected e.g. "
+                "sqlite:////srv/jupyterhub/hubext-usage.sqlite or "
+                "postgresql://user:password@host/database"
+            ) from None
+        if url.get_backend_name() not in SUPPORTED_BACKENDS:
+            raise TraitError(
+                f"UsageLedger.db_url: unsupported database {url.drivername!r}; "
+                "supported: sqlite, postgresql"
+            )
+        return value
+
+    def resolved_db_url(self, hub_db_url: str) -> str:
+        """:attr:`db_url`, or the default beside the hub's database."""
+        return self.db_url or default_db_url(hub_db_url)
+
+    def make_ledger(
+        self,
+        hub_db_url: str,
+        log: logging.Logger | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> Ledger:
+        """A :class:`Ledger` with these settings (not started)."""
+        return Ledger(
+            self.resolved_db_url(hub_db_url),
+            clock=clock,
+            log=log,
+            max_pending=self.max_pending,
+            retry_max=self.retry_max,
+        )
