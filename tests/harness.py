@@ -142,6 +142,13 @@ class RunningHub:
     def session(self) -> HubSession:
         return HubSession(self.url)
 
+    def signed_in(self, account: str, provider: str = "demo") -> HubSession:
+        """A browser session signed in as ``account`` (asserts the sign-in worked)."""
+        person = self.session()
+        r = person.login(provider, account)
+        assert r.status_code == 302, (provider, account, r.status_code, r.text[:400])
+        return person
+
     def idp_control(self, method: str, path: str, **kwargs):
         """Call the test identity provider's control API (demo/idp.mjs)."""
         r = requests.request(

@@ -52,18 +52,11 @@ def hub(tmp_path_factory):
         yield hub
 
 
-def signed_in(hub, account):
-    person = hub.session()
-    r = person.login("demo", account)
-    assert r.status_code == 302, (account, r.status_code, r.text[:300])
-    return person
-
-
 @pytest.mark.parametrize(
     "account", ["kim-upper", "kim-kelvin", "kim-fullwidth", "kim-again"]
 )
 def test_no_sign_in_as_an_account_bound_to_another_person(hub, account):
-    signed_in(hub, "kim")
+    hub.signed_in("kim")
     kim = hub.api.user("kim")
     r = hub.session().login("demo", account)
     assert r.status_code == 403, r.text[:300]
@@ -74,7 +67,7 @@ def test_no_sign_in_as_an_account_bound_to_another_person(hub, account):
     assert "community-admin-ocean-lab" in after["roles"]
     assert "account bound to another identity" in hub.log()
     # and kim still signs in
-    signed_in(hub, "kim")
+    hub.signed_in("kim")
 
 
 def test_blocked_user_gets_the_403_page(hub):
@@ -104,7 +97,7 @@ def test_refusal_page_shows_its_message_once_and_reloads(hub):
 
 
 def test_leaving_every_community_ends_every_credential(hub):
-    person = signed_in(hub, "lea")
+    person = hub.signed_in("lea")
     token = hub.token_for("lea")
     api = requests.Session()
     api.headers["Authorization"] = f"token {token}"
@@ -152,7 +145,7 @@ def test_leaving_every_community_ends_every_credential(hub):
         "accounts/lea",
         json={"preferred_username": "lea", "groups": ["ocean-lab"]},
     )
-    signed_in(hub, "lea")
+    hub.signed_in("lea")
     assert hub.api.user("lea")["groups"] == ["ocean-lab"]
 
 
@@ -213,7 +206,7 @@ def test_signing_out_ends_the_provider_session_too(hub):
 
     from .fakes.browser import parse_form
 
-    person = signed_in(hub, "lea")
+    person = hub.signed_in("lea")
     r = person.get("/hub/logout", allow_redirects=False)
     assert r.status_code == 302
     end_session = r.headers["Location"]

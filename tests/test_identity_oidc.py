@@ -52,13 +52,6 @@ def hub(tmp_path_factory):
         yield hub
 
 
-def signed_in(hub, account):
-    person = hub.session()
-    r = person.login("demo", account)
-    assert r.status_code == 302, (account, r.status_code, r.text[:300])
-    return person
-
-
 def as_token(hub, token):
     session = requests.Session()
     session.headers["Authorization"] = f"token {token}"
@@ -70,8 +63,8 @@ def as_token(hub, token):
 
 
 def test_groups_are_the_matched_communities(hub):
-    signed_in(hub, "alice")
-    signed_in(hub, "bob")
+    hub.signed_in("alice")
+    hub.signed_in("bob")
     assert hub.api.user("alice")["groups"] == ["ocean-lab"]
     assert hub.api.user("bob")["groups"] == ["astro-101"]
 
@@ -81,19 +74,19 @@ def test_unverified_email_never_matches(hub):
     assert r.status_code == 403
     assert "does not belong to any community" in r.text
     # the same domain, verified, matches the astro-101 email_domain rule
-    signed_in(hub, "vic")
+    hub.signed_in("vic")
     assert hub.api.user("vic")["groups"] == ["astro-101"]
 
 
 def test_allowed_users_keep_their_meaning(hub):
     # in no community, but listed in allowed_users: signs in, in no group
-    signed_in(hub, "guest")
+    hub.signed_in("guest")
     guest = hub.api.user("guest")
     assert guest["groups"] == [] and guest["roles"] == ["user"]
 
 
 def test_community_admin_role(hub):
-    signed_in(hub, "olga")
+    hub.signed_in("olga")
     olga = hub.api.user("olga")
     assert olga["groups"] == ["ocean-lab"]
     assert sorted(olga["roles"]) == ["community-admin-ocean-lab", "user"]
@@ -109,7 +102,7 @@ def test_community_admin_role(hub):
 def test_community_admin_matrix(hub):
     """An admin of ocean-lab acts on ocean-lab members, and on nothing else."""
     for account in ("olga", "alice", "bob"):
-        signed_in(hub, account)
+        hub.signed_in(account)
     olga = as_token(hub, hub.token_for("olga"))
 
     # Their own community: see, list, read activity, start and stop servers.
@@ -165,7 +158,7 @@ def test_community_admin_matrix(hub):
 
 
 def test_refresh_resyncs_communities_and_roles(hub):
-    person = signed_in(hub, "ann")
+    person = hub.signed_in("ann")
     assert hub.api.user("ann")["groups"] == ["astro-101"]
     hub.idp_control(
         "PUT",
@@ -196,7 +189,7 @@ def test_refresh_resyncs_communities_and_roles(hub):
 
 
 def test_outage_keeps_memberships_and_does_not_hammer(hub):
-    person = signed_in(hub, "bob")
+    person = hub.signed_in("bob")
     before = hub.idp_control("GET", "stats").json()["userinfo"]
     hub.idp_control("POST", "fail", params={"endpoint": "userinfo", "status": 503})
     hub.idp_control("POST", "fail", params={"endpoint": "token", "status": 503})
@@ -230,13 +223,13 @@ def test_outage_keeps_memberships_and_does_not_hammer(hub):
 
 
 def test_revoked_token_means_new_login(hub):
-    person = signed_in(hub, "vic")
+    person = hub.signed_in("vic")
     hub.idp_control("POST", "fail", params={"endpoint": "userinfo", "status": 401})
     try:
         assert wait_until(lambda: person.api("GET", "/user").status_code == 403)
     finally:
         hub.idp_control("POST", "fail", params={"endpoint": "userinfo", "status": 0})
-    signed_in(hub, "vic")
+    hub.signed_in("vic")
 
 
 @pytest.mark.parametrize(

@@ -104,13 +104,6 @@ communities["astro-101"]["members"] += [
     hub.stop()
 
 
-def signed_in(hub, provider, account):
-    person = hub.session()
-    r = person.login(provider, account)
-    assert r.status_code == 302, (provider, account, r.status_code, r.text[:400])
-    return person
-
-
 def test_one_button_per_provider(hub):
     page = hub.session().get("/hub/login").text
     for name, label in [
@@ -123,16 +116,18 @@ def test_one_button_per_provider(hub):
 
 
 def test_usernames_do_not_collide_across_providers(hub):
-    signed_in(hub, "demo", "alice")  # the demo provider keeps bare usernames
-    signed_in(hub, "github", "alice")
-    signed_in(hub, "cilogon", "alice")
+    hub.signed_in(
+        provider="demo", account="alice"
+    )  # the demo provider keeps bare usernames
+    hub.signed_in(provider="github", account="alice")
+    hub.signed_in(provider="cilogon", account="alice")
     names = {u["name"] for u in hub.api.get("/users").json()}
     assert {"alice", "alice@github", "alice@cilogon"} <= names
 
 
 def test_github_orgs_and_teams(hub, github):
     github.reset_calls()
-    signed_in(hub, "github", "alice")
+    hub.signed_in(provider="github", account="alice")
     alice = hub.api.user("alice@github")
     assert alice["groups"] == ["ocean-lab"]
     assert "community-admin-ocean-lab" in alice["roles"]
@@ -150,7 +145,7 @@ def test_github_orgs_and_teams(hub, github):
 
 def test_github_team_listing_is_paginated(hub, github):
     github.reset_calls()
-    signed_in(hub, "github", "paula")
+    hub.signed_in(provider="github", account="paula")
     assert github.count("/api/v3/user/teams") == 3  # 231 teams, 100 a page
     assert hub.api.user("paula@github")["groups"] == ["ocean-lab"]
 
@@ -162,7 +157,7 @@ def test_github_account_in_no_community(hub):
 
 
 def test_cilogon_idp_and_email_domain(hub):
-    signed_in(hub, "cilogon", "sam")
+    hub.signed_in(provider="cilogon", account="sam")
     assert hub.api.user("sam@astro.example.edu@cilogon")["groups"] == ["astro-101"]
     assert hub.api.user("alice@cilogon")["groups"] == ["ocean-lab"]
 
@@ -180,7 +175,7 @@ def test_cilogon_missing_username_claim_is_403_not_500(hub):
 
 
 def test_github_refresh_follows_membership(hub, github):
-    person = signed_in(hub, "github", "gina")
+    person = hub.signed_in(provider="github", account="gina")
     assert hub.api.user("gina@github")["groups"] == ["ocean-lab"]
     github.set_teams("gina", ["ocean-org:hub-admins"])
     assert wait_until(
@@ -210,7 +205,7 @@ def test_github_outage_during_refresh(hub, github, fault):
     github.recover()
     github.set_orgs("alice", ["ocean-org"])
     github.set_teams("alice", ["ocean-org:hub-admins"])
-    person = signed_in(hub, "github", "alice")
+    person = hub.signed_in(provider="github", account="alice")
     time.sleep(2.5)  # let any back-off from an earlier test run out
     github.reset_calls()
     if "hang" in fault:
@@ -234,7 +229,7 @@ def test_github_outage_during_refresh(hub, github, fault):
 
 
 def test_cilogon_refresh_follows_claims(hub, cilogon):
-    person = signed_in(hub, "cilogon", "sam")
+    person = hub.signed_in(provider="cilogon", account="sam")
     assert hub.api.user("sam@astro.example.edu@cilogon")["groups"] == ["astro-101"]
     # the institution now asserts another email: no astro-101 any more
     cilogon.set_claims("sam", email="sam@elsewhere.example.net")
@@ -253,10 +248,10 @@ def test_github_login_during_outage_is_503(hub, github):
 
 
 def test_github_revoked_token_means_new_login(hub, github):
-    person = signed_in(hub, "github", "alice")
+    person = hub.signed_in(provider="github", account="alice")
     github.revoke("alice")
     assert wait_until(lambda: person.api("GET", "/user").status_code == 403)
-    signed_in(hub, "github", "alice")
+    hub.signed_in(provider="github", account="alice")
 
 
 def test_no_secret_in_logs(hub, github, cilogon):
