@@ -32,7 +32,7 @@ from jupyterhub.crypto import EncryptionUnavailable, InvalidToken, decrypt
 from sqlalchemy.orm import object_session
 
 from .accounts import AUTH_STATE_KEY
-from .roles import ROLE_PREFIX, community_admin_role_name
+from .roles import community_admin_role_name, community_of_admin_role
 from .rules import RuleIndex
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ async def reconcile_user_at_startup(
     roles = [
         r
         for r in orm_user.roles
-        if not r.name.startswith(ROLE_PREFIX) or r.name in wanted
+        if community_of_admin_role(r.name) is None or r.name in wanted
     ]
     held = {r.name for r in roles}
     for name in sorted(wanted - held):
@@ -114,6 +114,6 @@ async def reconcile_user_at_startup(
         log.info(
             "hubext: %s: community-admin roles set to %s",
             orm_user.name,
-            sorted(r.name for r in roles if r.name.startswith(ROLE_PREFIX)),
+            sorted(r.name for r in roles if community_of_admin_role(r.name)),
         )
         orm_user.roles = roles

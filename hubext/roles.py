@@ -32,7 +32,18 @@ _FILTERED_SCOPES = (
 
 
 def community_admin_role_name(slug: str) -> str:
+    """The name of the role of ``slug``'s community admins."""
     return f"{ROLE_PREFIX}{slug}"
+
+
+def community_of_admin_role(role_name: str) -> str | None:
+    """The community slug a community-admin role name is for, or None.
+
+    The inverse of :func:`community_admin_role_name`.
+    """
+    if role_name.startswith(ROLE_PREFIX) and len(role_name) > len(ROLE_PREFIX):
+        return role_name[len(ROLE_PREFIX) :]
+    return None
 
 
 def community_admin_role(community: Community, *, access_servers: bool = False) -> dict:

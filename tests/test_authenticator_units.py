@@ -114,3 +114,21 @@ def _error(code, headers=None, body=b""):
 )
 def test_classify_failure(error, transient):
     assert (classify_failure(error) is not None) is transient
+
+
+@pytest.mark.parametrize(
+    ("role", "slug"),
+    [
+        ("community-admin-ocean-lab", "ocean-lab"),
+        ("community-admin-", None),
+        ("community-admins", None),
+        ("admin", None),
+        ("user", None),
+    ],
+)
+def test_community_admin_role_names_round_trip(role, slug):
+    from hubext.roles import community_admin_role_name, community_of_admin_role
+
+    assert community_of_admin_role(role) == slug
+    if slug is not None:
+        assert community_admin_role_name(slug) == role

@@ -12,7 +12,7 @@ from traitlets.config import Config
 
 from .._validation import ConfigError
 from ..communities import ROOT_PATH, Communities
-from ..roles import ROLE_PREFIX
+from ..roles import community_of_admin_role
 from ..shared_data import (
     Mount,
     check_home,
@@ -68,10 +68,9 @@ class SharedDataMixin(HasTraits):
         """``(member of, admin of)``: community slugs, from the hub's groups and roles."""
         member_of = {g.name for g in self.user.groups}
         admin_of = {
-            role.name[len(ROLE_PREFIX) :]
+            community_of_admin_role(role.name)
             for role in getattr(self.user, "roles", ())
-            if role.name.startswith(ROLE_PREFIX)
-        }
+        } - {None}
         known = set(self.communities.registry)
         return member_of & known, admin_of & known
 
