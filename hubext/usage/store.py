@@ -27,6 +27,9 @@ DEFAULT_FILENAME = "hubext-usage.sqlite"
 #: How long a SQLite writer waits for a lock held by a reader (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
+#: How long a PostgreSQL statement waits for a lock (milliseconds).
+PG_LOCK_TIMEOUT_MS = 30_000
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -69,8 +72,9 @@ def make_engine(db_url: str | URL, *, connect_timeout: float | None = 10) -> Eng
 
     SQLite connections are put in WAL mode (the hub writes while a report
     reads) with a busy timeout; PostgreSQL connections are checked before use
-    (``pool_pre_ping``, a connection broken by a server restart is replaced)
-    and give up connecting after ``connect_timeout`` seconds; a plain
+    (``pool_pre_ping``, a connection broken by a server restart is replaced),
+    give up connecting after ``connect_timeout`` seconds and waiting for a
+    lock after 30 s; a plain
     ``postgresql://`` URL uses psycopg 3.
     """
     url = make_url(db_url)
@@ -84,8 +88,12 @@ def make_engine(db_url: str | URL, *, connect_timeout: float | None = 10) -> Eng
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
     connect_args = {}
-    if url.get_backend_name() == "postgresql" and connect_timeout is not None:
-        connect_args["connect_timeout"] = max(1, round(connect_timeout))
+    if url.get_backend_name() == "postgresql":
+        if connect_timeout is not None:
+            connect_args["connect_timeout"] = max(1, round(connect_timeout))
+        # a write stuck behind another client's lock fails and is retried
+        # instead of holding the writer forever
+        connect_args["options"] = f"-c lock_timeout={PG_LOCK_TIMEOUT_MS}"
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
