@@ -4,6 +4,7 @@ the window query, prices, and one-line errors with exit status 1 or 2."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import subprocess
 import sys
@@ -117,7 +118,9 @@ def test_the_window_query_finds_every_overlapping_session(db_url, capsys):  # no
         start = (
             rng.choice(edges)
             if i % 10 == 0
-            else T0 + rng.randrange(0, 30 * 60) * (timedelta(minutes=1))
+            else T0
+            + rng.randrange(0, 30 * 60) * timedelta(minutes=1)
+            + timedelta(microseconds=rng.randrange(10**6))
         )
         length = (
             rng.choice([timedelta(0), H, 3 * H, 10 * H])
@@ -160,24 +163,35 @@ def test_the_window_query_finds_every_overlapping_session(db_url, capsys):  # no
     with engine.begin() as connection:
         connection.execute(sessions.insert(), rows)
     engine.dispose()
-    now = T0 + 40 * H
-    for by in ("community", "user", "profile"):
+    now = T0 + 15 * H  # inside the window: open sessions end at different places
+    for by, open_until in [
+        ("community", "now"),
+        ("user", "last-seen"),
+        ("profile", "now"),
+        ("community", "last-seen"),
+    ]:
         code, out, _ = report(
             capsys,
             "--db-url", db_url, "--from", edges[0].isoformat(), "--to",
             edges[1].isoformat(), "--now", now.isoformat(), "--by", by,
-            "--format", "json",
+            "--open-until", open_until, "--format", "json",
         )  # fmt: skip
         assert code == 0
-        expected = build_report(spans, start=edges[0], end=edges[1], now=now, by=by)
+        expected = build_report(
+            spans, start=edges[0], end=edges[1], now=now, by=by, open_until=open_until
+        )
         data = json.loads(out)
-        assert {r[by]: r["server_seconds"] for r in data["rows"]} == {
-            k: u.server_us / 1e6 for k, u in expected.rows.items()
-        }
-        assert {r[by]: r["sessions"] for r in data["rows"]} == {
-            k: u.sessions for k, u in expected.rows.items()
-        }
+        got = {r[by]: r for r in data["rows"]}
+        assert set(got) == set(expected.rows)
+        for key, usage in expected.rows.items():
+            assert got[key]["server_seconds"] == usage.server_us / 1e6
+            assert got[key]["sessions"] == usage.sessions
+            for unit in ("cpu_hours", "gib_hours", "gpu_hours"):
+                assert math.isclose(
+                    got[key][unit], getattr(usage, unit), rel_tol=1e-9, abs_tol=1e-9
+                ), (key, unit)
         assert data["total"]["sessions"] == expected.total.sessions > 50
+        assert data["total"]["server_seconds"] == expected.total.server_us / 1e6
 
 
 def _empty_sqlite(tmp_path) -> str:

@@ -21,8 +21,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from .._validation import ConfigError, KeyPath, errors_of
 from .model import utcnow
 from .prices import parse_price_table
-from .query import overlapping_spans
-from .report import FORMATS, FORMATTERS, GROUPINGS, OPEN_UNTIL, build_report
+from .query import aggregate_report
+from .report import FORMATS, FORMATTERS, GROUPINGS, OPEN_UNTIL
 from .store import current_revision, make_engine, password_of, redact
 
 
@@ -175,8 +175,8 @@ def _report(args: argparse.Namespace, now: datetime | None):
             raise Failure(
                 f"no usage ledger in {where} (no schema: has a hub run with it?)"
             )
-        report = build_report(
-            overlapping_spans(engine, start, end),
+        report = aggregate_report(
+            engine,
             start=start,
             end=end,
             now=now,
