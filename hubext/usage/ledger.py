@@ -454,7 +454,9 @@ class Ledger:
         )
 
     def _recovered(self, written: int) -> None:
-        if self.outage_since is None and not self._dropped_this_outage:
+        with self._lock:
+            refused, self._dropped_this_outage = self._dropped_this_outage, 0
+        if self.outage_since is None and not refused:
             return
         since = self.outage_since or time.monotonic()
         self.log.warning(
@@ -463,9 +465,6 @@ class Ledger:
             self._safe_url(),
             time.monotonic() - since,
             written,
-            f", {self._dropped_this_outage} refused (queue full)"
-            if self._dropped_this_outage
-            else "",
+            f", {refused} refused (queue full)" if refused else "",
         )
         self.outage_since = None
-        self._dropped_this_outage = 0
