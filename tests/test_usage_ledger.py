@@ -241,7 +241,7 @@ def test_postgresql_outage_loses_nothing_blocks_nothing_logs_no_password(
             assert found[key]["last_seen_at"] == T0 + H + i * timedelta(minutes=1)
     assert found[before]["end_reason"] == "stopped_by_user"
     # the calls returned at once (no connection attempt in the caller)
-    assert slowest < 0.05, slowest
+    assert slowest < 0.2, slowest  # a write in the caller waits 10-30 s
 
     messages = [r.getMessage() for r in caplog.records]
     down = [m for m in messages if "cannot write to" in m]
@@ -323,7 +323,7 @@ def test_calls_return_at_once_while_the_database_is_stuck(db_url, ledger_for):  
             locker.rollback()
         locker.close()
         engine.dispose()
-    assert slowest < 0.05, slowest
+    assert slowest < 0.2, slowest  # a write in the caller waits 10-30 s
     assert ledger.wait_idle(20)
     found = rows(db_url)
     assert set(found) == {first, *keys}
