@@ -4,6 +4,7 @@ password (a real PostgreSQL server stopped and restarted mid-run)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -328,3 +329,21 @@ def test_calls_return_at_once_while_the_database_is_stuck(db_url, ledger_for):  
     found = rows(db_url)
     assert set(found) == {first, *keys}
     assert all(found[k]["end_reason"] == "stopped_by_user" for k in keys)
+
+
+async def test_used_from_the_hubs_event_loop(db_url, ledger_for):  # noqa: F811
+    # what a spawner hook does: plain calls, and the start-up close awaited
+    ledger = ledger_for(db_url, clock=Clock(T0 + H))
+    loop = asyncio.get_running_loop()
+    ticks = []
+    ticker = loop.call_later(0.001, lambda: ticks.append(loop.time()))
+    closed = await asyncio.wrap_future(ledger.close_open_sessions())
+    key = ledger.session_started(user="ada", community="ocean-lab")
+    ledger.seen_alive([key])
+    ledger.session_ended(key, T0 + 2 * H, EndReason.FAILED_TO_START)
+    await asyncio.sleep(0.01)
+    ticker.cancel()
+    assert closed == 0
+    assert ticks  # the loop kept running while the ledger migrated and wrote
+    assert ledger.wait_idle(10)
+    assert rows(db_url)[key]["end_reason"] == "failed_to_start"
