@@ -331,10 +331,15 @@ class CommunityAuthenticator(Authenticator):
         return super().normalize_username(accounts.normalize_username(username))
 
     def validate_username(self, username):
-        """JupyterHub's checks, with ``username_pattern`` matching the whole name.
+        """hubext's username rules, then JupyterHub's, with ``username_pattern``
+        matching the whole name.
 
         (JupyterHub 6.1 uses ``re.match``: ``[a-z]+`` accepted ``odd-one``.)
         """
+        if username_problem(username) is not None:
+            # hubext's own rules (no '/', '\\', control characters, only dots,
+            # ...), whatever the JupyterHub version checks (6.0 accepts '..').
+            return False
         if self.username_pattern and not re.fullmatch(self.username_pattern, username):
             return False
         return super().validate_username(username)

@@ -153,12 +153,18 @@ def _providers(kind, config):
 
 @pytest.mark.parametrize("key", sorted(IGNORED_PROVIDER_KEYS))
 def test_provider_settings_that_would_do_nothing_are_refused(key):
+    from hubext.providers import PROVIDER_KINDS
+
     kind = "github" if "organization" in key else "oidc"
     with pytest.raises(ConfigError) as e:
         parse_providers(_providers(kind, {key: None}))
     message = str(e.value)
     assert message.startswith(f"CommunityAuthenticator.providers['p'].config.{key}:")
-    assert IGNORED_PROVIDER_KEYS[key] in message
+    if key in PROVIDER_KINDS[kind].class_trait_names(config=True):
+        assert IGNORED_PROVIDER_KEYS[key] in message
+    else:
+        # a trait of a newer JupyterHub (auth_refresh_strict: 6.1): unknown here
+        assert "unknown key" in message
 
 
 @pytest.mark.parametrize("key", sorted(IGNORED_CILOGON_IDP_KEYS))
