@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hubext.culler.app import Culler
-from hubext.culler.client import HubAPI
-
+from .culler_kit import fake_hub_culler, one_pass
 from .fakes.hub_api import FakeHubAPI
 
 TOKEN = "f" * 64
@@ -42,25 +39,7 @@ def hub():
 
 
 def make_culler(hub, **traits):
-    culler = Culler(
-        url=hub.url,
-        api_token=TOKEN,
-        idle_timeout=3600,
-        log=logging.getLogger("hubext.culler.test"),
-        **traits,
-    )
-    culler.policies = {}
-    culler.default = culler.default_policy()
-    culler.now = lambda: NOW
-    return culler
-
-
-async def one_pass(culler, **api_kwargs):
-    api = HubAPI(culler.url, culler.api_token, **api_kwargs)
-    try:
-        return await culler.cull_pass(api)
-    finally:
-        api.close()
+    return fake_hub_culler(hub.url, TOKEN, NOW, **traits)
 
 
 async def test_a_normal_pass(hub):

@@ -20,6 +20,7 @@ from hubext.culler import CULLER_SCOPES, CULLER_USER_SCOPES
 from hubext.culler.app import Culler
 from hubext.culler.client import HubAPI
 
+from .culler_kit import one_pass
 from .harness import running_hub
 
 pytestmark = pytest.mark.e2e
@@ -85,14 +86,6 @@ def culler_for(hub, minutes_ahead: float, **traits) -> Culler:
     return culler
 
 
-async def run_pass(culler):
-    api = HubAPI(culler.url, culler.api_token)
-    try:
-        return await culler.cull_pass(api)
-    finally:
-        api.close()
-
-
 async def test_policies_come_from_the_hubs_own_configuration(hub):
     culler = culler_for(hub, 0)
     assert culler.policies == {
@@ -105,7 +98,7 @@ async def test_dry_run_culls_nothing(hub, caplog):
     start_servers(hub, ["alice", "bob", "cy"])
     culler = culler_for(hub, 24 * 60, dry_run=True)
     with caplog.at_level(logging.INFO):
-        result = await run_pass(culler)
+        result = await one_pass(culler)
     assert {a.user for a in result.culled} == {"alice", "bob", "cy"}
     assert all(running(hub, n) for n in ("alice", "bob", "cy"))
     assert "would cull bob" in caplog.text
@@ -115,20 +108,20 @@ async def test_per_community_policy_with_time_travel(hub):
     start_servers(hub, ["alice", "bob", "cy"])
     # 20 minutes on: only astro-101's 10-minute policy applies; cy is also in
     # ocean-lab, whose 2 hours are more generous.
-    result = await run_pass(culler_for(hub, 20))
+    result = await one_pass(culler_for(hub, 20))
     assert [a.user for a in result.culled] == ["bob"]
     assert result.errors == []
     assert not running(hub, "bob")
     assert running(hub, "alice") and running(hub, "cy")
     # 3 hours on: ocean-lab's 2 hours are over too.
-    result = await run_pass(culler_for(hub, 180))
+    result = await one_pass(culler_for(hub, 180))
     assert sorted(a.user for a in result.culled) == ["alice", "cy"]
     assert not running(hub, "alice") and not running(hub, "cy")
 
 
 async def test_stops_overlap_up_to_the_concurrency(hub):
     start_servers(hub, ["alice", "bob", "cy"])
-    result = await run_pass(culler_for(hub, 24 * 60, concurrency=3))
+    result = await one_pass(culler_for(hub, 24 * 60, concurrency=3))
     assert len(result.culled) + len(result.stopping) == 3
     assert result.peak_concurrent_stops == 3
     for name in ("alice", "bob", "cy"):
@@ -138,12 +131,12 @@ async def test_stops_overlap_up_to_the_concurrency(hub):
 async def test_token_never_in_output_of_failing_passes(hub, caplog, capsys):
     culler = culler_for(hub, 60, url="http://127.0.0.1:1/hub/api")  # nothing listens
     with caplog.at_level(logging.DEBUG):
-        result = await run_pass(culler)
+        result = await one_pass(culler)
     assert result.errors and "HTTP 599" in result.errors[0]
     bad = culler_for(hub, 60)
     bad.api_token = "0" * 64  # refused by the hub: 403
     with caplog.at_level(logging.DEBUG):
-        result = await run_pass(bad)
+        result = await one_pass(bad)
     assert result.errors and "HTTP 403" in result.errors[0]
     output = caplog.text + "".join(capsys.readouterr())
     assert CULLER_TOKEN not in output and "0" * 64 not in output
@@ -229,14 +222,14 @@ async def test_cull_users_deletes_only_inactive_users_with_no_server(hub, caplog
         hub, days_100, api_token=USERS_TOKEN, cull_users=True, dry_run=True
     )
     with caplog.at_level(logging.INFO):
-        result = await run_pass(dry)
+        result = await one_pass(dry)
     assert [u.user for u in result.users_deleted] == ["eve"]
     assert "would delete user eve" in caplog.text
     assert exists(hub, "eve") and running(hub, "bob")  # dry run: nothing done
 
     culler = culler_for(hub, days_100, api_token=USERS_TOKEN, cull_users=True)
     with caplog.at_level(logging.INFO):
-        result = await run_pass(culler)
+        result = await one_pass(culler)
     assert result.errors == []
     assert [u.user for u in result.users_deleted] == ["eve"]
     assert "deleted user eve (inactive" in caplog.text

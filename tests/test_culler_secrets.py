@@ -24,6 +24,7 @@ from hubext.culler.app import Culler, RedactFilter
 from hubext.culler.client import HubAPI
 from hubext.culler.redact import scrub
 
+from .culler_kit import fake_hub_culler, one_pass
 from .fakes.hub_api import FakeHubAPI, HeaderRecorder, echo_headers
 
 TOKEN = "1f1e7227bdd194164430b94654e7c5f453438c105361bb65588cffe64f820798"
@@ -70,25 +71,7 @@ def hub():
 
 
 def make_culler(hub, **traits) -> Culler:
-    culler = Culler(
-        url=hub.url,
-        api_token=TOKEN,
-        idle_timeout=3600,
-        log=logging.getLogger("hubext.culler.test"),
-        **traits,
-    )
-    culler.policies = {}
-    culler.default = culler.default_policy()
-    culler.now = lambda: NOW
-    return culler
-
-
-async def one_pass(culler):
-    api = HubAPI(culler.url, culler.api_token)
-    try:
-        return await culler.cull_pass(api)
-    finally:
-        api.close()
+    return fake_hub_culler(hub.url, TOKEN, NOW, **traits)
 
 
 # -- the scrubbing function ------------------------------------------------------------

@@ -17,9 +17,9 @@ from traitlets.config import Config
 
 from hubext.culler import CULLER_SCOPES, register
 from hubext.culler.app import Culler
-from hubext.culler.client import HubAPI
 from hubext.culler.storage import storage_check
 
+from .culler_kit import fake_hub_culler, one_pass
 from .fakes.hub_api import FakeHubAPI
 
 TOKEN = "e" * 64
@@ -62,26 +62,10 @@ def hub():
 
 def make_culler(hub, **traits):
     traits.setdefault("cull_users", True)
-    culler = Culler(
-        url=hub.url,
-        api_token=TOKEN,
-        idle_timeout=3600,
-        log=logging.getLogger("hubext.culler.test"),
-        **traits,
-    )
     # "lab" members are kept for a year
-    culler.policies = {"lab": {"cull_users_after": 365 * DAY}}
-    culler.default = culler.default_policy()
-    culler.now = lambda: NOW
-    return culler
-
-
-async def one_pass(culler):
-    api = HubAPI(culler.url, culler.api_token)
-    try:
-        return await culler.cull_pass(api)
-    finally:
-        api.close()
+    return fake_hub_culler(
+        hub.url, TOKEN, NOW, policies={"lab": {"cull_users_after": 365 * DAY}}, **traits
+    )
 
 
 async def test_deletes_only_inactive_users_with_no_server(hub, caplog):

@@ -1,0 +1,39 @@
+"""What the culler tests share: a culler with a fixed clock, and one pass of it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from hubext.culler.app import Culler
+from hubext.culler.client import HubAPI
+
+
+def fake_hub_culler(
+    url: str, token: str, now: datetime, policies=None, **traits
+) -> Culler:
+    """A culler of the hub at ``url`` whose clock stands at ``now``.
+
+    ``policies`` are the communities' policies (none by default): the
+    culler's own, without reading a hub configuration.
+    """
+    culler = Culler(
+        url=url,
+        api_token=token,
+        idle_timeout=traits.pop("idle_timeout", 3600),
+        log=logging.getLogger("hubext.culler.test"),
+        **traits,
+    )
+    culler.policies = policies or {}
+    culler.default = culler.default_policy()
+    culler.now = lambda: now
+    return culler
+
+
+async def one_pass(culler: Culler, **api_kwargs):
+    """One culling pass with a fresh API client, closed afterwards."""
+    api = HubAPI(culler.url, culler.api_token, **api_kwargs)
+    try:
+        return await culler.cull_pass(api)
+    finally:
+        api.close()
