@@ -456,10 +456,7 @@ class CommunityAuthenticator(Authenticator):
                 "the account's recorded identity cannot be decrypted",
                 model["name"],
             )
-        new = Binding(
-            provider.provider_name, model["auth_state"][AUTH_STATE_KEY]["subject"]
-        )
-        conflict = binding_conflict(stored_binding(stored), new)
+        conflict = binding_conflict(stored_binding(stored), _binding_of(model))
         if conflict:
             raise self._refuse(
                 provider,
@@ -549,11 +546,8 @@ class CommunityAuthenticator(Authenticator):
             model = self._finish_auth_model(provider, refreshed)
         except web.HTTPError:
             return False
-        new = Binding(
-            provider.provider_name, model["auth_state"][AUTH_STATE_KEY]["subject"]
-        )
         if model["name"] != user.name or binding_conflict(
-            stored_binding(auth_state), new
+            stored_binding(auth_state), _binding_of(model)
         ):
             self.log.warning(
                 "hubext: refreshing %s: the provider now answers for another "
@@ -634,6 +628,12 @@ def check_settings(cls, config) -> None:
         with errors.check():
             check_required_setting(name, value)
     errors.raise_errors()
+
+
+def _binding_of(model: dict) -> Binding:
+    """The identity a finished auth model signs in as (see _finish_auth_model)."""
+    state = model["auth_state"][AUTH_STATE_KEY]
+    return Binding(state["provider"], state["subject"])
 
 
 def _log_failed_stop(future: asyncio.Future) -> None:

@@ -56,8 +56,13 @@ class RefusedHandler(BaseHandler):
         message = refusal.get("message")
         if not isinstance(message, str):
             message = self.authenticator.custom_403_message
-        login = url_path_join(self.hub.base_url, "logout")
-        self.extra_error_html = f'<a class="btn btn-jupyter" href="{login}">Sign in with another account</a>'
+        # Through the sign-out, which also ends the provider's session when
+        # it can, so that the next sign-in can be another account.
+        logout = url_path_join(self.hub.base_url, "logout")
+        self.extra_error_html = (
+            f'<a class="btn btn-jupyter" href="{logout}">'
+            "Sign in with another account</a>"
+        )
         raise web.HTTPError(403, "%s", message, reason="Forbidden")
 
 
