@@ -38,7 +38,7 @@ from .providers import PROVIDER_KINDS, ProviderUnavailable
 from .providers.base import transient_failures
 from .providers.config import PROVIDERS_PATH, parse_providers
 from .reconcile import reconcile_user_at_startup, remove_stale_groups
-from .roles import community_admin_role, community_admin_role_name
+from .roles import community_admin_role_name, community_admin_roles
 from .startup import check_authenticator_config, config_errors_stop_the_hub
 
 _SECRET_WORDS = ("secret", "token", "password", "key")
@@ -309,10 +309,9 @@ class CommunityAuthenticator(Authenticator):
     # -- roles ----------------------------------------------------------------
 
     async def load_managed_roles(self):
-        return [
-            community_admin_role(c, access_servers=self.community_admins_access_servers)
-            for c in self.communities
-        ]
+        return community_admin_roles(
+            self.communities, access_servers=self.community_admins_access_servers
+        )
 
     def _roles_for(self, admin: bool, admin_of) -> list[dict]:
         # sync_roles() replaces all of a user's roles: keep the default ones.
