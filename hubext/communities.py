@@ -46,6 +46,7 @@ from .shared_data import (
     parse_shared_data,
 )
 from .slugs import community_slug_problem
+from .usage.prices import parse_usage
 
 ROOT_PATH = KeyPath("Communities.communities")
 
@@ -86,6 +87,7 @@ COMMUNITY_KEYS: dict[str, KeyValidator] = {
     "culling": parse_culling,
     "shared_data": parse_shared_data,
     "environment": parse_environment,
+    "usage": parse_usage,
 }
 
 

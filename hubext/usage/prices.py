@@ -6,9 +6,9 @@ missing unit costs nothing::
     {"cpu_hour": 0.05, "gib_hour": 0.01, "gpu_hour": 1.2, "server_hour": 0}
 
 ``hubext usage report --prices FILE`` reads ``{community slug: prices}`` (the
-hub-wide account is ``_hub``) from a YAML or JSON file. The same
-:func:`parse_unit_prices` is meant to validate a community's
-``usage: {prices: ...}`` key in ``c.Communities.communities``.
+hub-wide account is ``_hub``) from a YAML or JSON file; a community's
+``usage: {prices: ...}`` key in ``c.Communities.communities`` is validated by
+:func:`parse_usage` with the same rules.
 """
 
 from __future__ import annotations
@@ -59,6 +59,21 @@ def parse_unit_prices(value: Any, path: KeyPath) -> UnitPrices:
                     )
                 prices[unit] = float(price)
     return UnitPrices(**prices)
+
+
+def parse_usage(value: Any, path: KeyPath, slug: str = "") -> dict:
+    """A community's ``usage`` key: ``{"prices": {unit: price}}``.
+
+    Returns ``{"prices": UnitPrices}`` (no prices: every unit costs 0).
+    """
+    expect_mapping(value, path)
+    check_keys(value, path, ("prices",))
+    prices = value.get("prices")
+    return {
+        "prices": UnitPrices()
+        if prices is None
+        else parse_unit_prices(prices, path.attr("prices"))
+    }
 
 
 def parse_price_table(value: Any, path: KeyPath) -> dict[str, UnitPrices]:
