@@ -39,6 +39,7 @@ from .providers.base import transient_failures
 from .providers.config import PROVIDERS_PATH, parse_providers
 from .reconcile import reconcile_user_at_startup, remove_stale_groups
 from .roles import community_admin_role_name, community_admin_roles
+from .service_data import hand_to_hub_services
 from .startup import check_authenticator_config, config_errors_stop_the_hub
 
 _SECRET_WORDS = ("secret", "token", "password", "key")
@@ -216,6 +217,8 @@ class CommunityAuthenticator(Authenticator):
             self.communities = Communities(parent=self)
             self._check_settings()
             self._providers = self._make_providers(parse_providers(self.providers))
+            # Validated: hand the services their data (JupyterHub starts them later).
+            hand_to_hub_services(kwargs.get("parent"), self.communities.communities)
         self._stale_groups_removed = False
         if not self._providers:
             self.log.warning(

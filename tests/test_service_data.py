@@ -1,0 +1,202 @@
+"""The communities handed to hubext's services as data (hubext.service_data)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pytest
+
+from hubext._validation import ConfigError
+from hubext.communities import parse_communities
+from hubext.service_data import (
+    COMMUNITIES_ENV,
+    MAX_PAYLOAD_BYTES,
+    SERVICE_ENV,
+    SERVICE_KEYS,
+    communities_payload,
+    hand_to_services,
+    read_communities,
+    read_spawner,
+    spawner_settings,
+)
+
+RAW = {
+    "ocean-lab": {
+        "display_name": "Ocean Modelling Lab",
+        "culling": {"idle_timeout": 1800},
+        "members": [{"provider": "demo", "group": "ocean-lab"}],
+        "admins": [{"provider": "demo", "group": "ocean-lab-admins"}],
+        "environment": {"SCRATCH_BUCKET": "s3://x"},
+        "usage": {"prices": {"cpu_hour": 0.05}},
+    },
+    "astro-101": None,
+    "bio": {"culling": {"max_age": 7200, "cull_named_servers": False}},
+}
+
+
+def test_payload_has_service_keys_only_in_registry_order():
+    parse_communities(RAW)  # the sample is a valid configuration
+    data = json.loads(communities_payload(RAW, {"class": "x.Y"}))
+    assert list(data["communities"]) == ["ocean-lab", "astro-101", "bio"]
+    assert data["communities"]["ocean-lab"] == {
+        "display_name": "Ocean Modelling Lab",
+        "culling": {"idle_timeout": 1800},
+        "usage": {"prices": {"cpu_hour": 0.05}},
+    }
+    assert data["communities"]["astro-101"] == {}
+    assert data["spawner"] == {"class": "x.Y"}
+    assert SERVICE_KEYS == ("display_name", "culling", "usage")
+
+
+def test_round_trip_parses_with_the_hubs_parser():
+    services = [
+        {"name": "plain", "command": ["x"]},
+        {"name": "culler", "environment": {SERVICE_ENV: "culler", "A": "1"}},
+    ]
+    original_env = services[1]["environment"]
+    hand_to_services(services, RAW, {"class": "x.Y", "delete_pvc": False})
+    assert "environment" not in services[0]
+    env = services[1]["environment"]
+    assert env["A"] == "1" and env[SERVICE_ENV] == "culler"
+    assert COMMUNITIES_ENV not in original_env  # the configured dict is not changed
+    communities = read_communities(env)
+    assert list(communities) == ["ocean-lab", "astro-101", "bio"]
+    assert communities["ocean-lab"].display_name == "Ocean Modelling Lab"
+    assert communities["ocean-lab"].get("culling") == {"idle_timeout": 1800}
+    assert communities["ocean-lab"].get("members") is None
+    assert communities["bio"].get("culling") == {
+        "max_age": 7200,
+        "cull_named_servers": False,
+    }
+    assert read_spawner(env) == {"class": "x.Y", "delete_pvc": False}
+
+
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        pytest.param({}, "registered with hubext's register()", id="missing"),
+        pytest.param({COMMUNITIES_ENV: "{"}, "not valid JSON", id="not-json"),
+        pytest.param({COMMUNITIES_ENV: "[]"}, "", id="not-a-mapping"),
+        pytest.param(
+            {COMMUNITIES_ENV: json.dumps({"communities": {"Bad Slug": {}}})},
+            "['Bad Slug']",
+            id="bad-slug",
+        ),
+        pytest.param(
+            {
+                COMMUNITIES_ENV: json.dumps(
+                    {"communities": {"a": {"culling": {"idle_timeout": 5}}}}
+                )
+            },
+            "['a'].culling.idle_timeout: must be at least 60",
+            id="bad-policy",
+        ),
+    ],
+)
+def test_read_communities_errors_name_the_variable(environ, message):
+    with pytest.raises(ConfigError) as e:
+        read_communities(environ)
+    assert str(e.value).startswith(f"${COMMUNITIES_ENV}")
+    assert message in str(e.value)
+
+
+def test_read_communities_missing_names_the_authenticator():
+    with pytest.raises(ConfigError, match="CommunityAuthenticator"):
+        read_communities({})
+
+
+def test_too_large_payload_is_refused_naming_the_service():
+    huge = {
+        f"c{i}": {"display_name": "x" * 190}
+        for i in range(MAX_PAYLOAD_BYTES // 190 + 10)
+    }
+    services = [{"name": "a"}, {"name": "usage", "environment": {SERVICE_ENV: "u"}}]
+    with pytest.raises(ConfigError) as e:
+        hand_to_services(services, huge)
+    assert e.value.path == "JupyterHub.services[1].environment"
+    assert "'usage'" in str(e.value)
+    assert COMMUNITIES_ENV not in services[1]["environment"]
+
+
+def test_spawner_settings_resolve_delete_pvc_by_class_hierarchy():
+    from kubespawner import KubeSpawner
+    from traitlets.config import Config
+
+    class SiteSpawner(KubeSpawner):
+        pass
+
+    assert spawner_settings(KubeSpawner, Config()) == {
+        "class": "kubespawner.spawner.KubeSpawner",
+        "delete_pvc": True,
+    }
+    config = Config({"KubeSpawner": {"delete_pvc": False}})
+    settings = spawner_settings(SiteSpawner, config)
+    assert settings["delete_pvc"] is False
+    assert settings["class"].endswith(".SiteSpawner")
+    from jupyterhub.spawner import LocalProcessSpawner
+
+    assert spawner_settings(LocalProcessSpawner, Config()) == {
+        "class": "jupyterhub.spawner.LocalProcessSpawner"
+    }
+
+
+# -- a real hub -----------------------------------------------------------------------
+
+PROBE = """
+import json, os, sys, time
+with open(sys.argv[1] + ".tmp", "w") as f:
+    json.dump(dict(os.environ), f)
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(3600)
+"""
+
+
+def _wait_for(path, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never written"
+        time.sleep(0.1)
+    return json.loads(path.read_text())
+
+
+def test_a_registered_service_gets_the_communities_and_no_hub_secret(
+    start_hub, tmp_path
+):
+    marked, plain = tmp_path / "marked.json", tmp_path / "plain.json"
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    hub = start_hub(
+        f"""
+        c.JupyterHub.services.append({{
+            "name": "probe-marked",
+            "command": [{sys.executable!r}, {str(probe)!r}, {str(marked)!r}],
+            "environment": {{{SERVICE_ENV!r}: "probe"}},
+        }})
+        c.JupyterHub.services.append({{
+            "name": "probe-plain",
+            "command": [{sys.executable!r}, {str(probe)!r}, {str(plain)!r}],
+        }})
+        """
+    )
+    env = _wait_for(marked)
+    plain_env = _wait_for(plain)
+    assert COMMUNITIES_ENV not in plain_env
+    communities = read_communities(env)
+    assert list(communities) == ["ocean-lab", "astro-101"]
+    assert communities["astro-101"].get("culling") == {
+        "idle_timeout": 300,
+        "max_age": 8 * 3600,
+    }
+    payload = json.loads(env[COMMUNITIES_ENV])
+    for definition in payload["communities"].values():
+        assert set(definition) <= set(SERVICE_KEYS)
+    assert read_spawner(env)["class"].endswith("Spawner")
+    # None of the hub's secrets, nor its environment.
+    secrets = [hub.env.client_secret, hub.env.crypt_key]
+    for name, value in env.items():
+        for secret in secrets:
+            assert secret not in value, name
+    assert "JUPYTERHUB_CRYPT_KEY" not in env
+    assert "HUBEXT_DEMO_CLIENT_SECRET" not in env
