@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from traitlets import Bool, Float, Integer, TraitError, Unicode, validate
+from traitlets import Bool, Float, Integer, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .ledger import Ledger
@@ -92,6 +92,62 @@ class UsageLedger(Configurable):
         Example::
 
             c.UsageLedger.retry_max = 30
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    user_group_info_metric = Bool(
+        False,
+        config=True,
+        help="""
+        Serve ``jupyterhub_user_group_info`` on the hub's ``/hub/metrics``.
+
+        The gauge of 2i2c's jupyterhub-groups-exporter (same name, labels and
+        values), read from the hub's database at each scrape, so that
+        dashboards joining on it (the Grafana "User Group Diagnostics"
+        dashboard) work without that exporter. It has one series per user
+        and group (plus ``multiple`` and ``none``), so it is off by default:
+        turn it on in place of the exporter, not beside it (the series would
+        be stored twice). hubext's own usage counters
+        (``hubext_usage_*``) need no join and are always served.
+
+        Example::
+
+            c.UsageLedger.user_group_info_metric = True
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    gpu_resources = List(
+        Unicode(),
+        default_value=["nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915"],
+        config=True,
+        help="""
+        Kubernetes extended resources counted as GPUs: a server's GPUs are
+        the sum of its ``extra_resource_limits`` for these names.
+
+        Example::
+
+            c.UsageLedger.gpu_resources = ["nvidia.com/gpu", "nvidia.com/mig-1g.5gb"]
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    culler_services = List(
+        Unicode(),
+        default_value=["hubext-culler", "idle-culler", "cull-idle"],
+        config=True,
+        help="""
+        Names of the hub services whose stops are recorded as ``culled``
+        (hubext's culler, and zero-to-jupyterhub's jupyterhub-idle-culler).
+        Stops by any other service are recorded as ``stopped_by_admin``.
+
+        Example::
+
+            c.UsageLedger.culler_services = ["hubext-culler", "my-culler"]
 
         .. versionadded:: 0.1
         """,
