@@ -293,3 +293,141 @@ def test_user_group_info_from_a_hub_database(registry):
         if s.name == "jupyterhub_user_group_info"
     ]
     assert after == [("astro-101", "Ada.Lovelace@x")]
+
+
+# -- a real hub --------------------------------------------------------------
+
+# Scaffolding until the spawners' usage hooks (hubext/spawners/usage.py) call
+# the metrics: the hub's start-up (the authenticator is made then) creates
+# them, a spawner subclass counts its sessions.
+HUB_CONFIG = """
+import uuid
+from hubext.authenticator import CommunityAuthenticator
+from hubext.spawners.local import LocalCommunitySpawner
+from hubext.usage import Resources, UsageLedger
+from hubext.usage.metrics import hub_usage_metrics
+
+class MeteredAuthenticator(CommunityAuthenticator):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        app = kwargs["parent"]
+        hub_usage_metrics(
+            self.communities.registry,
+            db=app.db,
+            user_group_info=UsageLedger(parent=app).user_group_info_metric,
+            log=self.log,
+        )
+
+class MeteredSpawner(LocalCommunitySpawner):
+    _metrics_key = None
+
+    async def start(self):
+        result = await super().start()
+        self._metrics_key = str(uuid.uuid4())
+        hub_usage_metrics(()).session_started(
+            self._metrics_key,
+            (self.user_options or {}).get("community"),
+            Resources(cpu_request=self.cpu_guarantee, mem_request=self.mem_guarantee),
+        )
+        return result
+
+    async def stop(self, now=False):
+        try:
+            return await super().stop(now=now)
+        finally:
+            hub_usage_metrics(()).session_ended(self._metrics_key)
+
+c.JupyterHub.authenticator_class = MeteredAuthenticator
+c.JupyterHub.spawner_class = MeteredSpawner
+c.UsageLedger.user_group_info_metric = True
+c.JupyterHub.load_roles.append(
+    {"name": "metrics-reader", "scopes": ["read:metrics"], "services": ["hubext-test"]}
+)
+"""
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    from .harness import running_hub
+
+    with running_hub(tmp_path_factory, "usage-metrics", HUB_CONFIG) as hub:
+        yield hub
+
+
+def scrape(hub) -> dict[str, dict[tuple, float]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = hub.api.session.get(f"{hub.url}/hub/metrics", timeout=30)
+    r.raise_for_status()
+    found: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(r.text):
+        for s in family.samples:
+            found.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return found
+
+
+def test_the_hubs_metrics_show_usage_per_community_and_user_groups(hub):
+    import requests
+
+    from hubext.communities import Communities
+
+    from .hubclient import wait_until
+
+    # JupyterHub's own rule applies: a token with read:metrics
+    assert requests.get(f"{hub.url}/hub/metrics", timeout=30).status_code == 403
+    communities = sorted(Communities(config=_demo_config()).registry)
+    assert len(communities) >= 2
+
+    before = scrape(hub)
+    for community in [*communities, HUB_ACCOUNT]:
+        assert (
+            before["hubext_usage_server_seconds_total"][(("community", community),)]
+            == 0
+        )
+        assert before["hubext_usage_running_servers"][(("community", community),)] == 0
+        for resource in ("cpu", "memory", "gpu"):
+            key = (("community", community), ("resource", resource))
+            assert before["hubext_usage_resource_seconds_total"][key] == 0
+
+    for account in ("alice", "carol"):
+        hub.signed_in(account)
+    # a user of no group (an account made by an admin)
+    assert hub.api.request("POST", "/users/dave").status_code == 201
+    groups = {
+        (dict(labels)["username"], dict(labels)["usergroup"])
+        for labels in scrape(hub)["jupyterhub_user_group_info"]
+    }
+    assert groups == {
+        ("alice", "ocean-lab"),
+        ("carol", "ocean-lab"),
+        ("carol", "astro-101"),
+        ("carol", "multiple"),
+        ("dave", "none"),
+    }
+
+    r = hub.api.request("POST", "/users/carol/server", json={})
+    assert r.status_code in (201, 202), r.text
+    server = hub.api.wait_for_server("carol")
+    charged = server["user_options"].get("community", HUB_ACCOUNT)
+    running = (("community", charged),)
+    assert scrape(hub)["hubext_usage_running_servers"][running] == 1
+    r = hub.api.request("DELETE", "/users/carol/server")
+    assert r.status_code in (202, 204), r.text
+    hub.api.wait_for_server("carol", ready=False)
+    assert wait_until(lambda: scrape(hub)["hubext_usage_running_servers"][running] == 0)
+    after = scrape(hub)
+    assert after["hubext_usage_server_seconds_total"][running] > 0
+    others = [c for c in [*communities, HUB_ACCOUNT] if c != charged]
+    for community in others:
+        assert (
+            after["hubext_usage_server_seconds_total"][(("community", community),)] == 0
+        )
+
+
+def _demo_config():
+    """The demo's configuration, as the hub loads it."""
+    from traitlets.config import PyFileConfigLoader
+
+    from demo.services import DEMO_CONFIG
+
+    return PyFileConfigLoader(str(DEMO_CONFIG)).load_config()
