@@ -19,6 +19,7 @@ The hub's authenticator (entry point ``hubext``). It
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import html
 import logging
 import re
@@ -41,6 +42,8 @@ from .reconcile import reconcile_user_at_startup, remove_stale_groups
 from .roles import community_admin_role_name, community_admin_roles
 from .service_data import hand_to_hub_services
 from .startup import check_authenticator_config, config_errors_stop_the_hub
+from .usage.model import EndReason
+from .usage.model import stop_reason as usage_stop_reason
 
 _SECRET_WORDS = ("secret", "token", "password", "key")
 _BAD_USERNAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -588,8 +591,11 @@ class CommunityAuthenticator(Authenticator):
                 # Not awaited: the request that triggered the refresh may come
                 # from that very server.
                 stop = handler.stop_single_user if handler is not None else None
-                future = asyncio.ensure_future(
-                    stop(user, name) if stop else user.stop(name)
+                # the usage ledger records these stops as the hub's, not the user's
+                context = contextvars.copy_context()
+                context.run(usage_stop_reason.set, EndReason.STOPPED_BY_ADMIN)
+                future = asyncio.get_running_loop().create_task(
+                    stop(user, name) if stop else user.stop(name), context=context
                 )
                 future.add_done_callback(_log_failed_stop)
 

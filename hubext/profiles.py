@@ -43,6 +43,9 @@ from .communities import ROOT_PATH as COMMUNITIES_PATH
 #: What the form's select sends when the free-text choice is picked.
 UNLISTED = "unlisted-choice"
 UNLISTED_SUFFIX = "--unlisted-choice"
+#: The ``user_options`` key naming the community a server is charged to; a
+#: profile option may not take this name.
+COMMUNITY_OPTION = "community"
 MAX_UNLISTED_LENGTH = 1000
 
 _OPTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -165,6 +168,12 @@ def _check_option(name: Any, option: Any, opath: KeyPath, errors: ErrorCollector
         or UNLISTED_SUFFIX in name
     ):
         raise ConfigError(opath, "option names are letters, digits, '_', '.' and '-'")
+    if name == COMMUNITY_OPTION:
+        raise ConfigError(
+            opath,
+            f"{COMMUNITY_OPTION!r} is reserved: it names the community a server "
+            "is charged to; give the option another name",
+        )
     expect_mapping(option, opath)
     with errors.check():
         _check_keys_loosely(option, _OPTION_KEYS, opath)
@@ -527,3 +536,83 @@ def _check_unlisted(name, label, option, text, full_option) -> str:
         message = unlisted.get("validation_message") or f"must match {regex}"
         raise OptionsError(400, f"The value for {show(label)} is not valid: {message}")
     return text
+
+
+# -- the community charged -----------------------------------------------------------
+
+
+def chosen_entries(profile: Mapping, user_options: Mapping) -> list[Mapping]:
+    """The profile and the choice or unlisted choice of each option chosen.
+
+    ``user_options`` are explicit (see :func:`validate_user_options`).
+    """
+    entries = [profile]
+    for name, option in (profile.get("profile_options") or {}).items():
+        if name + UNLISTED_SUFFIX in user_options:
+            entries.append(option.get("unlisted_choice") or {})
+        elif name in user_options:
+            entries.append((option.get("choices") or {})[user_options[name]])
+    return entries
+
+
+def _grants(entry: Mapping, community: str) -> bool:
+    return "allowed_groups" not in entry or community.casefold() in {
+        str(g).casefold() for g in entry["allowed_groups"]
+    }
+
+
+def charge_candidates(
+    profile: Mapping | None, user_options: Mapping, member_of: Iterable[str]
+) -> list[str]:
+    """The communities a server may be charged to, first the default.
+
+    ``profile`` is the chosen profile as configured (with its
+    ``allowed_groups``; None when the spawner has no profiles),
+    ``user_options`` explicit, ``member_of`` the user's communities in
+    registry order. A community qualifies when it grants the profile and
+    every choice made; when no single community grants them all (a profile
+    of one community with a choice of another), each community granting the
+    profile does. Empty: no community of the user grants the profile (a hub
+    admin using any profile), so the hub-wide account is charged.
+    """
+    member_of = list(member_of)
+    if profile is None:
+        return member_of
+    entries = chosen_entries(profile, user_options)
+    every = [c for c in member_of if all(_grants(e, c) for e in entries)]
+    return every or [c for c in member_of if _grants(profile, c)]
+
+
+def choose_charged(
+    candidates: list[str],
+    requested: Any,
+    member_of: Iterable[str],
+    known: Iterable[str],
+) -> str | None:
+    """The community charged: ``requested`` (checked) or the first candidate.
+
+    Returns None for the hub-wide account (no candidate). Raises
+    :class:`OptionsError` 400 for a value that is not a community, 403 for a
+    community the user is not in or that does not offer what was chosen.
+    """
+    if requested is None or requested == "":
+        return candidates[0] if candidates else None
+    if not isinstance(requested, str):
+        raise OptionsError(
+            400,
+            f"{show(COMMUNITY_OPTION)} must be a string, not {type(requested).__name__}.",
+        )
+    if requested not in set(known):
+        raise OptionsError(400, f"There is no community {show(requested)}.")
+    if requested not in set(member_of):
+        raise OptionsError(
+            403, f"You are not a member of the community {show(requested)}."
+        )
+    if requested not in candidates:
+        offered = ", ".join(candidates) or "none of your communities"
+        raise OptionsError(
+            403,
+            f"The community {show(requested)} does not offer these server options, "
+            f"so the server cannot be charged to it. Choose one of: {offered}.",
+        )
+    return requested

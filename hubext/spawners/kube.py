@@ -28,16 +28,19 @@ from traitlets.config import Config
 from .._validation import ConfigError, KeyPath
 from ..communities import ROOT_PATH, Communities
 from ..kube_volumes import pod_storage, prepare_container
-from ..profiles import UNLISTED_SUFFIX, check_default_profiles, check_profile_list
+from ..profiles import check_default_profiles, check_profile_list, chosen_entries
 from ..shared_data import Source, check_apart_from_homes, folder_paths, parse_source
 from ..startup import configured_value
 from .options import CommunityOptionsMixin
 from .shared import SharedDataMixin
+from .usage import UsageRecordingMixin
 
 PROFILE_LIST_PATH = KeyPath("KubeSpawner.profile_list")
 
 
-class CommunityKubeSpawner(SharedDataMixin, CommunityOptionsMixin, KubeSpawner):
+class CommunityKubeSpawner(
+    UsageRecordingMixin, SharedDataMixin, CommunityOptionsMixin, KubeSpawner
+):
     """KubeSpawner whose profiles, shared folders and homes follow the user's communities."""
 
     @classmethod
@@ -156,10 +159,18 @@ class CommunityKubeSpawner(SharedDataMixin, CommunityOptionsMixin, KubeSpawner):
             home_mount_path=self.home_mount_path,
         )
 
+    #: KubeSpawner applies the overrides in load_user_options(), inside start()
+    usage_begins_in_start = False
+
     async def load_user_options(self):
         # The profile's overrides first (they may set volumes too), then the
         # user's storage merged in: dict-form, keyed by volume name.
         await super().load_user_options()
+        self._add_storage()
+        # the resources are final: the session begins (before the pod exists)
+        self.begin_usage_session()
+
+    def _add_storage(self) -> None:
         storage = self.pod_storage()
         if not storage.volumes:
             return
@@ -202,7 +213,7 @@ class CommunityKubeSpawner(SharedDataMixin, CommunityOptionsMixin, KubeSpawner):
         self, profile: dict, user_options: dict, visible: list
     ) -> None:
         """Give KubeSpawner the user's own list, with override callables resolved."""
-        for entry in _chosen_entries(profile, user_options):
+        for entry in chosen_entries(profile, user_options):
             override = entry.get("kubespawner_override") or {}
             for key, value in list(override.items()):
                 if callable(value):
@@ -226,13 +237,3 @@ def _keyed(value) -> dict:
 def _home_source(value, key: str) -> Source | None:
     """The parsed ``home_storage`` (None when empty); ConfigError naming ``key``."""
     return parse_source(value, KeyPath(key)) if value else None
-
-
-def _chosen_entries(profile: dict, user_options: dict) -> list[dict]:
-    entries = [profile]
-    for name, option in (profile.get("profile_options") or {}).items():
-        if name + UNLISTED_SUFFIX in user_options:
-            entries.append(option.get("unlisted_choice") or {})
-        elif name in user_options:
-            entries.append(option["choices"][user_options[name]])
-    return entries

@@ -34,6 +34,7 @@ from ..startup import configured_value
 from . import local_shared, nofollow
 from .options import CommunityOptionsMixin
 from .shared import SharedDataMixin
+from .usage import UsageRecordingMixin
 
 PROFILE_LIST_PATH = KeyPath("LocalCommunitySpawner.profile_list")
 
@@ -83,7 +84,7 @@ def system_homes() -> dict[str, str]:
 
 
 class LocalCommunitySpawner(
-    SharedDataMixin, CommunityOptionsMixin, LocalProcessSpawner
+    UsageRecordingMixin, SharedDataMixin, CommunityOptionsMixin, LocalProcessSpawner
 ):
     """Local single-user servers that know the hub's communities.
 

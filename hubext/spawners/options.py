@@ -29,9 +29,12 @@ from traitlets import Bool, HasTraits, Unicode, default
 from ..browser_pattern import browser_pattern
 from ..communities import Communities
 from ..profiles import (
+    COMMUNITY_OPTION,
     MAX_UNLISTED_LENGTH,
     UNLISTED_SUFFIX,
     OptionsError,
+    charge_candidates,
+    choose_charged,
     find_profile,
     initialize_profile_list,
     validate_user_options,
@@ -157,6 +160,22 @@ class CommunityOptionsMixin(HasTraits):
         """,
     )
 
+    charge_option_label = Unicode(
+        "Usage charged to",
+        config=True,
+        help="""
+        Label of the choice of community a server is charged to, shown on
+        the form for a profile that several of the user's communities offer
+        (see the usage ledger).
+
+        Example::
+
+            c.CommunityKubeSpawner.charge_option_label = "Charge to"
+
+        .. versionadded:: 0.1
+        """,
+    )
+
     @property
     def communities(self) -> Communities:
         """The hub's communities (validated when the hub started)."""
@@ -238,21 +257,63 @@ class CommunityOptionsMixin(HasTraits):
         )
 
     def _preselect(self, profiles) -> dict:
-        """Last options, if still valid for this user (else none)."""
+        """Last options, if still valid for this user (else none).
+
+        The community charged last time is kept only where the form offers
+        a choice of community.
+        """
+        last = dict(self.user_options or {})
+        profile = find_profile(profiles, last.get("profile"))
+        if COMMUNITY_OPTION not in ((profile or {}).get("profile_options") or {}):
+            last.pop(COMMUNITY_OPTION, None)
         try:
-            return validate_user_options(
-                profiles, profiles, dict(self.user_options or {})
-            )
+            return validate_user_options(profiles, profiles, last)
         except OptionsError:
             return {}
 
     async def community_options_form(self, spawner=None):
         if not await self.uses_profiles():
             return ""
-        profiles = await self.visible_profiles()
+        full = await self.full_profile_list()
+        profiles = await self.visible_profiles(full)
         if not profiles:
             raise self.no_profile_error()
-        return self.render_profiles_form(profiles)
+        return self.render_profiles_form(self.with_charge_choice(profiles, full))
+
+    def with_charge_choice(self, profiles: list[dict], full: list[dict]) -> list[dict]:
+        """``profiles`` with a "Charged to" option where several communities may pay.
+
+        For each profile that two or more of the user's communities grant,
+        an option named ``community`` (see
+        :data:`~hubext.profiles.COMMUNITY_OPTION`) lists them, in registry
+        order, the first as default; the form then sends it like any
+        other option, and it is validated like the REST API's.
+        """
+        member_of = self.member_communities()
+        shown = []
+        for profile in profiles:
+            configured = find_profile(full, profile["slug"]) or profile
+            candidates = charge_candidates(configured, {}, member_of)
+            if len(candidates) < 2:
+                shown.append(profile)
+                continue
+            choice = {
+                "display_name": self.charge_option_label,
+                "choices": {
+                    slug: {
+                        "display_name": self.communities[slug].display_name,
+                        "default": i == 0,
+                    }
+                    for i, slug in enumerate(candidates)
+                },
+                "unlisted_choice": {"enabled": False},
+            }
+            options = {
+                **(profile.get("profile_options") or {}),
+                COMMUNITY_OPTION: choice,
+            }
+            shown.append({**profile, "profile_options": options})
+        return shown
 
     @default("options_form")
     def _options_form_default(self):
@@ -288,8 +349,17 @@ class CommunityOptionsMixin(HasTraits):
         explicit, _ = await self._check_options(user_options)
         return explicit
 
+    def member_communities(self) -> list[str]:
+        """The user's communities, in registry order (the order of charging)."""
+        groups = {g.name for g in self.user.groups}
+        return [c.slug for c in self.communities if c.slug in groups]
+
     async def _check_options(self, user_options) -> tuple[dict, list[dict]]:
-        """``(explicit user_options, the user's visible profiles)``."""
+        """``(explicit user_options, the user's visible profiles)``.
+
+        The explicit options name the community charged (``community``)
+        unless the hub-wide account is.
+        """
         full = await self.full_profile_list()
         visible = await self.visible_profiles(full)
         _install_one_line_refusals(self.log)
@@ -302,12 +372,32 @@ class CommunityOptionsMixin(HasTraits):
             )
             raise error
         try:
-            return validate_user_options(full, visible, user_options), visible
+            rest = user_options
+            requested = None
+            if isinstance(user_options, dict):
+                rest = {k: v for k, v in user_options.items() if k != COMMUNITY_OPTION}
+                requested = user_options.get(COMMUNITY_OPTION)
+            explicit = validate_user_options(full, visible, rest)
+            charged = self._charged(
+                find_profile(full, explicit["profile"]), explicit, requested
+            )
         except OptionsError as e:
             self.log.warning(
                 "hubext: refusing server options for %s: %s", self._log_name, e.message
             )
             raise options_http_error(e) from None
+        if charged is not None:
+            explicit[COMMUNITY_OPTION] = charged
+        return explicit, visible
+
+    def _charged(self, profile, explicit: dict, requested) -> str | None:
+        member_of = self.member_communities()
+        return choose_charged(
+            charge_candidates(profile, explicit, member_of),
+            requested,
+            member_of,
+            (c.slug for c in self.communities),
+        )
 
     @default("apply_user_options")
     def _apply_user_options_default(self):
@@ -321,6 +411,7 @@ class CommunityOptionsMixin(HasTraits):
         ``await spawner.apply_community_options(user_options)`` first.
         """
         if not await self.uses_profiles():
+            self._check_charge_without_profiles(user_options)
             return
         explicit, visible = await self._check_options(user_options)
         self.user_options = explicit
@@ -329,6 +420,27 @@ class CommunityOptionsMixin(HasTraits):
                 find_profile(visible, explicit["profile"]), explicit, visible
             )
         )
+
+    def _check_charge_without_profiles(self, user_options) -> None:
+        """No profile list: charge the first community, or the one asked for."""
+        requested = (
+            user_options.get(COMMUNITY_OPTION)
+            if isinstance(user_options, dict)
+            else None
+        )
+        try:
+            charged = self._charged(None, {}, requested)
+        except OptionsError as e:
+            _install_one_line_refusals(self.log)
+            self.log.warning(
+                "hubext: refusing server options for %s: %s", self._log_name, e.message
+            )
+            raise options_http_error(e) from None
+        options = dict(user_options) if isinstance(user_options, dict) else {}
+        options.pop(COMMUNITY_OPTION, None)
+        if charged is not None:
+            options[COMMUNITY_OPTION] = charged
+        self.user_options = options
 
     # -- helpers for apply_profile ------------------------------------------------------
 

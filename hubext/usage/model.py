@@ -21,6 +21,7 @@ This module does no I/O.
 
 from __future__ import annotations
 
+import contextvars
 import enum
 from datetime import UTC, datetime
 
@@ -65,6 +66,14 @@ class EndReason(enum.StrEnum):
     DIED = "died"
     #: the hub stopped or crashed while it ran: closed at its last_seen_at
     HUB_RESTART = "hub_restart"
+
+
+#: Set by code that stops servers on the hub's behalf (hubext's authenticator
+#: for a member who left every community) to the end reason the spawners
+#: record for the stops it begins in that context.
+stop_reason: contextvars.ContextVar[EndReason | None] = contextvars.ContextVar(
+    "hubext_usage_stop_reason", default=None
+)
 
 
 class UTCDateTime(TypeDecorator):

@@ -1,0 +1,339 @@
+"""Every server session in the usage ledger: the hooks both spawners share.
+
+:class:`UsageRecordingMixin` records, from the hub's event loop and without
+waiting for the database (:class:`~hubext.usage.ledger.Ledger` writes from
+its own thread):
+
+- the start of a session once the server's resources are final (after the
+  profile's and options' overrides), charged to the community in
+  ``user_options["community"]`` (chosen and validated with the options,
+  :mod:`hubext.spawners.options`) or the hub-wide account;
+- a heartbeat at each of JupyterHub's polls (``Spawner.poll_interval``), the
+  moment a crashed hub's sessions are closed at;
+- the end: when the spawner stops the server (stopped by its user, by an
+  admin, by the culler, or by the hub itself), when the start fails or the
+  server never answers, or when a poll finds it dead.
+
+After a hub restart, a server that kept running gets a new session with the
+same charge (kept in the spawner's state), from the moment the hub finds it
+again; the previous hub's session was closed at its last heartbeat when the
+ledger started (:meth:`~hubext.usage.ledger.Ledger.close_open_sessions`).
+
+Recording never makes a start or a stop fail: errors are logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import dataclasses
+import logging
+from typing import Any
+
+from traitlets import HasTraits
+
+from ..profiles import COMMUNITY_OPTION
+from ..usage.config import UsageLedger
+from ..usage.ledger import Ledger, Resources
+from ..usage.metrics import UsageMetrics, hub_usage_metrics
+from ..usage.model import EndReason, stop_reason, utcnow
+
+#: The hub process's ledgers, by database URL: one writer per database.
+_ledgers: dict[str, Ledger] = {}
+
+STATE_KEY = "hubext_usage"
+
+
+def hub_ledger(settings: UsageLedger, hub_db_url: str, log) -> Ledger | None:
+    """The hub's ledger (started, the previous hub's sessions closed), or None.
+
+    Made on first use in the hub process. Pending records are written when
+    the process exits.
+    """
+    if not settings.enabled:
+        return None
+    url = settings.resolved_db_url(hub_db_url)
+    ledger = _ledgers.get(url)
+    if ledger is None:
+        ledger = settings.make_ledger(hub_db_url, log)
+        ledger.start()
+        # before any session of this hub: the writer keeps the order
+        ledger.close_open_sessions()
+        atexit.register(ledger.close)
+        _ledgers[url] = ledger
+    return ledger
+
+
+def stop_requester() -> tuple[str, str] | None:
+    """``(kind, name)`` of who asked for the stop running in this task, or None.
+
+    JupyterHub does not tell a spawner who stopped it. A stop requested
+    through the hub (REST API, the home and admin pages, the culler) runs in
+    a task begun by the request's handler: JupyterHub's own
+    ``stop_single_user`` task, or the request itself. Its handler's
+    ``current_user`` (a user or a service) asked. None when no request began
+    the task (the hub shutting down with ``cleanup_servers``).
+    """
+    try:
+        from jupyterhub.handlers.base import BaseHandler
+
+        task = asyncio.current_task()
+        coro = task.get_coro() if task is not None else None
+        frame = getattr(coro, "cr_frame", None)
+        handler = frame.f_locals.get("self") if frame is not None else None
+        if not isinstance(handler, BaseHandler):
+            return None
+        who = handler.current_user
+        if who is None:
+            return None
+        return (getattr(who, "kind", "user"), who.name)
+    except Exception:
+        return None
+
+
+def end_reason_for(
+    requester: tuple[str, str] | None, owner: str, culler_services
+) -> EndReason:
+    """The end reason of a stop asked by ``requester`` for ``owner``'s server."""
+    if requester is None:
+        return EndReason.HUB_RESTART
+    kind, name = requester
+    if kind == "service":
+        return (
+            EndReason.CULLED if name in culler_services else EndReason.STOPPED_BY_ADMIN
+        )
+    return EndReason.STOPPED_BY_USER if name == owner else EndReason.STOPPED_BY_ADMIN
+
+
+class UsageRecordingMixin(HasTraits):
+    """Records the spawner's server sessions in the usage ledger.
+
+    Put it first among a spawner's bases. A spawner whose resources are
+    final only inside ``start()`` (KubeSpawner applies overrides in
+    ``load_user_options``) sets :attr:`usage_begins_in_start` False and calls
+    :meth:`begin_usage_session` once they are.
+    """
+
+    #: Record the session's start just before the spawner's own ``start()``.
+    usage_begins_in_start = True
+
+    _usage_key: str | None = None
+    _usage_charge: dict | None = None
+    _usage_started = False
+    _usage_stopping = False
+
+    # -- settings and the ledger -------------------------------------------
+
+    @property
+    def usage_settings(self) -> UsageLedger:
+        try:
+            return self._usage_settings
+        except AttributeError:
+            self._usage_settings = UsageLedger(parent=self)
+            return self._usage_settings
+
+    def usage_ledger(self) -> Ledger | None:
+        return hub_ledger(self.usage_settings, self._hub_db_url(), self.log)
+
+    def usage_metrics(self) -> UsageMetrics | None:
+        """The hub's usage counters on ``/hub/metrics`` (with the ledger)."""
+        if not self.usage_settings.enabled:
+            return None
+        return hub_usage_metrics(
+            [c.slug for c in self.communities],
+            db=self.user.db,
+            user_group_info=self.usage_settings.user_group_info_metric,
+            log=self.log,
+        )
+
+    def _hub_db_url(self) -> str:
+        try:
+            return str(self.user.db.get_bind().url)
+        except Exception:
+            return self.config.JupyterHub.get("db_url", "sqlite:///jupyterhub.sqlite")
+
+    def usage_resources(self) -> Resources:
+        """What the server requests, after every override."""
+        limits = getattr(self, "extra_resource_limits", None) or {}
+        gpus = 0
+        for name in self.usage_settings.gpu_resources:
+            try:
+                gpus += int(float(limits.get(name, 0) or 0))
+            except (TypeError, ValueError):
+                self.log.warning(
+                    "usage ledger: %s requests %s=%r, not a number: counted as 0",
+                    self._log_name,
+                    name,
+                    limits.get(name),
+                )
+        return Resources(
+            cpu_request=self.cpu_guarantee,
+            cpu_limit=self.cpu_limit,
+            mem_request=self.mem_guarantee,
+            mem_limit=self.mem_limit,
+            gpus=gpus,
+        )
+
+    def usage_charge(self) -> dict[str, Any]:
+        """The session's attribution, as kept in the spawner's state."""
+        options = dict(self.user_options or {})
+        community = options.pop(COMMUNITY_OPTION, None)
+        profile = options.pop("profile", None)
+        return {
+            "community": community if isinstance(community, str) else None,
+            "profile": profile if isinstance(profile, str) else None,
+            "choices": options,
+            "resources": dataclasses.asdict(self.usage_resources()),
+        }
+
+    # -- sessions ------------------------------------------------------------
+
+    def begin_usage_session(self, charge: dict | None = None) -> None:
+        """Record the start of a session (once; resources must be final)."""
+        if self._usage_key is not None:
+            return
+        try:
+            charge = charge or self.usage_charge()
+            self._usage_charge = charge
+            ledger = self.usage_ledger()
+            if ledger is None:
+                return
+            at = utcnow()
+            resources = Resources(**charge["resources"])
+            self._usage_key = ledger.session_started(
+                user=self.user.name,
+                server_name=self.name,
+                community=charge["community"],
+                profile=charge["profile"],
+                choices=charge["choices"],
+                resources=resources,
+                at=at,
+            )
+            metrics = self.usage_metrics()
+            if metrics is not None:
+                metrics.session_started(
+                    self._usage_key, charge["community"], resources, at=at
+                )
+        except Exception:
+            self.log.exception(
+                "usage ledger: could not record %s's start", self._log_name
+            )
+
+    def usage_seen_alive(self) -> None:
+        """A heartbeat: the server is running now."""
+        if self._usage_key is None:
+            return
+        at = utcnow()
+        for recorder in (self.usage_ledger(), self.usage_metrics()):
+            if recorder is not None:
+                recorder.seen_alive([self._usage_key], at=at)
+
+    def end_usage_session(self, reason: EndReason) -> None:
+        key, self._usage_key = self._usage_key, None
+        if key is None:
+            return
+        try:
+            at = utcnow()
+            ledger = self.usage_ledger()
+            if ledger is not None:
+                ledger.session_ended(key, at=at, reason=reason)
+            metrics = self.usage_metrics()
+            if metrics is not None:
+                metrics.session_ended(key, at=at)
+            self.log.debug(
+                "usage ledger: %s's session ended (%s)", self._log_name, reason
+            )
+        except Exception:
+            self.log.exception(
+                "usage ledger: could not record %s's end", self._log_name
+            )
+
+    def _usage_failed(self) -> bool:
+        """Stopped before the hub saw the server answer: it failed to start."""
+        return not self._usage_started or getattr(self, "_waiting_for_response", False)
+
+    # -- the spawner's methods -------------------------------------------------
+
+    async def start(self):
+        self._usage_started = False
+        if self.usage_begins_in_start:
+            self.begin_usage_session()
+        try:
+            result = await super().start()
+        except BaseException:
+            self.end_usage_session(EndReason.FAILED_TO_START)
+            raise
+        self.begin_usage_session()
+        self._usage_started = True
+        return result
+
+    async def poll(self):
+        status = await super().poll()
+        if self._usage_stopping:
+            return status
+        try:
+            if self._usage_key is not None:
+                if status is None:
+                    self.usage_seen_alive()
+                else:
+                    self.end_usage_session(
+                        EndReason.FAILED_TO_START
+                        if self._usage_failed()
+                        else EndReason.DIED
+                    )
+            elif (
+                status is None
+                and self._usage_charge is not None
+                and not getattr(self, "_spawn_pending", False)
+                and self.server is not None
+            ):
+                # a server that outlived the previous hub
+                self.begin_usage_session(self._usage_charge)
+                self._usage_started = True
+        except Exception:
+            self.log.exception(
+                "usage ledger: could not record a poll of %s", self._log_name
+            )
+        return status
+
+    async def stop(self, now=False):
+        reason = (
+            EndReason.FAILED_TO_START if self._usage_failed() else stop_reason.get()
+        )
+        if reason is None:
+            reason = end_reason_for(
+                stop_requester(), self.user.name, self.usage_settings.culler_services
+            )
+        self._usage_stopping = True
+        try:
+            return await super().stop(now=now)
+        finally:
+            self._usage_stopping = False
+            self.end_usage_session(reason)
+
+    def get_state(self):
+        state = super().get_state()
+        if self._usage_charge is not None:
+            state[STATE_KEY] = self._usage_charge
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        charge = state.get(STATE_KEY) if isinstance(state, dict) else None
+        if isinstance(charge, dict) and _valid_charge(charge):
+            self._usage_charge = charge
+
+    def clear_state(self):
+        super().clear_state()
+        self._usage_charge = None
+
+
+def _valid_charge(charge: dict) -> bool:
+    try:
+        Resources(**charge["resources"])
+        return all(k in charge for k in ("community", "profile", "choices"))
+    except Exception:
+        logging.getLogger("hubext.usage").warning(
+            "usage ledger: ignoring unreadable usage state %r", charge
+        )
+        return False
