@@ -9,7 +9,9 @@ members only:
 - see, start and stop their servers (``servers``: ``read:servers``,
   ``start:servers``, ``delete:servers``);
 - open the admin page, which then shows only those members (``admin-ui``);
-- optionally, use the members' servers (``access:servers``), off by default.
+- optionally, use the members' servers (``access:servers``), off by default;
+- read their community's usage on the usage page (``custom:hubext-usage:read``)
+  when the hub defines that scope (``hubext.usage.register_page``).
 
 Nothing in these roles touches users outside the community or the hub itself.
 """
@@ -46,9 +48,28 @@ def community_of_admin_role(role_name: str) -> str | None:
     return None
 
 
-def community_admin_role(community: Community, *, access_servers: bool = False) -> dict:
-    """The role definition (``JupyterHub.load_roles`` format) for one community."""
-    scopes = [f"{scope}!group={community.slug}" for scope in _FILTERED_SCOPES]
+#: hubext services' custom scopes: community admins hold them filtered to
+#: their community, hub admins unfiltered (:data:`HUB_ADMIN_ROLE`), each only
+#: when the hub defines it (``JupyterHub.custom_scopes``).
+SERVICE_CUSTOM_SCOPES = ("custom:hubext-usage:read",)
+
+#: The role hub admins hold besides ``admin`` (whose scopes JupyterHub does
+#: not let a configuration change): the services' custom scopes.
+HUB_ADMIN_ROLE = "hubext-hub-admin"
+
+
+def community_admin_role(
+    community: Community, *, access_servers: bool = False, custom_scopes=()
+) -> dict:
+    """The role definition (``JupyterHub.load_roles`` format) for one community.
+
+    ``custom_scopes``: the hub's custom scopes; those of
+    :data:`SERVICE_CUSTOM_SCOPES` among them are added, filtered.
+    """
+    filtered = _FILTERED_SCOPES + tuple(
+        s for s in SERVICE_CUSTOM_SCOPES if s in custom_scopes
+    )
+    scopes = [f"{scope}!group={community.slug}" for scope in filtered]
     if access_servers:
         scopes.append(f"access:servers!group={community.slug}")
     scopes.append("admin-ui")
@@ -60,6 +81,27 @@ def community_admin_role(community: Community, *, access_servers: bool = False) 
 
 
 def community_admin_roles(
-    communities: Iterable[Community], *, access_servers: bool = False
+    communities: Iterable[Community], *, access_servers: bool = False, custom_scopes=()
 ) -> list[dict]:
-    return [community_admin_role(c, access_servers=access_servers) for c in communities]
+    return [
+        community_admin_role(
+            c, access_servers=access_servers, custom_scopes=custom_scopes
+        )
+        for c in communities
+    ]
+
+
+def hub_admin_roles(custom_scopes=()) -> list[dict]:
+    """``[`` :data:`HUB_ADMIN_ROLE` ``]`` when the hub defines one of the
+    :data:`SERVICE_CUSTOM_SCOPES` (``custom_scopes``), else ``[]``."""
+    scopes = [s for s in SERVICE_CUSTOM_SCOPES if s in custom_scopes]
+    if not scopes:
+        return []
+    return [
+        {
+            "name": HUB_ADMIN_ROLE,
+            "description": "What hub admins hold besides the admin role: "
+            "hubext services' scopes",
+            "scopes": scopes,
+        }
+    ]

@@ -102,9 +102,14 @@ def aggregate_report(
     by: str = "community",
     open_until: str = "now",
     prices: Mapping[str, UnitPrices] | None = None,
+    where=None,
 ) -> Report:
     """The same report as :func:`~hubext.usage.report.build_report`, added up
-    by the database."""
+    by the database.
+
+    ``where``: an optional condition on :data:`~hubext.usage.model.sessions`
+    that a session must meet to count (the usage page's access filter).
+    """
     dialect = engine.dialect.name
     lo, hi, now_us = literal(_us(start)), literal(_us(end)), literal(_us(now))
     t = sessions.c
@@ -124,7 +129,7 @@ def aggregate_report(
             func.coalesce(t.cpu_request, 0.0).label("cpu"),
             cast(func.coalesce(t.mem_request, 0), Float).label("mem"),
             t.gpus.label("gpus"),
-        ).where(condition)
+        ).where(condition if where is None else and_(condition, where))
         for half, condition in enumerate(_window_filter(start, end))
     ]
     # materialized: each timestamp is converted once, not once per use

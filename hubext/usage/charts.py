@@ -1,0 +1,156 @@
+"""Usage over time for the usage page: time buckets and SVG bar charts (pure).
+
+The page shows, for each unit (server-, CPU-, GiB-, GPU-hours), one chart of
+bars per day or per week, each bar stacked by community. The charts are
+drawn here as SVG, on the server: the page needs no script and nothing from
+the internet. Every bar segment has a ``<title>`` (the browser shows it on
+hover) with its community, period and value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from html import escape
+
+from .report import Usage
+
+STEPS = ("day", "week")
+
+#: (attribute of Usage, title of the chart)
+UNITS = (
+    ("server_hours", "Server-hours"),
+    ("cpu_hours", "CPU-hours"),
+    ("gib_hours", "GiB-hours (memory)"),
+    ("gpu_hours", "GPU-hours"),
+)
+
+#: Colour-blind-safe colours (Okabe-Ito), one per community in order.
+PALETTE = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#000000",
+)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """``[start, end)`` in whole days (UTC), labelled by its first day."""
+
+    start: date
+    end: date
+
+    @property
+    def label(self) -> str:
+        return self.start.isoformat()
+
+
+def buckets(first: date, last: date, step: str) -> list[Bucket]:
+    """Days or weeks (Monday to Sunday, clipped) from ``first`` to ``last``
+    inclusive."""
+    if step not in STEPS:
+        raise ValueError(f"step must be one of {', '.join(STEPS)}, not {step!r}")
+    out = []
+    day = first
+    end_of_window = last + timedelta(days=1)
+    while day < end_of_window:
+        if step == "day":
+            end = day + timedelta(days=1)
+        else:
+            end = day + timedelta(days=7 - day.weekday())
+        end = min(end, end_of_window)
+        out.append(Bucket(day, end))
+        day = end
+    return out
+
+
+def colours(communities: Sequence[str]) -> dict[str, str]:
+    return {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(communities)}
+
+
+def _nice_top(value: float) -> float:
+    """A round number at or above ``value`` for the top of the axis."""
+    if value <= 0:
+        return 1.0
+    magnitude = 10 ** len(str(int(value))) / 10
+    for factor in (1, 2, 2.5, 5, 10):
+        if value <= factor * magnitude:
+            return factor * magnitude
+    return 10 * magnitude  # pragma: no cover (the loop always returns)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.2f}".rstrip("0").rstrip(".") if value else "0"
+
+
+def bar_chart(
+    title: str,
+    unit: str,
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[Usage]],
+    colour_of: Mapping[str, str],
+    names: Mapping[str, str] | None = None,
+    *,
+    width: int = 720,
+    height: int = 220,
+) -> str:
+    """One SVG chart: a bar per label, stacked by the keys of ``series``
+    (each a sequence of :class:`Usage`, one per label), of ``unit`` (an
+    attribute of :class:`Usage`)."""
+    names = names or {}
+    left, right, top, bottom = 64, 8, 24, 36
+    plot_w, plot_h = width - left - right, height - top - bottom
+    totals = [
+        sum(getattr(values[i], unit) for values in series.values())
+        for i in range(len(labels))
+    ]
+    y_top = _nice_top(max(totals, default=0.0))
+    slot = plot_w / max(len(labels), 1)
+    bar_w = max(slot * 0.8, 1.0)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="usage-chart" '
+        f'data-unit="{escape(unit)}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f'<text x="{left}" y="16" class="chart-title">{escape(title)}</text>',
+    ]
+    for i in range(5):  # gridlines and y labels
+        value = y_top * i / 4
+        y = top + plot_h - plot_h * i / 4
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
+            'class="grid"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" '
+            f'class="axis">{_number(value)}</text>'
+        )
+    every = max(1, -(-len(labels) // 12))  # at most 12 date labels
+    for i, label in enumerate(labels):
+        x = left + i * slot + (slot - bar_w) / 2
+        y = top + plot_h
+        for key, values in series.items():
+            value = getattr(values[i], unit)
+            if value <= 0:
+                continue
+            h = plot_h * value / y_top
+            y -= h
+            name = names.get(key, key)
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
+                f'height="{h:.1f}" fill="{colour_of[key]}" '
+                f'data-community="{escape(key)}" data-period="{escape(label)}" '
+                f'data-value="{value:.6f}">'
+                f"<title>{escape(name)}, {escape(label)}: {_number(value)} "
+                f"{escape(title)}</title></rect>"
+            )
+        if i % every == 0:
+            parts.append(
+                f'<text x="{left + i * slot + slot / 2:.1f}" y="{height - 18}" '
+                f'text-anchor="middle" class="axis">{escape(label[5:])}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,0 +1,501 @@
+"""The usage page: ``python -m hubext.usage``, a JupyterHub-managed service.
+
+People sign in through the hub (OAuth, :class:`HubOAuthenticated`); what each
+sees is decided by JupyterHub's scopes on one custom scope
+(:mod:`hubext.usage.access`): hub admins every community, a community admin
+theirs, a member their own servers. The page reads the ledger with
+:func:`hubext.usage.query.aggregate_report` (the numbers of ``hubext usage
+report``) and draws the charts on the server (:mod:`hubext.usage.charts`).
+
+The service gets the communities (names, prices) as data from the hub
+(:mod:`hubext.service_data`) and the ledger's URL in
+:data:`DB_URL_ENV`, never on its command line (which JupyterHub logs): a
+PostgreSQL password is never logged nor shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from jupyterhub.services.auth import HubOAuthenticated
+from sqlalchemy import and_, or_
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from traitlets import Integer, Unicode, default
+from traitlets.config import Application
+
+from .access import USAGE_SCOPE, Access, Filter, access_from_scopes
+from .charts import UNITS, bar_chart, buckets, colours
+from .model import HUB_ACCOUNT, sessions, utcnow
+from .page import BadRequest, PageQuery, parse_query
+from .report import Report, Usage, format_csv
+
+#: The ledger's database URL, handed to the service in its environment.
+DB_URL_ENV = "HUBEXT_USAGE_DB_URL"
+#: The service's kind for :mod:`hubext.service_data`.
+SERVICE_KIND = "usage"
+#: Where register() points the page by default.
+DEFAULT_URL = "http://127.0.0.1:10101"
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+# -- registration (runs in the hub's configuration) ---------------------------
+
+
+def _ledger_db_url(c) -> str:
+    """The ledger's URL as the hub will resolve it, from configuration ``c``."""
+    from .config import UsageLedger  # validates UsageLedger.db_url
+
+    hub_db_url = c.JupyterHub.db_url if "db_url" in c.JupyterHub else ""
+    return UsageLedger(config=c).resolved_db_url(
+        hub_db_url or "sqlite:///jupyterhub.sqlite"
+    )
+
+
+def register(
+    c,
+    *,
+    name: str = "hubext-usage",
+    url: str = DEFAULT_URL,
+    db_url: str | None = None,
+    args=(),
+    environment=None,
+) -> None:
+    """Run the usage page as a hub-managed service at ``url``.
+
+    In ``jupyterhub_config.py``, after any ``c.UsageLedger.db_url``::
+
+        from hubext.usage import register_page
+        register_page(c, url="http://127.0.0.1:10101")
+
+    The page is then at ``/services/hubext-usage/`` and in the hub's
+    Services menu. This call defines the custom scope
+    ``custom:hubext-usage:read`` and grants it with ``!user``, and access to
+    the page, to every user (``extra_user_scopes``); hubext's authenticator
+    then grants it unfiltered to hub admins (role ``hubext-hub-admin``) and
+    with ``!group=<slug>`` to community admins (``community-admin-<slug>``). ``db_url`` defaults to the ledger's
+    (``c.UsageLedger.db_url``, else beside ``c.JupyterHub.db_url``); it is
+    passed in the service's environment, never on its command line.
+    """
+    from ..service_data import SERVICE_ENV
+
+    db_url = db_url or _ledger_db_url(c)
+    env = {**(environment or {}), SERVICE_ENV: SERVICE_KIND, DB_URL_ENV: db_url}
+    c.JupyterHub.services.append(
+        {
+            "name": name,
+            "url": url,
+            "command": [sys.executable, "-m", "hubext.usage", *args],
+            "environment": env,
+            "oauth_client_allowed_scopes": [USAGE_SCOPE],
+            # part of the hub: no "authorize this service?" page
+            "oauth_no_confirm": True,
+        }
+    )
+    c.JupyterHub.custom_scopes.update(
+        {
+            USAGE_SCOPE: {
+                "description": "Read usage (server-, CPU-, GiB- and GPU-hours) "
+                "on the hubext usage page"
+            }
+        }
+    )
+    c.JupyterHub.extra_user_scopes.update(
+        {f"{USAGE_SCOPE}!user", f"access:services!service={name}"}
+    )
+
+
+# -- reading the ledger -------------------------------------------------------
+
+
+def filter_clause(access_filter: Filter):
+    """The SQL condition of a :class:`Filter` (None: every session)."""
+    t = sessions.c
+    parts = []
+    for clause in access_filter.clauses:
+        either = []
+        if clause.communities:
+            either.append(t.community.in_(sorted(clause.communities)))
+        if clause.users:
+            either.append(t.username.in_(sorted(clause.users)))
+        if not either:
+            return t.id.is_(None)  # nothing (the id is never NULL)
+        parts.append(or_(*either))
+    return and_(*parts) if parts else None
+
+
+class NoLedger(Exception):
+    """No ledger database yet (nothing recorded)."""
+
+
+class LedgerUnreadable(Exception):
+    """The ledger could not be read; the message is safe to show."""
+
+
+# -- the web service ----------------------------------------------------------
+
+
+class UsageService(Application):
+    """The hubext usage page, a JupyterHub-managed service."""
+
+    name = "hubext-usage"
+    description = "The hubext usage page (a JupyterHub service)."
+
+    aliases = {
+        "ip": "UsageService.ip",
+        "port": "UsageService.port",
+        "log-level": "Application.log_level",
+    }
+
+    db_url = Unicode(
+        config=True,
+        help="""
+        SQLAlchemy URL of the usage ledger (read only).
+
+        Default: ``$HUBEXT_USAGE_DB_URL``, which :func:`register` sets to the
+        ledger's URL. Do not put a URL with a password on the command line
+        (JupyterHub logs a service's command).
+
+        Example::
+
+            c.UsageService.db_url = "sqlite:////srv/jupyterhub/hubext-usage.sqlite"
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @default("db_url")
+    def _db_url_default(self):
+        return os.environ.get(DB_URL_ENV, "")
+
+    ip = Unicode(
+        config=True,
+        help="""
+        The address the page listens on.
+
+        Default: the host of ``$JUPYTERHUB_SERVICE_URL`` (the service's
+        ``url``). On zero-to-jupyterhub, where the URL names the hub's
+        Kubernetes service, listen on every address::
+
+            c.UsageService.ip = "0.0.0.0"
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @default("ip")
+    def _ip_default(self):
+        return urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "")).hostname or (
+            "127.0.0.1"
+        )
+
+    port = Integer(
+        config=True,
+        help="""
+        The port the page listens on. Default: the port of
+        ``$JUPYTERHUB_SERVICE_URL``.
+
+        Example::
+
+            c.UsageService.port = 10101
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @default("port")
+    def _port_default(self):
+        return urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "")).port or 10101
+
+    prefix = Unicode(
+        config=True,
+        help="""
+        The URL prefix the proxy sends to the page. Default:
+        ``$JUPYTERHUB_SERVICE_PREFIX`` (``/services/<name>/``).
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @default("prefix")
+    def _prefix_default(self):
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/hubext-usage/")
+        return prefix if prefix.endswith("/") else prefix + "/"
+
+    def initialize(self, argv=None):
+        super().initialize(argv)
+        from .._validation import ConfigError, errors_of
+        from ..service_data import read_communities
+
+        try:
+            self.communities = read_communities()
+        except ConfigError as e:
+            for error in errors_of(e):
+                self.log.critical("hubext-usage: %s", error)
+            self.exit(1)
+        if not self.db_url:
+            self.log.critical(
+                "hubext-usage: no ledger URL: set $%s (hubext.usage.register_page "
+                "does) or UsageService.db_url",
+                DB_URL_ENV,
+            )
+            self.exit(1)
+        self.engine = None
+        self.names = {s: c.display_name for s, c in self.communities.items()}
+        self.names.setdefault(HUB_ACCOUNT, "Hub-wide account")
+        self.prices = {
+            slug: community.get("usage")["prices"]
+            for slug, community in self.communities.items()
+            if community.get("usage") is not None
+        }
+
+    # -- data (run in a thread: the database is blocking) ---------------------
+
+    def _engine(self):
+        from .store import current_revision, make_engine
+
+        if self.engine is None:
+            url = make_url(self.db_url)
+            if url.get_backend_name() == "sqlite" and not os.path.isfile(
+                url.database or ""
+            ):
+                raise NoLedger  # never create the file: the hub does
+            engine = make_engine(self.db_url, connect_timeout=5)
+            if current_revision(engine) is None:
+                engine.dispose()
+                raise NoLedger
+            self.engine = engine
+        return self.engine
+
+    def reports(self, query: PageQuery, access: Access, now: datetime):
+        """The table's report and, per bucket, a report by community."""
+        from .query import aggregate_report
+        from .store import password_of, redact
+
+        where = filter_clause(access.filter(query.community))
+        prices = self.prices or None
+        try:
+            engine = self._engine()
+            table = aggregate_report(
+                engine,
+                start=query.start,
+                end=query.end,
+                now=now,
+                by=query.by,
+                prices=prices,
+                where=where,
+            )
+            periods = []
+            for bucket in buckets(query.first, query.last, query.step):
+                periods.append(
+                    (
+                        bucket,
+                        aggregate_report(
+                            engine,
+                            start=datetime.combine(
+                                bucket.start, datetime.min.time(), UTC
+                            ),
+                            end=datetime.combine(bucket.end, datetime.min.time(), UTC),
+                            now=now,
+                            by="community",
+                            where=where,
+                        ),
+                    )
+                )
+        except SQLAlchemyError as e:
+            cause = getattr(e, "orig", None) or e
+            text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+            secret = password_of(self.db_url)
+            if secret:
+                text = text.replace(secret, "***")
+            self.log.error(
+                "hubext-usage: cannot read %s: %s: %s",
+                redact(self.db_url),
+                type(cause).__name__,
+                text,
+            )
+            raise LedgerUnreadable(
+                "the usage ledger cannot be read right now; the hub's "
+                "administrators will find why in the service's log"
+            ) from None
+        return table, periods
+
+    # -- running --------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        from jupyterhub.services.auth import HubOAuthCallbackHandler
+        from jupyterhub.utils import url_path_join
+
+        settings = {
+            "template_path": str(TEMPLATES),
+            # signs the OAuth state and token cookies; a new one at each start
+            # only means signing in again
+            "cookie_secret": os.urandom(32),
+        }
+        return web.Application(
+            [
+                (self.prefix, PageHandler, {"service": self}),
+                (
+                    url_path_join(self.prefix, "usage.csv"),
+                    CsvHandler,
+                    {"service": self},
+                ),
+                (url_path_join(self.prefix, "oauth_callback"), HubOAuthCallbackHandler),
+            ],
+            **settings,
+        )
+
+    def start(self):
+        from .store import redact
+
+        server = HTTPServer(self.make_app(), xheaders=True)
+        server.listen(self.port, self.ip)
+        self.log.info(
+            "hubext-usage: page at http://%s:%s%s, ledger %s",
+            self.ip,
+            self.port,
+            self.prefix,
+            redact(self.db_url),
+        )
+        loop = IOLoop.current()
+
+        def stop(signum, frame):
+            self.log.info("hubext-usage: stopping")
+            loop.add_callback_from_signal(loop.stop)
+
+        # JupyterHub stops a service with SIGINT, then SIGTERM
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, stop)
+        loop.start()
+
+
+# -- handlers -----------------------------------------------------------------
+
+
+class _UsageHandler(HubOAuthenticated, web.RequestHandler):
+    def initialize(self, service: UsageService):
+        self.service = service
+
+    def write_error(self, status_code, **kwargs):
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        message = getattr(error, "log_message", None) or self._reason
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.render("error.html", status=status_code, message=message)
+
+    def access(self) -> Access:
+        access = access_from_scopes(self.current_user.get("scopes", []))
+        if not access.anything:
+            raise web.HTTPError(
+                403,
+                f"{self.current_user.get('name')} may not read usage on this hub "
+                f"(no {USAGE_SCOPE} scope)",
+            )
+        return access
+
+    def query(self) -> PageQuery:
+        args = {}
+        for name, values in self.request.query_arguments.items():
+            if len(values) > 1:
+                raise web.HTTPError(400, f"{name[:40]!r} given more than once")
+            args[name] = values[0].decode("utf-8", "replace")
+        try:
+            return parse_query(args, utcnow().date())
+        except BadRequest as e:
+            raise web.HTTPError(400, str(e)) from None
+
+    async def load(self):
+        access = self.access()
+        query = self.query()
+        now = utcnow()
+        try:
+            table, periods = await asyncio.to_thread(
+                self.service.reports, query, access, now
+            )
+        except NoLedger:
+            table, periods = None, []
+        except LedgerUnreadable as e:
+            raise web.HTTPError(503, str(e)) from None
+        return access, query, now, table, periods
+
+
+class CsvHandler(_UsageHandler):
+    """The table as CSV: ``hubext usage report --format csv``, filtered."""
+
+    @web.authenticated
+    async def get(self):
+        _, query, _, table, _ = await self.load()
+        if table is None:
+            table = Report(
+                by=query.by,
+                start=query.start,
+                end=query.end,
+                now=utcnow(),
+                open_until="now",
+                priced=bool(self.service.prices),
+            )
+        name = f"hubext-usage-{query.first}-{query.last}-by-{query.by}.csv"
+        self.set_header("Content-Type", "text/csv; charset=utf-8")
+        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+        self.finish(format_csv(table) + "\n")
+
+
+def _scope_text(access: Access, names) -> str:
+    if access.everything:
+        return "every community (you are a hub admin)"
+    parts = [f"{names.get(slug, slug)} ({slug})" for slug in sorted(access.communities)]
+    if access.users:
+        parts.append("your own servers")
+    return ", ".join(parts)
+
+
+class PageHandler(_UsageHandler):
+    """The page: the form, the charts and the table."""
+
+    @web.authenticated
+    async def get(self):
+        access, query, now, table, periods = await self.load()
+        names = self.service.names
+        communities = sorted({c for _, report in periods for c in report.rows})
+        colour_of = colours(communities)
+        labels = [bucket.label for bucket, _ in periods]
+        series = {
+            c: [report.rows.get(c, Usage()) for _, report in periods]
+            for c in communities
+        }
+        charts = [
+            bar_chart(title, unit, labels, series, colour_of, names)
+            for unit, title in UNITS
+        ]
+        choices = sorted(
+            set(self.service.communities) | set(communities) | {HUB_ACCOUNT}
+            if access.everything
+            else set(access.communities) | set(communities)
+        )
+        self.render(
+            "page.html",
+            user=self.current_user["name"],
+            sees=_scope_text(access, names),
+            query=query,
+            now=now,
+            table=table,
+            names=names,
+            charts=charts,
+            colour_of=colour_of,
+            choices=choices,
+            csv_url="usage.csv?" + urlencode(query.as_query()),
+            command=query.command(bool(self.service.prices)),
+            hub_account=HUB_ACCOUNT,
+        )
+
+
+main = UsageService.launch_instance
