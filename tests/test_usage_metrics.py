@@ -227,6 +227,41 @@ def test_the_counters_equal_the_ledger_and_its_report(tmp_path, registry):
         assert counted["gpu"] == pytest.approx(row.gpu_seconds, abs=1e-3)
 
 
+def test_the_ledgers_outage_and_refused_events_are_metrics(tmp_path, registry):
+    import time
+
+    from hubext.usage.metrics import LedgerCollector
+
+    # the directory of the file does not exist yet: SQLite cannot open it
+    folder = tmp_path / "state"
+    url = f"sqlite:///{folder}/hubext-usage.sqlite"
+    ledger = Ledger(url, max_pending=2, retry_initial=0.05, retry_max=0.05)
+    now = [1000.0]
+    registry.register(LedgerCollector(ledger, monotonic=lambda: now[0]))
+    assert value(registry, "hubext_usage_ledger_outage_seconds") == 0
+    ledger.start()
+    try:
+        for i in range(3):
+            ledger.session_started(user=f"u{i}", community="x")
+        deadline = time.monotonic() + 10
+        while ledger.outage_since is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        now[0] = ledger.outage_since + 42.5
+        assert value(registry, "hubext_usage_ledger_outage_seconds") == 42.5
+        assert value(registry, "hubext_usage_ledger_pending_events") == 2
+        assert value(registry, "hubext_usage_ledger_refused_events_total") == 1
+        folder.mkdir()
+        assert ledger.wait_idle(10)
+        deadline = time.monotonic() + 10
+        while ledger.outage_since is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert value(registry, "hubext_usage_ledger_outage_seconds") == 0
+        assert value(registry, "hubext_usage_ledger_pending_events") == 0
+        assert value(registry, "hubext_usage_ledger_refused_events_total") == 1
+    finally:
+        ledger.close(timeout=5)
+
+
 # -- jupyterhub_user_group_info ---------------------------------------------
 
 

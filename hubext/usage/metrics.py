@@ -26,6 +26,9 @@ one series per user and group, plus ``usergroup="multiple"`` for a user in
 several groups and ``"none"`` for a user in none), read from the hub's
 database at scrape time.
 
+:class:`LedgerCollector` tells how the ledger's writer is doing (events
+pending, refused, how long its database has been unreachable), for alerts.
+
 Every method of :class:`UsageMetrics` returns at once and never raises (an
 error is logged): metrics never make a start or a stop fail.
 """
@@ -34,15 +37,16 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from .ledger import Resources
+from .ledger import Ledger, Resources
 from .model import HUB_ACCOUNT, utcnow
 
 #: The values of the ``resource`` label, in the order they are created.
@@ -338,33 +342,87 @@ class UserGroupInfoCollector:
         yield family
 
 
+# -- the ledger's health -------------------------------------------------------
+
+
+class LedgerCollector:
+    """The usage ledger's writer, for alerts on a database outage.
+
+    - ``hubext_usage_ledger_pending_events``: events not yet written
+      (heartbeats counted once per server);
+    - ``hubext_usage_ledger_refused_events_total``: events refused because
+      ``c.UsageLedger.max_pending`` were waiting (their sessions are missing
+      from reports);
+    - ``hubext_usage_ledger_outage_seconds``: how long the database has been
+      unreachable (0 when it is not).
+    """
+
+    def __init__(self, ledger: Ledger, monotonic: Callable[[], float] = time.monotonic):
+        self._ledger = ledger
+        self._monotonic = monotonic
+
+    def describe(self):
+        return list(self._families(0, 0, 0.0))
+
+    def collect(self):
+        ledger = self._ledger
+        since = ledger.outage_since
+        outage = 0.0 if since is None else max(0.0, self._monotonic() - since)
+        return self._families(ledger.pending, ledger.dropped, outage)
+
+    @staticmethod
+    def _families(pending: int, refused: int, outage: float):
+        yield GaugeMetricFamily(
+            "hubext_usage_ledger_pending_events",
+            "Usage ledger events not yet written to its database",
+            value=pending,
+        )
+        yield CounterMetricFamily(
+            "hubext_usage_ledger_refused_events",
+            "Usage ledger events refused while its queue was full (lost)",
+            value=refused,
+        )
+        yield GaugeMetricFamily(
+            "hubext_usage_ledger_outage_seconds",
+            "Seconds since the usage ledger's database became unreachable (0: it is not)",
+            value=outage,
+        )
+
+
 # -- the hub's process ---------------------------------------------------------
 
 _hub_metrics: UsageMetrics | None = None
+_hub_collectors: set[str] = set()
 
 
 def hub_usage_metrics(
-    communities: Iterable[str],
+    communities: Iterable[str] = (),
     *,
     db=None,
     user_group_info: bool = False,
+    ledger: Ledger | None = None,
     log: logging.Logger | None = None,
 ) -> UsageMetrics:
     """The hub process's :class:`UsageMetrics`, in the default ``REGISTRY``.
 
-    Made at the first call (the first spawner), with the series of
-    ``communities``; with ``user_group_info`` (``c.UsageLedger.
-    user_group_info_metric``) the :class:`UserGroupInfoCollector` reading
-    the hub's database session ``db`` is registered too. Later calls
-    return the same object.
+    Made at the first call (at hub start-up), with the series of
+    ``communities`` (a later call adds its communities). With
+    ``user_group_info`` (``c.UsageLedger.user_group_info_metric``) the
+    :class:`UserGroupInfoCollector` reading the hub's database session
+    ``db`` is registered, and with ``ledger`` its :class:`LedgerCollector`,
+    each once per process.
     """
     global _hub_metrics
     if _hub_metrics is None:
         _hub_metrics = UsageMetrics(communities, log=log)
-        if user_group_info:
-            if db is None:
-                raise ValueError("user_group_info needs the hub's database session")
-            REGISTRY.register(
-                UserGroupInfoCollector(lambda: hub_memberships(db), log=log)
-            )
+    else:
+        _hub_metrics.add_communities(communities)
+    if user_group_info and "user_group_info" not in _hub_collectors:
+        if db is None:
+            raise ValueError("user_group_info needs the hub's database session")
+        REGISTRY.register(UserGroupInfoCollector(lambda: hub_memberships(db), log=log))
+        _hub_collectors.add("user_group_info")
+    if ledger is not None and "ledger" not in _hub_collectors:
+        REGISTRY.register(LedgerCollector(ledger))
+        _hub_collectors.add("ledger")
     return _hub_metrics
