@@ -61,14 +61,20 @@ _ROOT = KeyPath(f"${COMMUNITIES_ENV}")
 def spawner_settings(spawner_class: type, config: Mapping) -> dict[str, Any]:
     """The spawner facts a service may need, from the hub's class and config.
 
-    ``{"class": "module.Class"}``, plus ``"delete_pvc"`` (as traitlets
-    resolves it for that class) when the class has that trait: whether
-    deleting a user deletes their storage (see :mod:`hubext.culler.storage`).
+    ``{"class": "module.Class", "delete_forever": bool}`` (whether the class
+    overrides ``Spawner.delete_forever``, which deleting a user calls), plus
+    ``"delete_pvc"`` (as traitlets resolves it for that class) when the class
+    has that trait: what deleting a user deletes (see
+    :mod:`hubext.culler.storage`).
     """
+    from jupyterhub.spawner import Spawner
+
     from .startup import configured_value  # the start-up helpers import a lot
 
     settings: dict[str, Any] = {
-        "class": f"{spawner_class.__module__}.{spawner_class.__qualname__}"
+        "class": f"{spawner_class.__module__}.{spawner_class.__qualname__}",
+        "delete_forever": getattr(spawner_class, "delete_forever", None)
+        is not Spawner.delete_forever,
     }
     traits = spawner_class.class_traits()
     if "delete_pvc" in traits:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from hubext.culler.app import Culler
 from hubext.culler.client import HubAPI
+from hubext.service_data import SERVICE_ENV, hand_to_services
 
 
 def fake_hub_culler(
@@ -37,3 +38,11 @@ async def one_pass(culler: Culler, **api_kwargs):
         return await culler.cull_pass(api)
     finally:
         api.close()
+
+
+def service_env(communities=None, spawner=None) -> dict[str, str]:
+    """The variables the hub gives a culler registered with ``register()``:
+    its kind and the communities (``{}`` by default), as the hub hands them."""
+    services = [{"name": "hubext-culler", "environment": {SERVICE_ENV: "culler"}}]
+    hand_to_services(services, communities or {}, spawner)
+    return services[0]["environment"]

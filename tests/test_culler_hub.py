@@ -19,9 +19,11 @@ import pytest
 from hubext.culler import CULLER_SCOPES, CULLER_USER_SCOPES
 from hubext.culler.app import Culler
 from hubext.culler.client import HubAPI
+from hubext.service_data import COMMUNITIES_ENV
 
 from .culler_kit import one_pass
 from .harness import running_hub
+from .test_service_data import probe_service
 
 pytestmark = pytest.mark.e2e
 
@@ -50,9 +52,13 @@ c.JupyterHub.load_roles.append({{"name": "culler-users", "scopes": {CULLER_SCOPE
 def hub(tmp_path_factory):
     os.environ["HUBEXT_TEST_CULLER_TOKEN"] = CULLER_TOKEN
     os.environ["HUBEXT_TEST_CULLER_USERS_TOKEN"] = USERS_TOKEN
-    with running_hub(tmp_path_factory, "culler", CONFIG, ACCOUNTS) as hub:
+    # A service registered as a culler, writing out the environment the hub
+    # gives it: the culler in this process reads the communities from it.
+    probe, environ = probe_service(tmp_path_factory.mktemp("probe"), "probe", "culler")
+    with running_hub(tmp_path_factory, "culler", CONFIG + probe, ACCOUNTS) as hub:
         for name in ACCOUNTS:
             assert hub.session().login("demo", name).status_code == 302
+        hub.service_environ = environ()
         yield hub
 
 
@@ -74,12 +80,11 @@ def culler_for(hub, minutes_ahead: float, **traits) -> Culler:
     traits.setdefault("url", f"{hub.url}/hub/api")
     traits.setdefault("api_token", CULLER_TOKEN)
     culler = Culler(
-        hub_config=str(hub.workdir / "jupyterhub_config.py"),
         idle_timeout=3600,
         log=logging.getLogger("hubext.culler.test"),
         **traits,
     )
-    culler.policies = culler.load_community_policies()
+    culler.policies = culler.load_community_policies(hub.service_environ)
     culler.default = culler.default_policy()
     later = datetime.now(UTC) + timedelta(minutes=minutes_ahead)
     culler.now = lambda: later
@@ -145,7 +150,7 @@ async def test_token_never_in_output_of_failing_passes(hub, caplog, capsys):
 
 def test_service_process_never_prints_its_token(hub):
     """The real service, run as JupyterHub runs it, failing on every path."""
-    env = {**os.environ, "JUPYTERHUB_API_TOKEN": CULLER_TOKEN}
+    env = {**hub.service_environ, "JUPYTERHUB_API_TOKEN": CULLER_TOKEN}
     for url in ("http://127.0.0.1:1/hub/api", f"{hub.url}/hub/api/nonexistent"):
         env["JUPYTERHUB_API_URL"] = url
         result = subprocess.run(
@@ -161,19 +166,33 @@ def test_service_process_never_prints_its_token(hub):
 
 
 def test_service_stops_when_the_hub_config_cannot_be_read(tmp_path):
+    """Without the communities from the hub, the service stops and says why;
+    a Python configuration file is refused, never executed."""
     config = tmp_path / "jupyterhub_config.py"
     config.write_text('import os\nsecret = os.environ["HUBEXT_NOT_SET_ANYWHERE"]\n')
     env = {**os.environ, "JUPYTERHUB_API_TOKEN": CULLER_TOKEN}
+    env.pop(COMMUNITIES_ENV, None)
+    command = [sys.executable, "-m", "hubext.culler", "--once"]
     result = subprocess.run(
-        [sys.executable, "-m", "hubext.culler", "--once", f"--hub-config={config}"],
-        env=env,
+        command, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "cannot read the communities" in result.stderr
+    assert f"${COMMUNITIES_ENV}: not set" in result.stderr
+    assert "register()" in result.stderr
+
+    result = subprocess.run(
+        [*command, f"--hub-config={config}"],
+        env={**env, COMMUNITIES_ENV: '{"communities": {}}'},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 1
-    assert "cannot read the communities" in result.stderr
-    assert "KeyError: 'HUBEXT_NOT_SET_ANYWHERE'" in result.stderr
+    assert "Culler.hub_config" in result.stderr
+    assert "does not execute the hub's configuration" in result.stderr
+    assert "hubext.culler.register(c, ...)" in result.stderr
+    assert "HUBEXT_NOT_SET_ANYWHERE" not in result.stderr  # never executed
 
 
 # -- cull_users: deleting users with no server -----------------------------------------
@@ -240,12 +259,12 @@ async def test_cull_users_deletes_only_inactive_users_with_no_server(hub, caplog
 
 def test_service_refuses_to_delete_users_without_the_scope(hub):
     env = {
-        **os.environ,
+        # what the hub gives a registered culler, and the culler's own token
+        **hub.service_environ,
         "JUPYTERHUB_API_TOKEN": CULLER_TOKEN,  # the role without delete:users
         "JUPYTERHUB_API_URL": f"{hub.url}/hub/api",
     }
-    config = f"--hub-config={hub.workdir / 'jupyterhub_config.py'}"
-    command = [sys.executable, "-m", "hubext.culler", "--once", "--cull-users", config]
+    command = [sys.executable, "-m", "hubext.culler", "--once", "--cull-users"]
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=60
     )

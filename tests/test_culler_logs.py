@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from .culler_kit import service_env
 from .fakes.hub_api import FakeHubAPI
 from .test_culler_secrets import TOKEN, assert_no_fragment, idle_server
 
@@ -37,6 +38,7 @@ def run_service(hub, *args, code=None):
         "JUPYTERHUB_API_TOKEN": TOKEN,
         "JUPYTERHUB_API_URL": hub.url,
         "TZ": "UTC",
+        **service_env(),
     }
     command = [sys.executable, "-m", "hubext.culler", *args]
     if code is not None:

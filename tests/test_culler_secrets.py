@@ -24,7 +24,7 @@ from hubext.culler.app import Culler, RedactFilter
 from hubext.culler.client import HubAPI
 from hubext.culler.redact import scrub
 
-from .culler_kit import fake_hub_culler, one_pass
+from .culler_kit import fake_hub_culler, one_pass, service_env
 from .fakes.hub_api import FakeHubAPI, HeaderRecorder, echo_headers
 
 TOKEN = "1f1e7227bdd194164430b94654e7c5f453438c105361bb65588cffe64f820798"
@@ -179,6 +179,7 @@ def test_the_service_prints_no_token_fragment(hub):
         **os.environ,
         "JUPYTERHUB_API_TOKEN": TOKEN,
         "JUPYTERHUB_API_URL": hub.url,
+        **service_env(),
     }
     output = ""
     for offset in (130, 150, 171):

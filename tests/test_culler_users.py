@@ -13,13 +13,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from traitlets.config import Config
+from traitlets.config import Config, PyFileConfigLoader
 
 from hubext.culler import CULLER_SCOPES, register
 from hubext.culler.app import Culler
-from hubext.culler.storage import storage_check
+from hubext.culler.hub_config import load_hub_config
+from hubext.culler.storage import config_spawner_settings, storage_check
 
-from .culler_kit import fake_hub_culler, one_pass
+from .culler_kit import fake_hub_culler, one_pass, service_env
 from .fakes.hub_api import FakeHubAPI
 
 TOKEN = "e" * 64
@@ -210,9 +211,15 @@ async def test_the_service_runs_with_the_delete_users_scope(hub):
 
 
 def hub_config(tmp_path, text: str) -> Config:
+    """A hub configuration, loaded here by the test (the culler executes none)."""
     path = tmp_path / "jupyterhub_config.py"
     path.write_text("c = get_config()\n" + text)
-    return Culler(hub_config=str(path)).load_hub_config()
+    return PyFileConfigLoader(path.name, path=str(tmp_path)).load_config()
+
+
+def handed_spawner(tmp_path, text: str) -> dict[str, str]:
+    """The environment the hub gives the culler under this hub configuration."""
+    return service_env(spawner=config_spawner_settings(hub_config(tmp_path, text)))
 
 
 @pytest.mark.parametrize(
@@ -268,11 +275,12 @@ def run_service(*args, env_extra=None):
 
 
 def test_the_service_will_not_delete_users_when_that_deletes_volumes(tmp_path):
-    config = tmp_path / "jupyterhub_config.py"
-    config.write_text('c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"\n')
+    env = handed_spawner(
+        tmp_path, 'c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"\n'
+    )
     # nothing listens at the URL: the culler stops before any request
     result = run_service(
-        "--cull-users", f"--hub-config={config}", "--url=http://127.0.0.1:1/hub/api"
+        "--cull-users", "--url=http://127.0.0.1:1/hub/api", env_extra=env
     )
     assert result.returncode == 1
     assert "will not delete users" in result.stderr
@@ -281,16 +289,16 @@ def test_the_service_will_not_delete_users_when_that_deletes_volumes(tmp_path):
 
 
 def test_the_service_with_volumes_kept_starts(tmp_path):
-    config = tmp_path / "jupyterhub_config.py"
-    config.write_text(
+    env = handed_spawner(
+        tmp_path,
         'c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"\n'
-        "c.KubeSpawner.delete_pvc = False\n"
+        "c.KubeSpawner.delete_pvc = False\n",
     )
     result = run_service(
         "--cull-users",
         "--dry-run",
-        f"--hub-config={config}",
         "--url=http://127.0.0.1:1/hub/api",
+        env_extra=env,
     )
     assert "will not delete users" not in result.stderr
     assert "deleting users with no server after 7776000 s" in result.stderr
@@ -316,7 +324,7 @@ def test_register_grants_delete_users_only_with_cull_users(kwargs, deletes):
     c = Config()
     c.JupyterHub.services = []
     c.JupyterHub.load_roles = []
-    register(c, hub_config="/etc/jupyterhub/jupyterhub_config.py", **kwargs)
+    register(c, **kwargs)
     (role,) = c.JupyterHub.load_roles
     (service,) = c.JupyterHub.services
     assert ("delete:users" in role["scopes"]) is deletes
@@ -371,8 +379,8 @@ def test_z2jh_values_are_read_without_running_the_chart_config(
     values = tmp_path / "values.yaml"
     values.write_text(Z2JH_VALUES.replace("  config:\n", "  config:\n" + extra, 1))
     culler = Culler(hub_config=str(values))
-    config = culler.load_hub_config()
-    assert culler.load_community_policies(config) == {
+    config = load_hub_config(str(values))
+    assert culler.load_community_policies() == {
         "astro-101": {"idle_timeout": 900, "cull_users_after": 86400}
     }
     assert storage_check(config)[0] == verdict

@@ -129,6 +129,7 @@ def test_spawner_settings_resolve_delete_pvc_by_class_hierarchy():
 
     assert spawner_settings(KubeSpawner, Config()) == {
         "class": "kubespawner.spawner.KubeSpawner",
+        "delete_forever": True,
         "delete_pvc": True,
     }
     config = Config({"KubeSpawner": {"delete_pvc": False}})
@@ -138,7 +139,8 @@ def test_spawner_settings_resolve_delete_pvc_by_class_hierarchy():
     from jupyterhub.spawner import LocalProcessSpawner
 
     assert spawner_settings(LocalProcessSpawner, Config()) == {
-        "class": "jupyterhub.spawner.LocalProcessSpawner"
+        "class": "jupyterhub.spawner.LocalProcessSpawner",
+        "delete_forever": False,
     }
 
 
@@ -153,36 +155,39 @@ time.sleep(3600)
 """
 
 
-def _wait_for(path, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never written"
-        time.sleep(0.1)
-    return json.loads(path.read_text())
+def probe_service(directory, name: str, kind: str | None) -> tuple[str, object]:
+    """Hub configuration adding a managed service ``name`` that writes its
+    environment to a file (marked as a hubext service of ``kind``, if given);
+    and a function waiting for that environment."""
+    probe, out = directory / "probe.py", directory / f"{name}.json"
+    probe.write_text(PROBE)
+    environment = {SERVICE_ENV: kind} if kind else {}
+    config = f"""
+c.JupyterHub.services.append({{
+    "name": {name!r},
+    "command": [{sys.executable!r}, {str(probe)!r}, {str(out)!r}],
+    "environment": {environment!r},
+}})
+"""
+
+    def environ(timeout: float = 30) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while not out.exists():
+            assert time.monotonic() < deadline, f"{out} never written"
+            time.sleep(0.1)
+        return json.loads(out.read_text())
+
+    return config, environ
 
 
 def test_a_registered_service_gets_the_communities_and_no_hub_secret(
     start_hub, tmp_path
 ):
-    marked, plain = tmp_path / "marked.json", tmp_path / "plain.json"
-    probe = tmp_path / "probe.py"
-    probe.write_text(PROBE)
-    hub = start_hub(
-        f"""
-        c.JupyterHub.services.append({{
-            "name": "probe-marked",
-            "command": [{sys.executable!r}, {str(probe)!r}, {str(marked)!r}],
-            "environment": {{{SERVICE_ENV!r}: "probe"}},
-        }})
-        c.JupyterHub.services.append({{
-            "name": "probe-plain",
-            "command": [{sys.executable!r}, {str(probe)!r}, {str(plain)!r}],
-        }})
-        """
-    )
-    env = _wait_for(marked)
-    plain_env = _wait_for(plain)
-    assert COMMUNITIES_ENV not in plain_env
+    marked_config, marked = probe_service(tmp_path, "probe-marked", "probe")
+    plain_config, plain = probe_service(tmp_path, "probe-plain", None)
+    hub = start_hub(marked_config + plain_config)
+    env = marked()
+    assert COMMUNITIES_ENV not in plain()
     communities = read_communities(env)
     assert list(communities) == ["ocean-lab", "astro-101"]
     assert communities["astro-101"].get("culling") == {

@@ -1,29 +1,24 @@
 """The culler service: ``python -m hubext.culler`` (console script ``hubext-culler``).
 
 A JupyterHub-managed service that stops idle servers with each community's
-policy (``culling`` in ``c.Communities.communities``, read from the hub's own
-configuration file) and a hub-wide default for everyone else. Each pass:
+policy (``culling`` in ``c.Communities.communities``) and a hub-wide default
+for everyone else. This module is the service: its options (traits,
+aliases, flags), where it gets the communities, its start-up checks and its
+loop. One pass is :class:`hubext.culler.engine.CullPass`, built from the
+options at each pass.
 
-1. lists users with a ready server (``state=ready``, paginated): work in
-   proportion to running servers, not to all users; with ``cull_users``, also
-   the users with no server at all (``state=inactive``);
-2. decides per server and per user (:mod:`hubext.culler.decide`) with the
-   most generous policy of the user's communities;
-3. stops the chosen servers concurrently, at most ``concurrency`` at once and
-   started at least ``stop_spacing`` apart;
-4. with ``cull_users``, deletes the chosen users the same way, each after
-   reading the user again: never a hub admin, never a user with a server.
+The communities come from the hub, as data: the hub hands them to the
+services registered with :func:`hubext.culler.register` when it starts
+(:mod:`hubext.service_data`). On zero-to-jupyterhub the culler may read the
+chart's values instead (``--hub-config=values.yaml``, read as YAML). It never
+executes the hub's configuration, and needs no secret but its own token.
 
-Errors of a pass are logged and counted; the next pass tries again. The API
-token is never logged, nor any piece of it: it is read from the environment
-by default, kept out of reprs, sent only to the hub URL (redirects are not
-followed), and every log record (of the culler, tornado, asyncio, with its
-traceback) is scrubbed of it and of each piece of 8 characters or more
-(:mod:`hubext.culler.redact`). Log lines carry the level and the time, as
-JupyterHub's own.
-
-A dry run logs what it would do without pacing: ``stop_spacing`` paces real
-stops only.
+The API token is never logged, nor any piece of it: it is read from the
+environment by default, kept out of reprs, sent only to the hub URL
+(redirects are not followed), and every log record (of the culler, tornado,
+asyncio, with its traceback) is scrubbed of it and of each piece of 8
+characters or more (:mod:`hubext.culler.redact`). Log lines carry the level
+and the time, as JupyterHub's own.
 """
 
 from __future__ import annotations
@@ -32,29 +27,37 @@ import asyncio
 import logging
 import os
 import signal
-import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import partial
 
 from prometheus_client import start_http_server
-from traitlets import Any, Bool, Float, Integer, Unicode, default
-from traitlets.config import Application, Config
+from traitlets import (
+    Any,
+    Bool,
+    Callable,
+    Dict,
+    Float,
+    Integer,
+    Unicode,
+    default,
+    validate,
+)
+from traitlets.config import Application, catch_config_error
 
 from .. import __version__
-from ..communities import Communities
-from ..culling import (
-    MIN_USER_SECONDS,
-    CullingPolicy,
-    check_duration,
-    policy_for,
-)
+from .._validation import ConfigError
+from ..communities import Communities, Community
+from ..culling import MIN_USER_SECONDS, CullingPolicy, check_duration, policy_for
+from ..service_data import read_communities, read_spawner
+from .arbiter import check_arbiter
 from .client import HubAPI, HubAPIError
-from .decide import Cull, CullUser, Skip, decide, decide_user
-from .hub_config import load_hub_config
+from .engine import CullPass, Pacer, PassResult, PassSettings
+from .hub_config import NOT_EXECUTED, is_values_file, load_hub_config
 from .metrics import CullerMetrics
 from .redact import RedactFilter, scrub_and_cut
-from .storage import storage_check
+from .storage import config_spawner_settings, storage_verdict
+
+__all__ = ["Culler", "Pacer", "PassResult", "RedactFilter", "main", "policies_of"]
 
 #: The scope deleting users needs, on top of the culler's own.
 DELETE_USERS_SCOPE = "delete:users"
@@ -64,40 +67,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Pacer:
-    """Lets actions start in order, at least ``spacing`` seconds apart
-    (0: no pacing), waiting with ``sleep`` (an async callable)."""
-
-    def __init__(self, spacing: float, sleep=asyncio.sleep):
-        self.spacing = spacing
-        self._sleep = sleep
-        self._lock = asyncio.Lock()
-        self._next = 0.0
-
-    async def wait(self) -> None:
-        if not self.spacing:
-            return
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            delay = self._next - loop.time()
-            if delay > 0:
-                await self._sleep(delay)
-            self._next = loop.time() + self.spacing
-
-
-@dataclass
-class PassResult:
-    """What one pass did."""
-
-    culled: list[Cull] = field(default_factory=list)
-    stopping: list[Cull] = field(default_factory=list)  # 202: still stopping
-    skipped: list[Skip] = field(default_factory=list)
-    users_deleted: list[CullUser] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    servers: int = 0
-    requests: int = 0
-    seconds: float = 0.0
-    peak_concurrent_stops: int = 0
+def policies_of(communities: Mapping[str, Community]) -> dict[str, dict]:
+    """``{slug: culling settings}`` of the communities that set ``culling``."""
+    return {
+        slug: dict(c.get("culling"))
+        for slug, c in communities.items()
+        if c.get("culling")
+    }
 
 
 class Culler(Application):
@@ -201,15 +177,75 @@ class Culler(Application):
         "",
         config=True,
         help="""
-        The hub's own configuration, to read the communities' ``culling``
-        policies from (the same definitions the hub uses): its
-        ``jupyterhub_config.py``, or on zero-to-jupyterhub the chart's
-        values, ``/usr/local/etc/jupyterhub/secret/values.yaml`` in the hub
-        pod (a ``.yaml``/``.yml`` path; its ``hub.config`` is read without
-        executing anything). Empty: the hub-wide default applies to
-        everyone.
+        On zero-to-jupyterhub, where to read the communities' ``culling``
+        policies and the spawner's storage settings instead of from the hub:
+        the chart's values, ``/usr/local/etc/jupyterhub/secret/values.yaml``
+        in the hub pod (a ``.yaml``/``.yml`` path; its ``hub.config`` is read
+        as YAML, nothing is executed). Empty (the default): the hub hands
+        them to the culler when it starts (:mod:`hubext.service_data`);
+        register the culler with :func:`hubext.culler.register`.
+
+        A ``jupyterhub_config.py`` is refused: the culler never executes the
+        hub's configuration.
+
+        Example (z2jh ``hub.services``, with ``--hub-config`` in its
+        ``command``)::
+
+            c.Culler.hub_config = "/usr/local/etc/jupyterhub/secret/values.yaml"
+
+        .. versionchanged:: 0.1
+           Python configuration files are no longer executed.
         """,
     )
+
+    @validate("hub_config")
+    def _validate_hub_config(self, proposal):
+        value = proposal["value"]
+        if value and not is_values_file(value):
+            raise ConfigError("Culler.hub_config", f"{value!r}: {NOT_EXECUTED}")
+        return value
+
+    cull_arbiter_hook = Callable(
+        None,
+        allow_none=True,
+        config=True,
+        help="""
+        The last word on each server, after the policy: a callable (or a
+        coroutine function) called with keyword arguments ``user`` (the user
+        model, with ``groups``), ``server_name`` (``""`` for the default
+        server), ``server`` (the server model), ``policy`` (the
+        :class:`~hubext.culling.CullingPolicy` that applied), ``decision``
+        (the policy's: a :class:`~hubext.culler.decide.Cull`, or None to
+        keep the server), ``inactive`` and ``age`` (seconds, or None). It
+        returns a ``Cull`` of that server, or None to keep it. Servers left
+        alone on doubtful data (pending, not ready, unreadable timestamps)
+        never reach it; a hook that raises or returns anything else keeps the
+        server (the error is logged and counted). Accept ``**kwargs``: more
+        arguments may come. Checked at start-up. See
+        :mod:`hubext.culler.arbiter`.
+
+        Example, in the culler's own config file (``--config``)::
+
+            from hubext.culler import Cull
+
+            def arbiter(*, user, server, decision, inactive, age, **kwargs):
+                if "on-call" in user["groups"]:
+                    return None  # never culled
+                profile = (server.get("user_options") or {}).get("profile")
+                if profile == "gpu" and decision is None and inactive and inactive > 900:
+                    return Cull(user["name"], kwargs["server_name"], "gpu idle", inactive, age)
+                return decision
+
+            c.Culler.cull_arbiter_hook = arbiter
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @validate("cull_arbiter_hook")
+    def _validate_arbiter(self, proposal):
+        check_arbiter(proposal["value"])
+        return proposal["value"]
 
     interval = Float(300, config=True, help="Seconds between passes.")
     concurrency = Integer(10, config=True, help="Most servers stopped at once.")
@@ -319,6 +355,19 @@ class Culler(Application):
     def _metrics_default(self):
         return CullerMetrics()
 
+    policies = Dict(
+        help="""
+        The communities' policies, ``{slug: culling settings}``: read when
+        the service starts (:meth:`load_community_policies`).
+        """
+    )
+    spawner = Dict(
+        help="""
+        The hub's spawner settings (:func:`hubext.service_data.spawner_settings`),
+        read when the service starts, for ``cull_users``' storage check.
+        """
+    )
+
     def default_policy(self) -> CullingPolicy:
         # The same checks as a community's culling keys (a ConfigError, a
         # ValueError, naming Culler.<trait>).
@@ -334,31 +383,32 @@ class Culler(Application):
             ),
         )
 
-    def load_hub_config(self) -> Config | None:
-        """The hub's own configuration (:attr:`hub_config`); None without one."""
-        if not self.hub_config:
-            return None
-        return load_hub_config(self.hub_config)
+    def load_communities(self, environ=None) -> Mapping[str, Community]:
+        """The communities: from :attr:`hub_config` (a values file), else as
+        the hub handed them (``environ``, default ``os.environ``)."""
+        if self.hub_config:
+            config = load_hub_config(self.hub_config)
+            return Communities(config=config, log=self.log).registry
+        return read_communities(environ)
 
-    def load_community_policies(self, hub_config: Config | None = None) -> dict:
-        """``{slug: culling settings}`` from the hub's configuration."""
-        if hub_config is None:
-            hub_config = self.load_hub_config()
-        if hub_config is None:
-            return {}
-        communities = Communities(config=hub_config, log=self.log)
-        return {c.slug: dict(c.get("culling")) for c in communities if c.get("culling")}
+    def load_spawner_settings(self, environ=None) -> dict:
+        """The hub's spawner settings, from the same source as the communities."""
+        if self.hub_config:
+            return config_spawner_settings(load_hub_config(self.hub_config))
+        return read_spawner(environ)
+
+    def load_community_policies(self, environ=None) -> dict:
+        """``{slug: culling settings}`` (see :meth:`load_communities`)."""
+        return policies_of(self.load_communities(environ))
 
     def policy_of(self, user: dict) -> CullingPolicy:
         """The most generous policy of the user's communities (or the default)."""
         groups = [g for g in user.get("groups") or [] if isinstance(g, str)]
         return policy_for(groups, self.policies, self.default)
 
-    def check_storage(self, hub_config: Config | None) -> bool:
+    def check_storage(self) -> bool:
         """False if deleting users would delete storage (then the culler stops)."""
-        verdict, message = "unknown", "without --hub-config, the spawner is unknown"
-        if hub_config is not None:
-            verdict, message = storage_check(hub_config)
+        verdict, message = storage_verdict(self.spawner)
         if verdict == "deletes":
             self.log.critical("hubext-culler: will not delete users: %s", message)
             return False
@@ -370,27 +420,26 @@ class Culler(Application):
             )
         return True
 
+    @catch_config_error
     def initialize(self, argv=None):
         super().initialize(argv)
         if self.config_file:
             self.load_config_file(self.config_file)
         try:
-            hub_config = self.load_hub_config()
-            self.policies = self.load_community_policies(hub_config)
+            self.policies = self.load_community_policies()
+            self.spawner = self.load_spawner_settings()
         except Exception as e:
             # A culler with the wrong policy is worse than none: stop, and say why.
             self.log.critical(
-                "hubext-culler: cannot read the communities from %s: %s: %s. The "
-                "culler runs with the service environment JupyterHub gives it; pass "
-                "any variable your configuration reads in the service's environment.",
-                self.hub_config,
+                "hubext-culler: cannot read the communities%s: %s: %s",
+                f" from {self.hub_config}" if self.hub_config else "",
                 type(e).__name__,
-                scrub_and_cut(str(e), [self.api_token], 200),
+                scrub_and_cut(str(e), [self.api_token], 400),
             )
             self.exit(1)
         self.default = self.default_policy()
         if self.cull_users:
-            if not self.check_storage(hub_config):
+            if not self.check_storage():
                 self.exit(1)
             self.log.info(
                 "hubext-culler: deleting users with no server after %s s without "
@@ -402,174 +451,32 @@ class Culler(Application):
 
     # -- one pass ---------------------------------------------------------------------
 
+    def settings(self) -> PassSettings:
+        return PassSettings(
+            concurrency=self.concurrency,
+            stop_spacing=self.stop_spacing,
+            dry_run=self.dry_run,
+            cull_users=self.cull_users,
+            page_size=self.page_size,
+        )
+
+    def cull_pass_engine(self) -> CullPass:
+        """A pass with the service's current options (see :mod:`.engine`)."""
+        return CullPass(
+            self.settings(),
+            self.policies,
+            self.default,
+            now=self.now,
+            sleep=self.sleep,
+            log=self.log,
+            metrics=self.metrics,
+            arbiter=self.cull_arbiter_hook,
+            secrets=(self.api_token,) if self.api_token else (),
+        )
+
     async def cull_pass(self, api: HubAPI) -> PassResult:
-        result = PassResult()
-        started = time.perf_counter()
-        before = api.requests
-        try:
-            # Users with no server are listed first: a user whose server this
-            # pass stops is never deleted in the same pass.
-            idle_users = []
-            if self.cull_users:
-                idle_users = await api.inactive_users(self.page_size)
-            users = await api.ready_users(self.page_size)
-        except HubAPIError as e:
-            result.errors.append(str(e))
-            self.log.error(
-                "hubext-culler: listing users failed: %s; next pass retries", e
-            )
-            result.seconds = time.perf_counter() - started
-            self.metrics.record(result)
-            return result
-        now = self.now()
-        actions: list[Cull] = []
-        for user in users:
-            name = user.get("name")
-            servers = user.get("servers")
-            if not isinstance(name, str) or not isinstance(servers, dict):
-                result.errors.append(f"malformed user model {str(name)[:60]!r}")
-                continue
-            policy = self.policy_of(user)
-            for server_name, server in servers.items():
-                if not isinstance(server, dict):
-                    continue
-                result.servers += 1
-                verdict = decide(name, server_name, server, policy, now)
-                if isinstance(verdict, Skip):
-                    result.skipped.append(verdict)
-                    self.log.warning(
-                        "hubext-culler: leaving %s alone: %s",
-                        f"{name}/{server_name}" if server_name else name,
-                        verdict.reason,
-                    )
-                elif isinstance(verdict, Cull):
-                    actions.append(verdict)
-        doomed: list[CullUser] = []
-        for user in idle_users:
-            verdict = decide_user(user, self.policy_of(user), now)
-            if isinstance(verdict, Skip):
-                result.skipped.append(verdict)
-                self.log.warning(
-                    "hubext-culler: leaving user %s alone: %s",
-                    verdict.user,
-                    verdict.reason,
-                )
-            elif isinstance(verdict, CullUser):
-                doomed.append(verdict)
-        # A dry run stops nothing: nothing to pace.
-        pacer = Pacer(0 if self.dry_run else self.stop_spacing, self.sleep)
-        await self._stop_all(api, actions, result, pacer)
-        await self._run_limited(
-            [partial(self._delete_user, api, a, result) for a in doomed], pacer
-        )
-        result.requests = api.requests - before
-        result.seconds = time.perf_counter() - started
-        self.metrics.record(result)
-        self.log.info(
-            "hubext-culler: pass done in %.2f s: %d servers, %d culled, %d stopping, "
-            "%d left alone, %d users deleted, %d errors, %d API requests",
-            result.seconds,
-            result.servers,
-            len(result.culled),
-            len(result.stopping),
-            len(result.skipped),
-            len(result.users_deleted),
-            len(result.errors),
-            result.requests,
-        )
-        return result
-
-    async def _run_limited(self, jobs, pacer: Pacer) -> None:
-        """Run ``jobs`` (async callables) at most ``concurrency`` at once,
-        started by ``pacer``."""
-        limit = asyncio.Semaphore(max(1, self.concurrency))
-
-        async def run(job):
-            async with limit:
-                await pacer.wait()
-                await job()
-
-        await asyncio.gather(*(run(job) for job in jobs))
-
-    async def _stop_all(
-        self, api: HubAPI, actions: list[Cull], result: PassResult, pacer: Pacer
-    ) -> None:
-        running = 0
-
-        async def stop(action: Cull):
-            nonlocal running
-            running += 1
-            result.peak_concurrent_stops = max(result.peak_concurrent_stops, running)
-            try:
-                await self._stop(api, action, result)
-            finally:
-                running -= 1
-
-        await self._run_limited([partial(stop, a) for a in actions], pacer)
-
-    async def _stop(self, api: HubAPI, action: Cull, result: PassResult) -> None:
-        what = (
-            f"{action.log_name} ({action.reason}: inactive {action.inactive:.0f} s"
-            + (f", age {action.age:.0f} s" if action.age is not None else "")
-            + (", removing" if action.remove else "")
-            + ")"
-        )
-        if self.dry_run:
-            self.log.info("hubext-culler: would cull %s (dry run)", what)
-            result.culled.append(action)
-            return
-        try:
-            status = await api.stop_server(action.user, action.server, action.remove)
-        except HubAPIError as e:
-            result.errors.append(str(e))
-            self.log.error("hubext-culler: culling %s failed: %s", what, e)
-            return
-        if status == 202:
-            result.stopping.append(action)
-            self.log.info("hubext-culler: culling %s: stopping (slow)", what)
-        else:
-            result.culled.append(action)
-            self.log.info("hubext-culler: culled %s", what)
-
-    async def _delete_user(
-        self, api: HubAPI, action: CullUser, result: PassResult
-    ) -> None:
-        name = action.user
-        if self.dry_run:
-            self.log.info(
-                "hubext-culler: would delete user %s (inactive %.0f s, no server; "
-                "dry run)",
-                name,
-                action.inactive,
-            )
-            result.users_deleted.append(action)
-            return
-        try:
-            # Read the user again just before: the listing may be minutes old.
-            fresh = await api.user(name)
-            if fresh is None:
-                return  # gone already
-            verdict = decide_user(fresh, self.policy_of(fresh), self.now())
-            if not isinstance(verdict, CullUser):
-                self.log.info(
-                    "hubext-culler: keeping user %s: %s",
-                    name,
-                    verdict.reason
-                    if isinstance(verdict, Skip)
-                    else "active again, has a server, or is an admin now",
-                )
-                return
-            await api.delete_user(name)
-        except HubAPIError as e:
-            result.errors.append(str(e))
-            self.log.error("hubext-culler: deleting user %s failed: %s", name, e)
-            return
-        result.users_deleted.append(verdict)
-        self.log.info(
-            "hubext-culler: deleted user %s (inactive %.0f s, no server)",
-            name,
-            verdict.inactive,
-        )
+        """Run one pass (see :class:`~hubext.culler.engine.CullPass`)."""
+        return await self.cull_pass_engine().run(api)
 
     # -- the service -------------------------------------------------------------------
 

@@ -1,19 +1,16 @@
-"""Read the hub's configuration: a ``jupyterhub_config.py`` or a z2jh ``values.yaml``.
+"""The zero-to-jupyterhub route: the chart's values, read as data.
 
-The culler reads the communities' ``culling`` policies (and, for
-``--cull-users``, the spawner's storage settings) from the configuration the
-hub itself uses, so a policy is never written twice.
+The culler gets the communities' ``culling`` policies and the spawner's
+storage settings from the hub, as data (:mod:`hubext.service_data`), when it
+is registered with :func:`hubext.culler.register` and the hub uses hubext's
+authenticator. It never executes the hub's configuration: that would need
+the hub's environment (its identity providers' secrets included) and run
+arbitrary code in a service that only needs policies.
 
-- A Python file is executed as JupyterHub does (``load_subconfig`` works),
-  in the culler's own environment: JupyterHub gives a managed service only a
-  few variables, so a file that reads others fails here; the culler then
-  stops with a clear message.
-- On zero-to-jupyterhub, the chart's ``jupyterhub_config.py`` reads the
-  Kubernetes service variables of the hub pod, which a service does not
-  get. Point the culler at the chart's values instead
-  (:data:`Z2JH_VALUES`, mounted in the hub pod): its ``hub.config`` is the
-  traitlets configuration the chart gives the hub, read without executing
-  anything.
+On zero-to-jupyterhub the culler may instead read the chart's values
+(:data:`Z2JH_VALUES`, mounted in the hub pod): their ``hub.config`` is the
+traitlets configuration the chart gives the hub, read as YAML, without
+executing anything.
 """
 
 from __future__ import annotations
@@ -21,21 +18,33 @@ from __future__ import annotations
 import os
 
 import yaml
-from traitlets.config import Config, PyFileConfigLoader
+from traitlets.config import Config
 
 #: Where zero-to-jupyterhub mounts the chart's values in the hub pod.
 Z2JH_VALUES = "/usr/local/etc/jupyterhub/secret/values.yaml"
 #: The spawner zero-to-jupyterhub configures unless hub.config names another.
 Z2JH_SPAWNER = "kubespawner.KubeSpawner"
 
+#: Why a Python configuration file is refused.
+NOT_EXECUTED = (
+    "the culler does not execute the hub's configuration; it gets the "
+    "communities from the hub: register it with "
+    "hubext.culler.register(c, ...) (no hub_config) and use hubext's "
+    "CommunityAuthenticator, or, on zero-to-jupyterhub, give the chart's "
+    f"values file ({Z2JH_VALUES})"
+)
+
+
+def is_values_file(path: str) -> bool:
+    return path.endswith((".yaml", ".yml"))
+
 
 def load_hub_config(path: str) -> Config:
-    """The hub's traitlets configuration from ``path`` (``.py`` or ``.yaml``)."""
-    path = os.path.abspath(path)
-    if path.endswith((".yaml", ".yml")):
-        return load_z2jh_values(path)
-    directory, filename = os.path.split(path)
-    return PyFileConfigLoader(filename, path=directory).load_config()
+    """``hub.config`` of the z2jh values file ``path``; ValueError for anything
+    else (a ``jupyterhub_config.py`` is never executed)."""
+    if not is_values_file(path):
+        raise ValueError(f"{path}: not a values file (.yaml): {NOT_EXECUTED}")
+    return load_z2jh_values(os.path.abspath(path))
 
 
 def load_z2jh_values(path: str) -> Config:
