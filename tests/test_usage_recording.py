@@ -37,7 +37,6 @@ OTHER_TOKEN = secrets.token_hex(32)
 CONFIG = f"""
 c.CommunityAuthenticator.admin_users = {{"root"}}
 c.LocalCommunitySpawner.poll_interval = 1
-c.LocalCommunitySpawner.http_timeout = 8
 c.UsageLedger.culler_services = ["test-culler"]
 c.Communities.communities["blue-team"] = {{
     "members": [{{"provider": "demo", "group": "blue-team"}}],
@@ -61,7 +60,7 @@ c.LocalCommunitySpawner.profile_list.append(
     {{
         "display_name": "Broken",
         "slug": "broken",
-        "kubespawner_override": {{"cmd": ["/bin/false"]}},
+        "kubespawner_override": {{"cmd": ["/nonexistent/jupyterhub-singleuser"]}},
     }}
 )
 """
@@ -242,7 +241,7 @@ def test_resources_after_overrides(hub):
     start_ready(hub, "alice", {"profile": "sized"})
     stop_with(hub, "alice", None)
     row = wait_for_rows(hub, "alice", 2)[1]
-    assert row["mem_limit"] == 2 * 1000**3
+    assert row["mem_limit"] == 2 * 1024**3  # JupyterHub: G is 1024**3
     assert row["cpu_limit"] == 1.5
     assert row["gpus"] == 0
     assert row["cpu_request"] is None
