@@ -205,3 +205,10 @@ def test_a_registered_service_gets_the_communities_and_no_hub_secret(
             assert secret not in value, name
     assert "JUPYTERHUB_CRYPT_KEY" not in env
     assert "HUBEXT_DEMO_CLIENT_SECRET" not in env
+    # The demo's culler (jupyterhub_config.d/30-culler.py, register()) runs
+    # its passes with the communities it was handed.
+    deadline = time.monotonic() + 30
+    while "hubext-culler: pass done" not in hub.log():
+        assert time.monotonic() < deadline, hub.log()[-2000:]
+        time.sleep(0.2)
+    assert "cannot read the communities" not in hub.log()

@@ -228,12 +228,14 @@ class Culler(Application):
 
             from hubext.culler import Cull
 
-            def arbiter(*, user, server, decision, inactive, age, **kwargs):
+            def arbiter(*, user, server_name, server, decision, inactive, age, **kw):
                 if "on-call" in user["groups"]:
                     return None  # never culled
-                profile = (server.get("user_options") or {}).get("profile")
-                if profile == "gpu" and decision is None and inactive and inactive > 900:
-                    return Cull(user["name"], kwargs["server_name"], "gpu idle", inactive, age)
+                options = server.get("user_options") or {}
+                if options.get("profile") == "gpu" and inactive and inactive > 900:
+                    return decision or Cull(
+                        user["name"], server_name, "gpu idle", inactive, age
+                    )
                 return decision
 
             c.Culler.cull_arbiter_hook = arbiter
