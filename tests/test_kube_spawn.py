@@ -99,8 +99,10 @@ PROFILES = [
 
 
 @pytest.fixture
-def config():
+def config(tmp_path):
     config = Config()
+    # the spawner records its sessions (tests/test_usage_kube.py reads them)
+    config.UsageLedger.db_url = f"sqlite:///{tmp_path}/usage.sqlite"
     config.KubeSpawner.namespace = NAMESPACE
     config.KubeSpawner.profile_list = copy.deepcopy(PROFILES)
     # KubeSpawner's own waits, bounded well below the tests' timeouts.

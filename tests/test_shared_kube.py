@@ -162,10 +162,12 @@ HOME_NFS = nfs("/export", "homes")
 
 
 @pytest.fixture
-def config(monkeypatch):
+def config(monkeypatch, tmp_path):
     # As test_profiles_kube.py: KubeSpawner loads this kubeconfig when built.
     monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(KUBECONFIG))
     config = Config()
+    # spawns record their sessions in a ledger of this test's own
+    config.UsageLedger.db_url = f"sqlite:///{tmp_path}/usage.sqlite"
     config.KubeSpawner.profile_list = copy.deepcopy(PROFILES)
     config.KubeSpawner.uid = 1000
     config.KubeSpawner.gid = 100
@@ -1053,8 +1055,9 @@ async def test_bad_home_storage_is_refused(config, home_storage, suffix):
 
 
 @pytest.fixture
-def spawn_config():
+def spawn_config(tmp_path):
     config = Config()
+    config.UsageLedger.db_url = f"sqlite:///{tmp_path}/usage.sqlite"
     config.KubeSpawner.namespace = NAMESPACE
     config.KubeSpawner.profile_list = copy.deepcopy(PROFILES)
     config.KubeSpawner.start_timeout = 10

@@ -168,7 +168,7 @@ class CommunityKubeSpawner(
         await super().load_user_options()
         self._add_storage()
         # the resources are final: the session begins (before the pod exists)
-        self.begin_usage_session()
+        self.begin_usage_session_in_start()
 
     def _add_storage(self) -> None:
         storage = self.pod_storage()

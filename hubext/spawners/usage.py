@@ -111,7 +111,7 @@ class UsageRecordingMixin(HasTraits):
     Put it first among a spawner's bases. A spawner whose resources are
     final only inside ``start()`` (KubeSpawner applies overrides in
     ``load_user_options``) sets :attr:`usage_begins_in_start` False and calls
-    :meth:`begin_usage_session` once they are.
+    :meth:`begin_usage_session_in_start` once they are.
     """
 
     #: Record the session's start just before the spawner's own ``start()``.
@@ -121,6 +121,7 @@ class UsageRecordingMixin(HasTraits):
     _usage_charge: dict | None = None
     _usage_started = False
     _usage_stopping = False
+    _usage_starting = False
 
     # -- settings and the ledger -------------------------------------------
 
@@ -141,7 +142,7 @@ class UsageRecordingMixin(HasTraits):
             return None
         return hub_usage_metrics(
             [c.slug for c in self.communities],
-            db=self.user.db,
+            db=getattr(self.user, "db", None),
             user_group_info=self.usage_settings.user_group_info_metric,
             log=self.log,
         )
@@ -187,6 +188,11 @@ class UsageRecordingMixin(HasTraits):
         }
 
     # -- sessions ------------------------------------------------------------
+
+    def begin_usage_session_in_start(self) -> None:
+        """:meth:`begin_usage_session`, if called from within ``start()``."""
+        if self._usage_starting:
+            self.begin_usage_session()
 
     def begin_usage_session(self, charge: dict | None = None) -> None:
         """Record the start of a session (once; resources must be final)."""
@@ -258,11 +264,14 @@ class UsageRecordingMixin(HasTraits):
         self._usage_started = False
         if self.usage_begins_in_start:
             self.begin_usage_session()
+        self._usage_starting = True
         try:
             result = await super().start()
         except BaseException:
             self.end_usage_session(EndReason.FAILED_TO_START)
             raise
+        finally:
+            self._usage_starting = False
         self.begin_usage_session()
         self._usage_started = True
         return result
@@ -285,7 +294,6 @@ class UsageRecordingMixin(HasTraits):
                 status is None
                 and self._usage_charge is not None
                 and not getattr(self, "_spawn_pending", False)
-                and self.server is not None
             ):
                 # a server that outlived the previous hub
                 self.begin_usage_session(self._usage_charge)

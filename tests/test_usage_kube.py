@@ -1,0 +1,101 @@
+"""hubext-kube records its sessions: resources after overrides, GPUs, death by poll.
+
+A real CommunityKubeSpawner (KubeSpawner 7.1's code, unmocked) against the
+in-memory Kubernetes API of tests/kube (see tests/test_kube_spawn.py); the
+ledger is a real SQLite file of the test's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from hubext.spawners.usage import _ledgers
+
+from .kube import NAMESPACE
+from .test_kube_spawn import TIMEOUT, config, make_spawner  # noqa: F401
+
+
+def rows(spawner_config) -> list[dict]:
+    url = spawner_config.UsageLedger.db_url
+    assert _ledgers[url].wait_idle(10)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            result = conn.execute(
+                text("SELECT * FROM hubext_usage_sessions ORDER BY started_at")
+            )
+            return [dict(r._mapping) for r in result]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sized_config(config):  # noqa: F811
+    profile = config.KubeSpawner.profile_list[1]  # "gpu", ocean-lab's
+    profile["kubespawner_override"].update(
+        {"cpu_guarantee": 0.5, "cpu_limit": 2, "mem_guarantee": "1G", "mem_limit": "3G"}
+    )
+    return config
+
+
+async def test_resources_after_overrides_and_death_found_by_poll(cluster, sized_config):
+    spawner = make_spawner(sized_config, "ann", ["astro-101", "ocean-lab"])
+    await spawner.apply_community_options({"profile": "gpu", "image": "base"})
+    await asyncio.wait_for(spawner.start(), TIMEOUT)
+
+    (row,) = rows(sized_config)
+    # ocean-lab alone offers the GPU profile, though astro-101 comes first
+    assert row["community"] == "ocean-lab"
+    assert row["profile"] == "gpu"
+    assert (row["cpu_request"], row["cpu_limit"]) == (0.5, 2.0)
+    assert (row["mem_request"], row["mem_limit"]) == (1024**3, 3 * 1024**3)
+    assert row["gpus"] == 1
+    assert row["stopped_at"] is None
+    # the pod is what the ledger says
+    pod = cluster.objects("pods", NAMESPACE)[spawner.pod_name]
+    limits = pod["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == "1"
+
+    assert await spawner.poll() is None
+    assert spawner.get_state()["hubext_usage"]["community"] == "ocean-lab"
+
+    # the pod disappears behind the hub's back: the next poll ends the session
+    deleted = await asyncio.to_thread(
+        requests.delete,
+        f"{cluster.url}/api/v1/namespaces/{NAMESPACE}/pods/{spawner.pod_name}",
+        params={"gracePeriodSeconds": "0"},
+        timeout=10,
+    )
+    assert deleted.status_code == 200, deleted.text
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
+    while await spawner.poll() is None:
+        assert asyncio.get_running_loop().time() < deadline, "pod never gone"
+        await asyncio.sleep(0.05)
+
+    (row,) = rows(sized_config)
+    assert row["end_reason"] == "died"
+    assert row["stopped_at"] is not None
+
+
+async def test_stop_by_the_hub_itself_and_state_after_restart(cluster, config):  # noqa: F811
+    spawner = make_spawner(config, "bo", ["astro-101"])
+    await spawner.apply_community_options({"profile": "astro"})
+    await asyncio.wait_for(spawner.start(), TIMEOUT)
+    state = spawner.get_state()
+
+    # the hub restarts: a new spawner object loads the state and finds the pod
+    again = make_spawner(config, "bo", ["astro-101"])
+    again.load_state(state)
+    assert await again.poll() is None
+    # no request asked for this stop (the hub shutting down): hub_restart
+    await asyncio.wait_for(again.stop(), TIMEOUT)
+
+    first, second = rows(config)
+    assert first["id"] != second["id"]
+    assert (second["community"], second["profile"]) == ("astro-101", "astro")
+    assert second["mem_limit"] == first["mem_limit"] == 4 * 1024**3
+    assert second["end_reason"] == "hub_restart"
