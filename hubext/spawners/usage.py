@@ -28,6 +28,7 @@ import asyncio
 import atexit
 import dataclasses
 import logging
+from datetime import datetime
 from typing import Any
 
 from traitlets import HasTraits
@@ -133,6 +134,10 @@ class UsageRecordingMixin(HasTraits):
             self._usage_settings = UsageLedger(parent=self)
             return self._usage_settings
 
+    def usage_now(self) -> datetime:
+        """The moment recorded for a start, heartbeat or end (aware UTC)."""
+        return utcnow()
+
     def usage_ledger(self) -> Ledger | None:
         return hub_ledger(self.usage_settings, self._hub_db_url(), self.log)
 
@@ -204,7 +209,7 @@ class UsageRecordingMixin(HasTraits):
             ledger = self.usage_ledger()
             if ledger is None:
                 return
-            at = utcnow()
+            at = self.usage_now()
             resources = Resources(**charge["resources"])
             self._usage_key = ledger.session_started(
                 user=self.user.name,
@@ -229,7 +234,7 @@ class UsageRecordingMixin(HasTraits):
         """A heartbeat: the server is running now."""
         if self._usage_key is None:
             return
-        at = utcnow()
+        at = self.usage_now()
         for recorder in (self.usage_ledger(), self.usage_metrics()):
             if recorder is not None:
                 recorder.seen_alive([self._usage_key], at=at)
@@ -239,7 +244,7 @@ class UsageRecordingMixin(HasTraits):
         if key is None:
             return
         try:
-            at = utcnow()
+            at = self.usage_now()
             ledger = self.usage_ledger()
             if ledger is not None:
                 ledger.session_ended(key, at=at, reason=reason)
