@@ -242,3 +242,18 @@ def test_register_marks_the_service_and_refuses_a_python_hub_config():
 def test_the_culler_refuses_a_python_hub_config():
     with pytest.raises(ConfigError, match=r"^Culler.hub_config: '/x/jupyterhub"):
         Culler(hub_config="/x/jupyterhub_config.py")
+
+
+def test_generate_config_needs_no_communities():
+    env = {**os.environ, "JUPYTERHUB_API_TOKEN": TOKEN}
+    env.pop("HUBEXT_COMMUNITIES", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "hubext.culler", "--generate-config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "# c.Culler.cull_arbiter_hook = None" in result.stdout
+    assert "cannot read the communities" not in result.stderr

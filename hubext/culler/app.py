@@ -427,6 +427,8 @@ class Culler(Application):
         super().initialize(argv)
         if self.config_file:
             self.load_config_file(self.config_file)
+        if self.generate_config:
+            return  # prints the options: needs no communities
         try:
             self.policies = self.load_community_policies()
             self.spawner = self.load_spawner_settings()
