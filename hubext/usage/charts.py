@@ -9,12 +9,14 @@ hover) with its community, period and value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from html import escape
 
-from .report import Usage
+from .report import Span, Usage, build_report, span_end
 
 STEPS = ("day", "week")
 
@@ -50,6 +52,13 @@ class Bucket:
     def label(self) -> str:
         return self.start.isoformat()
 
+    @property
+    def window(self) -> tuple[datetime, datetime]:
+        return (
+            datetime.combine(self.start, time(), tzinfo=UTC),
+            datetime.combine(self.end, time(), tzinfo=UTC),
+        )
+
 
 def buckets(first: date, last: date, step: str) -> list[Bucket]:
     """Days or weeks (Monday to Sunday, clipped) from ``first`` to ``last``
@@ -70,6 +79,35 @@ def buckets(first: date, last: date, step: str) -> list[Bucket]:
     return out
 
 
+def usage_per_bucket(
+    spans: Iterable[Span], periods: Sequence[Bucket], now: datetime
+) -> dict[str, list[Usage]]:
+    """``{community: [Usage of each bucket]}``: each bucket is the report of
+    its window (:func:`~hubext.usage.report.build_report`, by community)
+    over the sessions that overlap it.
+
+    Each session is handed only to the buckets it overlaps (found by
+    bisection), so the work is in proportion to the sessions, not to
+    sessions times buckets.
+    """
+    starts = [b.window[0] for b in periods]
+    per_bucket: list[list[Span]] = [[] for _ in periods]
+    for span in spans:
+        first = max(bisect_right(starts, span.started_at) - 1, 0)
+        # a session of no length counts in the bucket it started in
+        end = max(span_end(span, now), span.started_at)
+        last = max(bisect_right(starts, end) - 1, first)
+        for i in range(first, min(last, len(periods) - 1) + 1):
+            per_bucket[i].append(span)
+    series: dict[str, list[Usage]] = {}
+    for i, bucket in enumerate(periods):
+        lo, hi = bucket.window
+        report = build_report(per_bucket[i], start=lo, end=hi, now=now)
+        for community, usage in report.rows.items():
+            series.setdefault(community, [Usage() for _ in periods])[i] = usage
+    return dict(sorted(series.items()))
+
+
 def colours(communities: Sequence[str]) -> dict[str, str]:
     return {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(communities)}
 
@@ -78,15 +116,17 @@ def _nice_top(value: float) -> float:
     """A round number at or above ``value`` for the top of the axis."""
     if value <= 0:
         return 1.0
-    magnitude = 10 ** len(str(int(value))) / 10
-    for factor in (1, 2, 2.5, 5, 10):
+    magnitude = 10.0 ** math.floor(math.log10(value))
+    # quarters of these are round too (the axis has 4 steps)
+    for factor in (1, 2, 4, 5, 8, 10):
         if value <= factor * magnitude:
             return factor * magnitude
     return 10 * magnitude  # pragma: no cover (the loop always returns)
 
 
 def _number(value: float) -> str:
-    return f"{value:,.2f}".rstrip("0").rstrip(".") if value else "0"
+    text = f"{value:,.3g}" if value < 1 else f"{value:,.2f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def bar_chart(
@@ -97,14 +137,14 @@ def bar_chart(
     colour_of: Mapping[str, str],
     names: Mapping[str, str] | None = None,
     *,
-    width: int = 720,
-    height: int = 220,
+    width: int = 480,
+    height: int = 200,
 ) -> str:
     """One SVG chart: a bar per label, stacked by the keys of ``series``
     (each a sequence of :class:`Usage`, one per label), of ``unit`` (an
     attribute of :class:`Usage`)."""
     names = names or {}
-    left, right, top, bottom = 64, 8, 24, 36
+    left, right, top, bottom = 52, 8, 24, 32
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [
         sum(getattr(values[i], unit) for values in series.values())
@@ -149,7 +189,7 @@ def bar_chart(
             )
         if i % every == 0:
             parts.append(
-                f'<text x="{left + i * slot + slot / 2:.1f}" y="{height - 18}" '
+                f'<text x="{left + i * slot + slot / 2:.1f}" y="{height - 14}" '
                 f'text-anchor="middle" class="axis">{escape(label[5:])}</text>'
             )
     parts.append("</svg>")

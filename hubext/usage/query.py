@@ -60,11 +60,16 @@ def _window_filter(start: datetime, end: datetime):
     )
 
 
-def overlapping_spans(engine: Engine, start: datetime, end: datetime) -> Iterator[Span]:
-    """The sessions started before ``end`` and not stopped before ``start``."""
-    closed, still_open = _window_filter(start, end)
+def overlapping_spans(
+    engine: Engine, start: datetime, end: datetime, where=None
+) -> Iterator[Span]:
+    """The sessions started before ``end`` and not stopped before ``start``
+    (and meeting ``where``, an optional condition on the sessions)."""
     query = union_all(
-        select(*_COLUMNS).where(closed), select(*_COLUMNS).where(still_open)
+        *(
+            select(*_COLUMNS).where(half if where is None else and_(half, where))
+            for half in _window_filter(start, end)
+        )
     )
     with engine.connect() as connection:
         for row in connection.execute(query):

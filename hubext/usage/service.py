@@ -19,7 +19,8 @@ import asyncio
 import os
 import signal
 import sys
-from datetime import UTC, datetime
+import threading
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -34,10 +35,10 @@ from traitlets import Integer, Unicode, default
 from traitlets.config import Application
 
 from .access import USAGE_SCOPE, Access, Filter, access_from_scopes
-from .charts import UNITS, bar_chart, buckets, colours
+from .charts import UNITS, bar_chart, buckets, colours, usage_per_bucket
 from .model import HUB_ACCOUNT, sessions, utcnow
 from .page import BadRequest, PageQuery, parse_query
-from .report import Report, Usage, format_csv
+from .report import Report, format_csv
 
 #: The ledger's database URL, handed to the service in its environment.
 DB_URL_ENV = "HUBEXT_USAGE_DB_URL"
@@ -83,9 +84,11 @@ def register(
     ``custom:hubext-usage:read`` and grants it with ``!user``, and access to
     the page, to every user (``extra_user_scopes``); hubext's authenticator
     then grants it unfiltered to hub admins (role ``hubext-hub-admin``) and
-    with ``!group=<slug>`` to community admins (``community-admin-<slug>``). ``db_url`` defaults to the ledger's
-    (``c.UsageLedger.db_url``, else beside ``c.JupyterHub.db_url``); it is
-    passed in the service's environment, never on its command line.
+    with ``!group=<slug>`` to community admins (``community-admin-<slug>``).
+
+    ``db_url`` defaults to the ledger's (``c.UsageLedger.db_url``, else
+    beside ``c.JupyterHub.db_url``); it is passed in the service's
+    environment, never on its command line.
     """
     from ..service_data import SERVICE_ENV
 
@@ -232,6 +235,13 @@ class UsageService(Application):
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/hubext-usage/")
         return prefix if prefix.endswith("/") else prefix + "/"
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        #: the ledger's engine, made at the first request that finds a ledger
+        self.engine = None
+        self._engine_lock = threading.Lock()
+        self.prices = {}
+
     def initialize(self, argv=None):
         super().initialize(argv)
         from .._validation import ConfigError, errors_of
@@ -250,7 +260,6 @@ class UsageService(Application):
                 DB_URL_ENV,
             )
             self.exit(1)
-        self.engine = None
         self.names = {s: c.display_name for s, c in self.communities.items()}
         self.names.setdefault(HUB_ACCOUNT, "Hub-wide account")
         self.prices = {
@@ -262,9 +271,12 @@ class UsageService(Application):
     # -- data (run in a thread: the database is blocking) ---------------------
 
     def _engine(self):
+        """The ledger's engine, made at the first request that finds a ledger."""
         from .store import current_revision, make_engine
 
-        if self.engine is None:
+        with self._engine_lock:
+            if self.engine is not None:
+                return self.engine
             url = make_url(self.db_url)
             if url.get_backend_name() == "sqlite" and not os.path.isfile(
                 url.database or ""
@@ -275,11 +287,11 @@ class UsageService(Application):
                 engine.dispose()
                 raise NoLedger
             self.engine = engine
-        return self.engine
+            return engine
 
     def reports(self, query: PageQuery, access: Access, now: datetime):
-        """The table's report and, per bucket, a report by community."""
-        from .query import aggregate_report
+        """The table's report, the buckets and each community's usage in each."""
+        from .query import aggregate_report, overlapping_spans
         from .store import password_of, redact
 
         where = filter_clause(access.filter(query.community))
@@ -295,23 +307,12 @@ class UsageService(Application):
                 prices=prices,
                 where=where,
             )
-            periods = []
-            for bucket in buckets(query.first, query.last, query.step):
-                periods.append(
-                    (
-                        bucket,
-                        aggregate_report(
-                            engine,
-                            start=datetime.combine(
-                                bucket.start, datetime.min.time(), UTC
-                            ),
-                            end=datetime.combine(bucket.end, datetime.min.time(), UTC),
-                            now=now,
-                            by="community",
-                            where=where,
-                        ),
-                    )
-                )
+            periods = buckets(query.first, query.last, query.step)
+            series = usage_per_bucket(
+                overlapping_spans(engine, query.start, query.end, where=where),
+                periods,
+                now,
+            )
         except SQLAlchemyError as e:
             cause = getattr(e, "orig", None) or e
             text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
@@ -328,7 +329,7 @@ class UsageService(Application):
                 "the usage ledger cannot be read right now; the hub's "
                 "administrators will find why in the service's log"
             ) from None
-        return table, periods
+        return table, periods, series
 
     # -- running --------------------------------------------------------------
 
@@ -418,14 +419,14 @@ class _UsageHandler(HubOAuthenticated, web.RequestHandler):
         query = self.query()
         now = utcnow()
         try:
-            table, periods = await asyncio.to_thread(
+            table, periods, series = await asyncio.to_thread(
                 self.service.reports, query, access, now
             )
         except NoLedger:
-            table, periods = None, []
+            table, periods, series = None, [], {}
         except LedgerUnreadable as e:
             raise web.HTTPError(503, str(e)) from None
-        return access, query, now, table, periods
+        return access, query, now, table, periods, series
 
 
 class CsvHandler(_UsageHandler):
@@ -433,7 +434,7 @@ class CsvHandler(_UsageHandler):
 
     @web.authenticated
     async def get(self):
-        _, query, _, table, _ = await self.load()
+        _, query, _, table, _, _ = await self.load()
         if table is None:
             table = Report(
                 by=query.by,
@@ -463,15 +464,11 @@ class PageHandler(_UsageHandler):
 
     @web.authenticated
     async def get(self):
-        access, query, now, table, periods = await self.load()
+        access, query, now, table, periods, series = await self.load()
         names = self.service.names
-        communities = sorted({c for _, report in periods for c in report.rows})
+        communities = list(series)
         colour_of = colours(communities)
-        labels = [bucket.label for bucket, _ in periods]
-        series = {
-            c: [report.rows.get(c, Usage()) for _, report in periods]
-            for c in communities
-        }
+        labels = [bucket.label for bucket in periods]
         charts = [
             bar_chart(title, unit, labels, series, colour_of, names)
             for unit, title in UNITS
