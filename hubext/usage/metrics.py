@@ -313,6 +313,8 @@ class UserGroupInfoCollector:
         self.log = log or logging.getLogger("hubext.usage")
         # username -> (escaped, safe): computing them is most of a scrape
         self._escapes: dict[str, tuple[str, str]] = {}
+        self._memberships_seen: list | None = None
+        self._samples: list = []
 
     def describe(self):
         # Registering calls describe, not collect (no database read then).
@@ -325,12 +327,21 @@ class UserGroupInfoCollector:
             labels=USER_GROUP_INFO_LABELS,
         )
         try:
-            groups = user_group_series(self._memberships())
+            memberships = list(self._memberships())
         except Exception:
             self.log.exception("usage metrics: could not read users' groups")
             return
+        if memberships != self._memberships_seen:
+            self._samples = self._build(memberships)
+            self._memberships_seen = memberships
+        # unchanged memberships (most scrapes): the same samples again
+        family.samples = self._samples
+        yield family
+
+    def _build(self, memberships: list[tuple[str, str | None]]) -> list:
+        family = GaugeMetricFamily(self.name, "", labels=USER_GROUP_INFO_LABELS)
         escapes, seen = self._escapes, {}
-        for username, names in groups.items():
+        for username, names in user_group_series(memberships).items():
             names_of = escapes.get(username)
             if names_of is None:
                 names_of = (escaped_username(username), safe_username(username))
@@ -339,7 +350,7 @@ class UserGroupInfoCollector:
                 family.add_metric([self.namespace, group, username, *names_of], 1)
         # forget deleted users
         self._escapes = seen
-        yield family
+        return family.samples
 
 
 # -- the ledger's health -------------------------------------------------------
