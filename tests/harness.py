@@ -32,6 +32,18 @@ TEST_SERVICE_SCOPES = [
     "tokens",
 ]
 
+#: Hub configuration defining ``outage_clock``, a clock for the providers'
+#: back-off (``providers[...]["config"]["outage_clock"] = outage_clock``)
+#: that a test moves forward with :meth:`RunningHub.move_outage_clock`
+#: instead of waiting a back-off out: real time plus the seconds moved.
+OUTAGE_CLOCK = """
+import pathlib as _pathlib, time as _time
+
+def outage_clock():
+    moved = _pathlib.Path(os.environ["HUBEXT_DEMO_DIR"]).parent / "outage-clock"
+    return _time.monotonic() + (float(moved.read_text()) if moved.exists() else 0.0)
+"""
+
 
 @contextlib.contextmanager
 def running_hub(tmp_path_factory, name: str, extra_config: str = "", accounts=None):
@@ -165,6 +177,12 @@ class RunningHub:
         r = self.api.request("POST", f"/users/{username}/tokens", json=body)
         r.raise_for_status()
         return r.json()["token"]
+
+    def move_outage_clock(self, seconds: float) -> None:
+        """Move the :data:`OUTAGE_CLOCK` of this hub ``seconds`` forward."""
+        moved = self.workdir / "outage-clock"
+        before = float(moved.read_text()) if moved.exists() else 0.0
+        moved.write_text(str(before + seconds))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

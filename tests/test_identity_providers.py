@@ -60,11 +60,23 @@ def cilogon():
         yield fake
 
 
+#: The providers' back-off in these tests: long, so that a test sees it hold;
+#: tests end it by moving the back-off's clock (:func:`end_backoff`).
+BACKOFF = 60
+
+
+def end_backoff(hub) -> None:
+    """Move the hub's back-off clock past any back-off (no provider is resting)."""
+    hub.move_outage_clock(10 * BACKOFF)
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, github, cilogon):
-    from .harness import RunningHub
+    from .harness import OUTAGE_CLOCK, RunningHub
 
-    config = f"""
+    config = (
+        OUTAGE_CLOCK
+        + f"""
 c.CommunityAuthenticator.admin_users = set()
 c.CommunityAuthenticator.auth_refresh_age = 1
 c.CommunityAuthenticator.providers["github"] = {{
@@ -72,8 +84,9 @@ c.CommunityAuthenticator.providers["github"] = {{
     "display_name": "GitHub",
     "config": {{
         **{github.oauthenticator_config()!r},
-        "outage_backoff": 2,
-        "outage_backoff_max": 2,
+        "outage_backoff": {BACKOFF},
+        "outage_backoff_max": {BACKOFF},
+        "outage_clock": outage_clock,
         "http_request_kwargs": {{"request_timeout": 1}},
     }},
 }}
@@ -99,6 +112,7 @@ communities["astro-101"]["members"] += [
     {{"provider": "cilogon", "email_domain": "astro.example.edu"}},
 ]
 """
+    )
     hub = RunningHub(tmp_path_factory.mktemp("providers"), config).start()
     yield hub
     hub.stop()
@@ -206,25 +220,36 @@ def test_github_outage_during_refresh(hub, github, fault):
     github.set_orgs("alice", ["ocean-org"])
     github.set_teams("alice", ["ocean-org:hub-admins"])
     person = hub.signed_in(provider="github", account="alice")
-    time.sleep(2.5)  # let any back-off from an earlier test run out
+    end_backoff(hub)  # whatever an earlier test left
     github.reset_calls()
     if "hang" in fault:
         github.hang(fault["hang"], paths="/api/v3")
     else:
         github.fail(**fault, paths="/api/v3")
     try:
-        deadline = time.monotonic() + 6
+        # ~12 requests over 3 refresh ages (1 s): the first refresh tries the
+        # provider, the next ones leave it alone (without the back-off: 3 tries)
+        deadline = time.monotonic() + 3.2
         while time.monotonic() < deadline:
             r = person.api("GET", "/user")
             assert r.status_code == 200
             assert r.json()["groups"] == ["ocean-lab"]
             time.sleep(0.25)
-        # ~24 requests over 6 refresh ages; the provider is left alone between tries
-        assert 1 <= github.count("/api/v3/user", method="GET") <= 6
+        assert github.count("/api/v3/user", method="GET") == 1
+        # once the back-off is over, the next refresh tries again
+        end_backoff(hub)
+        assert wait_until(
+            lambda: (
+                person.api("GET", "/user").json()["groups"] == ["ocean-lab"]
+                and github.count("/api/v3/user", method="GET") == 2
+            ),
+            timeout=10,
+        )
         user = hub.api.user("alice@github")
         assert "community-admin-ocean-lab" in user["roles"]
     finally:
         github.recover()
+        end_backoff(hub)
     assert "keeping their communities ['ocean-lab']" in hub.log()
 
 

@@ -75,18 +75,15 @@ def sign_in(hub: RunningHub, *names: str) -> None:
         hub.signed_in(name)
 
 
-@pytest.fixture
-def hub(tmp_path):
-    hubs = []
+@pytest.fixture(scope="module")
+def demo_hub(tmp_path_factory):
+    """One demo hub and its database, restarted by the tests that use it.
 
-    def start(extra_config: str = "") -> RunningHub:
-        h = RunningHub(tmp_path / f"h{len(hubs)}", extra_config, service_scopes=SCOPES)
-        hubs.append(h)
-        return h.start()
-
-    yield start
-    for h in hubs:
-        h.stop()
+    Each test leaves it running on the demo configuration.
+    """
+    h = RunningHub(tmp_path_factory.mktemp("restarts"), service_scopes=SCOPES)
+    yield h.start()
+    h.stop()
 
 
 def assert_demo_state(hub: RunningHub, alice_token: str) -> None:
@@ -103,28 +100,32 @@ def assert_demo_state(hub: RunningHub, alice_token: str) -> None:
         assert r.json()["name"] == "alice"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stop", "crash"])
-def test_hub_restarts_with_a_community_admin_in_the_database(hub, sig):
-    """JupyterHub 6.1 raised KeyError 'users' here once a community admin signed in."""
-    h = hub()
+def test_hub_restarts_with_a_community_admin_in_the_database(demo_hub):
+    """JupyterHub 6.1 raised KeyError 'users' here once a community admin signed in.
+
+    A clean stop (SIGTERM), then a crash (SIGKILL), of the hub with a
+    running server; then a clean stop again after new sign-ins.
+    """
+    h = demo_hub
     sign_in(h, "carol", "alice", "bob")
     token = h.token_for("alice")
-    h.api.request("POST", "/users/alice/server", json={}).raise_for_status()
-    h.api.wait_for_server("alice")
-    pid = user(h, "alice")["servers"][""]["state"]["pid"]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        h.api.request("POST", "/users/alice/server", json={}).raise_for_status()
+        h.api.wait_for_server("alice")
+        pid = user(h, "alice")["servers"][""]["state"]["pid"]
 
-    h.restart(sig)
-    assert_demo_state(h, token)
-    server = user(h, "alice")["servers"].get("")
-    if sig == signal.SIGTERM:
-        # A clean stop stops the servers the hub manages (cleanup_servers).
-        assert not server or not server.get("ready")
-    else:
-        # After a crash the server kept running, and the hub found it again.
-        assert server and server["ready"] and server["state"]["pid"] == pid
-        r = requests.get(f"{h.url}/user/alice/api", timeout=30)
-        assert r.status_code == 200, r.text
-    # Sign-in still works for everyone, and again after a second restart.
+        h.restart(sig)
+        assert_demo_state(h, token)
+        server = user(h, "alice")["servers"].get("")
+        if sig == signal.SIGTERM:
+            # A clean stop stops the servers the hub manages (cleanup_servers).
+            assert not server or not server.get("ready")
+        else:
+            # After a crash the server kept running, and the hub found it again.
+            assert server and server["ready"] and server["state"]["pid"] == pid
+            r = requests.get(f"{h.url}/user/alice/api", timeout=30)
+            assert r.status_code == 200, r.text
+    # Sign-in still works for everyone, and again after a further restart.
     sign_in(h, "carol", "alice")
     h.restart(signal.SIGTERM)
     assert_demo_state(h, token)
@@ -190,14 +191,14 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_restart_after_communities_changed(hub):
+def test_restart_after_communities_changed(demo_hub):
     """Removed, renamed and added communities take effect at start-up.
 
     Nobody keeps a group or role of a removed community; everyone gets the
     renamed and added ones from the identity recorded at their sign-in;
     nobody loses another membership. And back again.
     """
-    h = hub()
+    h = demo_hub
     sign_in(h, "carol", "alice", "bob")
     h.restart(signal.SIGTERM, extra_config=CHANGED_COMMUNITIES)
     assert sorted(user(h, "carol")["groups"]) == ["everyone", "ocean-lab-2"]

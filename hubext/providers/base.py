@@ -10,7 +10,7 @@ from urllib.parse import urlunsplit
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpclient import HTTPClientError, HTTPRequest
-from traitlets import Float, HasTraits, Unicode
+from traitlets import Callable, Float, HasTraits, Unicode, default
 
 from .._validation import show
 from ..handlers import remember_refusal
@@ -195,6 +195,28 @@ class ProviderMixin(HasTraits):
         help="Longest wait between two tries of a provider that keeps failing.",
     )
 
+    outage_clock = Callable(
+        config=True,
+        help="""
+        The clock of the outage back-off: a callable without arguments
+        returning seconds, like :func:`time.monotonic` (the default). Only
+        differences between two of its readings count. Tests set a clock
+        they can move forward, to end a back-off without waiting it out.
+
+        Example::
+
+            c.CommunityAuthenticator.providers["uni"]["config"]["outage_clock"] = (
+                time.monotonic
+            )
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @default("outage_clock")
+    def _outage_clock_default(self):
+        return time.monotonic
+
     _unavailable_until = 0.0
     _consecutive_failures = 0
 
@@ -270,7 +292,9 @@ class ProviderMixin(HasTraits):
 
     def is_resting(self, now: float | None = None) -> bool:
         """True while the provider is being left alone after failures."""
-        return (now if now is not None else time.monotonic()) < self._unavailable_until
+        return (
+            now if now is not None else self.outage_clock()
+        ) < self._unavailable_until
 
     def record_failure(self, failure: ProviderUnavailable) -> float:
         """Note an outage; return the seconds until the provider is tried again."""
@@ -281,7 +305,7 @@ class ProviderMixin(HasTraits):
         )
         if failure.retry_after:
             wait = max(wait, min(failure.retry_after, self.outage_backoff_max))
-        self._unavailable_until = time.monotonic() + wait
+        self._unavailable_until = self.outage_clock() + wait
         return wait
 
     def record_success(self) -> None:
