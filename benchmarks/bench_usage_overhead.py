@@ -1,0 +1,318 @@
+"""Hub overhead of the usage ledger: event-loop time per start, poll and stop.
+
+hubext's real hooks (:class:`~hubext.spawners.usage.UsageRecordingMixin`,
+the hub's :func:`~hubext.spawners.usage.hub_ledger` and its
+:class:`~hubext.usage.ledger.Ledger` writing from its own thread to a real
+database, and the hub's usage counters) on a spawner whose ``start()``,
+``poll()`` and ``stop()`` cost nothing (``benchmarks/cheap_spawner.py``), side
+by side in one run with:
+
+- ``plain``: the same spawner without the mixin (JupyterHub's ``Spawner``,
+  the upstream peer: no usage recorded);
+- ``ledger off``: the mixin with ``c.UsageLedger.enabled = False``;
+- ``ledger on``: the mixin writing to a SQLite file (WAL), and to PostgreSQL
+  (a throwaway local server started like the tests', ``tests/usage_pg.py``)
+  with ``--postgresql``.
+
+Each round starts 200 servers at once (200 tasks on one asyncio loop, as the
+hub's spawn tasks are), polls them all ``--polls`` times (the hub's
+``poll_interval`` callbacks), then stops them all at once; what the hub does
+around a start and a stop with the spawner (``get_state()`` after the start,
+``clear_state()`` after the stop) is included. Rounds of the spawner kinds
+are interleaved, and after each round the ledger's writer is let finish
+(``wait_idle``) so its work is charged to its own round.
+
+Measured: the event loop's time inside each call, summed over the steps of
+the call's coroutine (every ``send`` into it is timed, so time the loop
+spends on other tasks while a call awaits is not counted). Wall time
+(``perf_counter``) includes waiting for the GIL while the writer thread holds
+it; the loop thread's CPU time (``thread_time``) does not, and the writer
+thread's own CPU time is measured apart (``pthread_getcpuclockid``). The
+difference between the loop's wall and CPU time, on vs off, is what the
+writer costs the loop through the GIL.
+
+    .venv/bin/python benchmarks/bench_usage_overhead.py [--rounds 30] [--postgresql]
+
+The aim (issue 11): at most 1 ms p99 added per start and per stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from traitlets.config import Config
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.cheap_spawner import CheapSpawner  # noqa: E402
+from hubext.spawners import usage as usage_hooks  # noqa: E402
+from hubext.spawners.usage import UsageRecordingMixin  # noqa: E402
+from tests.spawner_objects import HUB, hub_user  # noqa: E402
+
+SERVERS = 200
+COMMUNITIES = [f"community-{i}" for i in range(20)]
+OPS = ("start", "poll", "stop")
+
+
+class InstantSpawner(CheapSpawner):
+    """The cheap spawner with a stop that takes no time (one yield)."""
+
+
+class RecordedSpawner(UsageRecordingMixin, InstantSpawner):
+    """The same spawner with hubext's usage hooks."""
+
+    @property
+    def communities(self):
+        # what CommunityOptionsMixin gives the mixin: the hub's communities
+        return [SimpleNamespace(slug=slug) for slug in COMMUNITIES]
+
+
+class Samples:
+    def __init__(self) -> None:
+        self.wall: dict[str, list[float]] = {op: [] for op in OPS}
+        self.cpu: dict[str, list[float]] = {op: [] for op in OPS}
+        self.writer_cpu = 0.0
+        self.sessions = 0
+
+
+class _Timed:
+    """Await ``coro``, adding the time spent in each of its steps to ``into``."""
+
+    def __init__(self, coro, into: list[float]):
+        self.coro, self.into = coro, into
+
+    def __await__(self):
+        steps = self.coro.__await__()
+        wall = cpu = 0.0
+        value, error = None, None
+        while True:
+            w, c = time.perf_counter(), time.thread_time()
+            try:
+                yielded = steps.throw(error) if error else steps.send(value)
+            except StopIteration as done:
+                self.into.append(
+                    (
+                        wall + time.perf_counter() - w,
+                        cpu + time.thread_time() - c,
+                    )
+                )
+                return done.value
+            wall += time.perf_counter() - w
+            cpu += time.thread_time() - c
+            try:
+                value, error = (yield yielded), None
+            except BaseException as e:  # thrown into the coroutine
+                value, error = None, e
+
+
+def make_spawners(cls, config: Config, kind: str) -> list:
+    spawners = []
+    for i in range(SERVERS):
+        user = hub_user(f"{kind}-user-{i}")
+        spawner = cls(config=config, user=user, hub=HUB)
+        spawner.user_options = {
+            "community": COMMUNITIES[i % len(COMMUNITIES)],
+            "profile": "small",
+            "image": "scipy",
+        }
+        spawners.append(spawner)
+    return spawners
+
+
+async def one_round(spawners, polls: int, samples: Samples, ledger) -> None:
+    into = {op: [] for op in OPS}
+
+    async def start(sp):
+        steps: list = []
+        await _Timed(sp.start(), steps)
+        w, c = time.perf_counter(), time.thread_time()
+        sp.get_state()  # the hub saves the spawner's state after a start
+        into["start"].append(
+            (
+                steps[0][0] + time.perf_counter() - w,
+                steps[0][1] + time.thread_time() - c,
+            )
+        )
+
+    async def poll(sp):
+        await _Timed(sp.poll(), into["poll"])
+
+    async def stop(sp):
+        steps: list = []
+        await _Timed(sp.stop(), steps)
+        w, c = time.perf_counter(), time.thread_time()
+        sp.clear_state()  # the hub forgets the spawner's state after a stop
+        into["stop"].append(
+            (
+                steps[0][0] + time.perf_counter() - w,
+                steps[0][1] + time.thread_time() - c,
+            )
+        )
+
+    clock = time.pthread_getcpuclockid(ledger._thread.ident) if ledger else None
+    before = time.clock_gettime(clock) if ledger else 0.0
+    await asyncio.gather(*(start(sp) for sp in spawners))
+    for _ in range(polls):
+        await asyncio.gather(*(poll(sp) for sp in spawners))
+    await asyncio.gather(*(stop(sp) for sp in spawners))
+    if ledger is not None:
+        # this round's events written (mostly done already, concurrently)
+        ledger.wait_idle(60)
+        samples.writer_cpu += time.clock_gettime(clock) - before
+        samples.sessions += len(spawners)
+    for op in OPS:
+        samples.wall[op].extend(w for w, _ in into[op])
+        samples.cpu[op].extend(c for _, c in into[op])
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q / 100 * len(values)))]
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3f}"
+
+
+async def bench(args) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-usage-overhead-"))
+    kinds: dict[str, tuple[list, object]] = {}
+    base = Config()
+    base.CheapSpawner.target_url = "http://127.0.0.1:1/"
+    base.CheapSpawner.stop_latency = 0.0
+    base.JupyterHub.db_url = f"sqlite:///{tmp / 'jupyterhub.sqlite'}"
+
+    kinds["plain"] = (make_spawners(InstantSpawner, base, "plain"), None)
+    off = Config(base)
+    off.UsageLedger.enabled = False
+    kinds["ledger off"] = (make_spawners(RecordedSpawner, off, "off"), None)
+    sqlite_on = Config(base)
+    sqlite_on.UsageLedger.db_url = f"sqlite:///{tmp / 'hubext-usage.sqlite'}"
+    kinds["ledger on, SQLite"] = (
+        make_spawners(RecordedSpawner, sqlite_on, "sqlite"),
+        sqlite_on.UsageLedger.db_url,
+    )
+    server = None
+    if args.postgresql:
+        from tests.usage_pg import PostgresServer
+
+        server = PostgresServer().start()
+        pg_on = Config(base)
+        pg_on.UsageLedger.db_url = server.url(server.create_database())
+        kinds["ledger on, PostgreSQL"] = (
+            make_spawners(RecordedSpawner, pg_on, "pg"),
+            pg_on.UsageLedger.db_url,
+        )
+    try:
+        samples = {kind: Samples() for kind in kinds}
+        # warm-up: the ledgers are made (schema migrated) and code paths run once
+        for spawners, url in kinds.values():
+            await one_round(spawners, 1, Samples(), None)
+            if url is not None:
+                usage_hooks._ledgers[url].wait_idle(60)
+        gc.collect()
+        for _ in range(args.rounds):
+            for kind, (spawners, url) in kinds.items():
+                ledger = usage_hooks._ledgers.get(url) if url else None
+                await one_round(spawners, args.polls, samples[kind], ledger)
+        report(samples, args)
+    finally:
+        for ledger in list(usage_hooks._ledgers.values()):
+            ledger.close()
+        if server is not None:
+            server.destroy()
+
+
+def report(samples: dict[str, Samples], args) -> None:
+    plain = samples["plain"]
+    print(
+        f"{args.rounds} rounds of {SERVERS} concurrent starts, {args.polls} polls "
+        f"each, {SERVERS} concurrent stops; Python {sys.version.split()[0]}, "
+        f"SQLite {__import__('sqlite3').sqlite_version}, GIL switch interval "
+        f"{sys.getswitchinterval() * 1000:g} ms; event-loop time per call in ms "
+        "(wall, with GIL waits / loop thread CPU; '> 1 ms': share of calls whose "
+        "wall time exceeds 1 ms)"
+    )
+    print()
+    header = (
+        f"{'spawner':24} {'op':5} {'wall p50':>9} {'wall p99':>9} {'cpu p50':>9} "
+        f"{'cpu p99':>9} {'p99 added':>10} {'p99 ratio':>9} {'> 1 ms':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for kind, s in samples.items():
+        for op in OPS:
+            wall, cpu = s.wall[op], s.cpu[op]
+            added = pct(wall, 99) - pct(plain.wall[op], 99)
+            ratio = pct(wall, 99) / pct(plain.wall[op], 99)
+            print(
+                f"{kind:24} {op:5} {fmt_ms(pct(wall, 50)):>9} {fmt_ms(pct(wall, 99)):>9} "
+                f"{fmt_ms(pct(cpu, 50)):>9} {fmt_ms(pct(cpu, 99)):>9} "
+                f"{fmt_ms(added):>10} {ratio:>9.2f} "
+                f"{sum(w > 0.001 for w in wall) / len(wall):>7.2%}"
+            )
+    print()
+    for kind, s in samples.items():
+        if not s.sessions:
+            continue
+        waits = {
+            op: statistics.fmean(s.wall[op]) - statistics.fmean(s.cpu[op]) for op in OPS
+        }
+        base_waits = {
+            op: statistics.fmean(plain.wall[op]) - statistics.fmean(plain.cpu[op])
+            for op in OPS
+        }
+        print(
+            f"{kind}: writer thread CPU {s.writer_cpu / s.sessions * 1e6:.0f} µs per "
+            "session (start, polls, stop); "
+            "mean wall-minus-CPU of the loop's calls (GIL waits and scheduling), "
+            + ", ".join(
+                f"{op} {waits[op] * 1e6:.1f} µs (plain {base_waits[op] * 1e6:.1f})"
+                for op in OPS
+            )
+        )
+    worst = max(
+        pct(s.wall[op], 99) - pct(plain.wall[op], 99)
+        for kind, s in samples.items()
+        for op in ("start", "stop")
+    )
+    print(
+        f"\nlargest p99 added per start or stop: {worst * 1000:.3f} ms "
+        f"(aim: at most 1 ms) -> {'met' if worst <= 0.001 else 'NOT met'}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--polls", type=int, default=3)
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval() for the run, in seconds (Python's default 0.005)",
+    )
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="also a ledger in a throwaway PostgreSQL server (Debian's package)",
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
+    asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()
