@@ -235,8 +235,10 @@ class UsageService(Application):
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/hubext-usage/")
         return prefix if prefix.endswith("/") else prefix + "/"
 
-    def __init__(self, **kwargs):
+    def __init__(self, sockets=(), **kwargs):
         super().__init__(**kwargs)
+        #: listening sockets bound before the app was built (or none)
+        self.sockets = list(sockets)
         #: the ledger's engine, made at the first request that finds a ledger
         self.engine = None
         self._engine_lock = threading.Lock()
@@ -360,7 +362,10 @@ class UsageService(Application):
         from .store import redact
 
         server = HTTPServer(self.make_app(), xheaders=True)
-        server.listen(self.port, self.ip)
+        if self.sockets:
+            server.add_sockets(self.sockets)
+        else:
+            server.listen(self.port, self.ip)
         self.log.info(
             "hubext-usage: page at http://%s:%s%s, ledger %s",
             self.ip,
@@ -495,4 +500,6 @@ class PageHandler(_UsageHandler):
         )
 
 
-main = UsageService.launch_instance
+def main(argv=None, sockets=None):
+    """Run the page (``sockets``: already bound, see ``hubext/usage/__main__.py``)."""
+    UsageService.launch_instance(argv, sockets=sockets or [])
