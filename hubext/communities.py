@@ -38,6 +38,8 @@ from ._validation import (
     expect_text,
 )
 from .culling import parse_culling
+from .kube_identity import parse_kubernetes
+from .limits import parse_limits
 from .rules import RuleIndex, parse_rules
 from .shared_data import (
     check_overlaps,
@@ -88,6 +90,8 @@ COMMUNITY_KEYS: dict[str, KeyValidator] = {
     "shared_data": parse_shared_data,
     "environment": parse_environment,
     "usage": parse_usage,
+    "limits": parse_limits,
+    "kubernetes": parse_kubernetes,
 }
 
 
@@ -193,6 +197,11 @@ class Communities(LoggingConfigurable):
             scratch bucket prefix (``{"SCRATCH_BUCKET": "gs://..."}``). For
             a member of several communities, the first community in this
             mapping's order that sets a variable wins.
+        ``kubernetes``
+            hubext-kube only: ``service_account``, the Kubernetes service
+            account of the pods of servers charged to the community, and
+            ``admin_service_account``, that of its community admins' pods
+            (default: ``service_account``). See :mod:`hubext.kube_identity`.
         ``members``, ``admins``
             Lists of rules saying who belongs to the community and who
             administers it (admins are members too). A person matches a list

@@ -27,10 +27,17 @@ from traitlets.config import Config
 
 from .._validation import ConfigError, KeyPath
 from ..communities import ROOT_PATH, Communities
+from ..kube_identity import account_for, check_profile_overrides, names_accounts
 from ..kube_volumes import pod_storage, prepare_container
-from ..profiles import check_default_profiles, check_profile_list, chosen_entries
+from ..profiles import (
+    COMMUNITY_OPTION,
+    check_default_profiles,
+    check_profile_list,
+    chosen_entries,
+)
 from ..shared_data import Source, check_apart_from_homes, folder_paths, parse_source
 from ..startup import configured_value
+from ..usage.ledger import Resources
 from .options import CommunityOptionsMixin
 from .shared import SharedDataMixin
 from .usage import UsageRecordingMixin
@@ -46,6 +53,7 @@ class CommunityKubeSpawner(
     @classmethod
     def check_hub_config(cls, config: Config, communities: Communities) -> None:
         """Start-up checks (called by the authenticator)."""
+        cls.check_usage_config(config, communities)
         cls.check_shared_data(config, communities)
         key = f"{cls.__name__}.home_storage"
         homes = _home_source(configured_value(cls, config, "home_storage", {}), key)
@@ -58,6 +66,7 @@ class CommunityKubeSpawner(
             return
         check_profile_list(profile_list, PROFILE_LIST_PATH)
         check_default_profiles(communities, profile_list)
+        check_profile_overrides(communities, profile_list, PROFILE_LIST_PATH)
 
     # -- storage --------------------------------------------------------------------
 
@@ -166,9 +175,45 @@ class CommunityKubeSpawner(
         # The profile's overrides first (they may set volumes too), then the
         # user's storage merged in: dict-form, keyed by volume name.
         await super().load_user_options()
+        self._apply_service_account()
         self._add_storage()
         # the resources are final: the session begins (before the pod exists)
         self.begin_usage_session_in_start()
+
+    def _apply_service_account(self) -> None:
+        """The pod's service account: its charged community's, else the configured one.
+
+        Only when communities name accounts (:mod:`hubext.kube_identity`).
+        The account is then decided here at each start, after the profile's
+        overrides: no override (a callable's included) chooses it, and a
+        spawner started again forgets its previous start's account.
+        ``automount_service_account_token`` is left as configured
+        (KubeSpawner's default mounts the token when an account is given).
+        """
+        if not names_accounts(self.communities):
+            return
+        member_of, admin_of = self.community_access()
+        charged = (self.user_options or {}).get(COMMUNITY_OPTION)
+        account = account_for(self.communities.registry, charged, member_of, admin_of)
+        configured = configured_value(type(self), self.config, "service_account", None)
+        if account is None:
+            account = configured
+        previous = self.__dict__.get("_hubext_service_account", configured)
+        if self.service_account not in (configured, account, previous):
+            self.log.warning(
+                "hubext: %s: service_account %r from a profile override is replaced "
+                "by %r: it follows the community charged",
+                self._log_name,
+                self.service_account,
+                account,
+            )
+        self.service_account = self._hubext_service_account = account
+        self.log.info(
+            "hubext: %s (charged to %s) runs as service account %s",
+            self._log_name,
+            charged or "the hub-wide account",
+            account or "(the namespace's default)",
+        )
 
     def _add_storage(self) -> None:
         storage = self.pod_storage()
@@ -223,6 +268,36 @@ class CommunityKubeSpawner(
                     override[key] = result
         # Instance-level: KubeSpawner's load_user_options() in start() reads it.
         self.profile_list = visible
+        # what start() will apply, for the limits checked before it
+        self._hubext_overrides = self.selected_overrides(profile, user_options)
+
+    def reservation_resources(self) -> Resources:
+        """The resources after the chosen overrides, before start() applies them.
+
+        As KubeSpawner applies them: in order, a dict merged into the
+        configured dict (``extra_resource_limits``), anything else replacing
+        the configured value.
+        """
+        values = {
+            name: getattr(self, name)
+            for name in ("cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit")
+        }
+        extra = dict(self.extra_resource_limits or {})
+        traits = self.traits()
+        for override in getattr(self, "_hubext_overrides", ()):
+            for name, value in override.items():
+                if name in values:
+                    values[name] = traits[name].validate(self, value)
+                elif name == "extra_resource_limits" and isinstance(value, dict):
+                    extra.update(value)
+                    extra = {k: v for k, v in extra.items() if v is not None}
+        return Resources(
+            cpu_request=values["cpu_guarantee"],
+            cpu_limit=values["cpu_limit"],
+            mem_request=values["mem_guarantee"],
+            mem_limit=values["mem_limit"],
+            gpus=self.gpus_of(extra),
+        )
 
 
 def _keyed(value) -> dict:

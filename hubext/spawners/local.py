@@ -22,6 +22,7 @@ from traitlets.config import Config
 
 from .._validation import ConfigError, KeyPath
 from ..communities import ROOT_PATH, Communities
+from ..kube_identity import check_not_on_kubernetes
 from ..profiles import check_default_profiles, check_profile_list
 from ..shared_data import (
     check_host_paths_hold_no_home,
@@ -133,6 +134,10 @@ class LocalCommunitySpawner(
     @classmethod
     def check_hub_config(cls, config: Config, communities: Communities) -> None:
         """Start-up checks of this spawner's configuration (called by the authenticator)."""
+        check_not_on_kubernetes(
+            communities, ROOT_PATH, f"hubext-local ({cls.__name__})"
+        )
+        cls.check_usage_config(config, communities)
         profile_list = cls(config=config).profile_list
         check_default_profiles(communities, profile_list)
         cls.check_shared_data(config, communities)
