@@ -39,7 +39,7 @@ from .providers import PROVIDER_KINDS, ProviderUnavailable
 from .providers.base import transient_failures
 from .providers.config import PROVIDERS_PATH, parse_providers
 from .reconcile import reconcile_user_at_startup, remove_stale_groups
-from .roles import community_admin_role_name, community_admin_roles
+from .roles import community_admin_role_name, community_admin_roles, hub_admin_roles
 from .service_data import hand_to_hub_services
 from .startup import check_authenticator_config, config_errors_stop_the_hub
 from .usage.model import EndReason
@@ -315,15 +315,21 @@ class CommunityAuthenticator(Authenticator):
     # -- roles ----------------------------------------------------------------
 
     async def load_managed_roles(self):
+        # the usage page's scope, when hubext.usage.register_page defined it
+        custom_scopes = getattr(self.parent, "custom_scopes", {})
         return community_admin_roles(
-            self.communities, access_servers=self.community_admins_access_servers
-        )
+            self.communities,
+            access_servers=self.community_admins_access_servers,
+            custom_scopes=custom_scopes,
+        ) + hub_admin_roles(custom_scopes)
 
     def _roles_for(self, admin: bool, admin_of) -> list[dict]:
         # sync_roles() replaces all of a user's roles: keep the default ones.
         roles = [{"name": "user"}]
         if admin:
             roles.append({"name": "admin"})
+            custom_scopes = getattr(self.parent, "custom_scopes", {})
+            roles += [{"name": r["name"]} for r in hub_admin_roles(custom_scopes)]
         roles += [
             {"name": community_admin_role_name(slug)} for slug in sorted(admin_of)
         ]

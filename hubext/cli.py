@@ -22,6 +22,7 @@ from . import __version__
 from ._validation import ConfigError, errors_of
 from .authenticator import CommunityAuthenticator
 from .communities import Communities
+from .limits import describe
 from .startup import check_configuration, resolve_class
 from .usage import command as usage_command
 
@@ -61,6 +62,7 @@ def format_table(communities: Communities) -> str:
         "admin rules",
         "default profile",
         "shared folders",
+        "limits",
     )
     rows = [
         (
@@ -70,6 +72,7 @@ def format_table(communities: Communities) -> str:
             str(len(c.get("admins", ()))),
             c.get("default_profile") or "-",
             ", ".join(f.name for f in c.get("shared_data", ())) or "-",
+            describe(c.get("limits")),
         )
         for c in communities
     ]

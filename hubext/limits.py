@@ -202,6 +202,31 @@ def parse_limits(value: Any, path: KeyPath, slug: str = "") -> Limits:
     return Limits(**parsed)
 
 
+def describe(limits: Limits | None) -> str:
+    """A short description of ``limits`` (``hubext check-config``'s table)."""
+    if limits is None or limits.empty:
+        return "-"
+    parts = []
+    if limits.max_servers is not None:
+        parts.append(f"{limits.max_servers} servers")
+    if limits.max_servers_per_member is not None:
+        parts.append(f"{limits.max_servers_per_member}/member")
+    if limits.max_cpu is not None:
+        parts.append(f"{_cores(limits.max_cpu)} CPUs")
+    if limits.max_memory is not None:
+        parts.append(_gib(limits.max_memory))
+    if limits.max_gpu is not None:
+        parts.append(f"{limits.max_gpu} GPUs")
+    budget = limits.budget
+    if budget is not None:
+        period = "month" if budget.days is None else f"{budget.days} days"
+        for unit, amount in budget.pool.items():
+            parts.append(f"{amount:g} {UNIT_WORDS[unit]}/{period}")
+        for unit, amount in budget.per_member.items():
+            parts.append(f"{amount:g} {UNIT_WORDS[unit]}/member/{period}")
+    return ", ".join(parts)
+
+
 # -- the decision ---------------------------------------------------------------------
 
 
