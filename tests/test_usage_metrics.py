@@ -332,48 +332,7 @@ def test_user_group_info_from_a_hub_database(registry):
 
 # -- a real hub --------------------------------------------------------------
 
-# Scaffolding until the spawners' usage hooks (hubext/spawners/usage.py) call
-# the metrics: the hub's start-up (the authenticator is made then) creates
-# them, a spawner subclass counts its sessions.
 HUB_CONFIG = """
-import uuid
-from hubext.authenticator import CommunityAuthenticator
-from hubext.spawners.local import LocalCommunitySpawner
-from hubext.usage import Resources, UsageLedger
-from hubext.usage.metrics import hub_usage_metrics
-
-class MeteredAuthenticator(CommunityAuthenticator):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        app = kwargs["parent"]
-        hub_usage_metrics(
-            self.communities.registry,
-            db=app.db,
-            user_group_info=UsageLedger(parent=app).user_group_info_metric,
-            log=self.log,
-        )
-
-class MeteredSpawner(LocalCommunitySpawner):
-    _metrics_key = None
-
-    async def start(self):
-        result = await super().start()
-        self._metrics_key = str(uuid.uuid4())
-        hub_usage_metrics(()).session_started(
-            self._metrics_key,
-            (self.user_options or {}).get("community"),
-            Resources(cpu_request=self.cpu_guarantee, mem_request=self.mem_guarantee),
-        )
-        return result
-
-    async def stop(self, now=False):
-        try:
-            return await super().stop(now=now)
-        finally:
-            hub_usage_metrics(()).session_ended(self._metrics_key)
-
-c.JupyterHub.authenticator_class = MeteredAuthenticator
-c.JupyterHub.spawner_class = MeteredSpawner
 c.UsageLedger.user_group_info_metric = True
 c.JupyterHub.load_roles.append(
     {"name": "metrics-reader", "scopes": ["read:metrics"], "services": ["hubext-test"]}
@@ -401,7 +360,10 @@ def scrape(hub) -> dict[str, dict[tuple, float]]:
     return found
 
 
-def test_the_hubs_metrics_show_usage_per_community_and_user_groups(hub):
+def test_a_real_spawn_shows_on_the_hubs_metrics_as_in_the_ledger(hub):
+    """LocalCommunitySpawner's usage hooks count a server on /hub/metrics:
+    every community's series, the running server, its seconds equal to the
+    ledger's; and jupyterhub_user_group_info of the hub's users."""
     import requests
 
     from hubext.communities import Communities
@@ -412,25 +374,27 @@ def test_the_hubs_metrics_show_usage_per_community_and_user_groups(hub):
     assert requests.get(f"{hub.url}/hub/metrics", timeout=30).status_code == 403
     communities = sorted(Communities(config=_demo_config()).registry)
     assert len(communities) >= 2
-
-    before = scrape(hub)
-    for community in [*communities, HUB_ACCOUNT]:
-        assert (
-            before["hubext_usage_server_seconds_total"][(("community", community),)]
-            == 0
-        )
-        assert before["hubext_usage_running_servers"][(("community", community),)] == 0
-        for resource in ("cpu", "memory", "gpu"):
-            key = (("community", community), ("resource", resource))
-            assert before["hubext_usage_resource_seconds_total"][key] == 0
-
     for account in ("alice", "carol"):
         hub.signed_in(account)
     # a user of no group (an account made by an admin)
     assert hub.api.request("POST", "/users/dave").status_code == 201
+
+    r = hub.api.request("POST", "/users/carol/server", json={})
+    assert r.status_code in (201, 202), r.text
+    server = hub.api.wait_for_server("carol")
+    charged = server["user_options"].get("community") or HUB_ACCOUNT
+    one = (("community", charged),)
+    running = scrape(hub)
+    assert running["hubext_usage_running_servers"][one] == 1
+    for community in [*communities, HUB_ACCOUNT]:
+        key = (("community", community),)
+        assert key in running["hubext_usage_server_seconds_total"]
+        for resource in ("cpu", "memory", "gpu"):
+            key = (("community", community), ("resource", resource))
+            assert key in running["hubext_usage_resource_seconds_total"]
     groups = {
         (dict(labels)["username"], dict(labels)["usergroup"])
-        for labels in scrape(hub)["jupyterhub_user_group_info"]
+        for labels in running["jupyterhub_user_group_info"]
     }
     assert groups == {
         ("alice", "ocean-lab"),
@@ -440,23 +404,41 @@ def test_the_hubs_metrics_show_usage_per_community_and_user_groups(hub):
         ("dave", "none"),
     }
 
-    r = hub.api.request("POST", "/users/carol/server", json={})
-    assert r.status_code in (201, 202), r.text
-    server = hub.api.wait_for_server("carol")
-    charged = server["user_options"].get("community", HUB_ACCOUNT)
-    running = (("community", charged),)
-    assert scrape(hub)["hubext_usage_running_servers"][running] == 1
     r = hub.api.request("DELETE", "/users/carol/server")
     assert r.status_code in (202, 204), r.text
     hub.api.wait_for_server("carol", ready=False)
-    assert wait_until(lambda: scrape(hub)["hubext_usage_running_servers"][running] == 0)
-    after = scrape(hub)
-    assert after["hubext_usage_server_seconds_total"][running] > 0
-    others = [c for c in [*communities, HUB_ACCOUNT] if c != charged]
-    for community in others:
-        assert (
-            after["hubext_usage_server_seconds_total"][(("community", community),)] == 0
-        )
+    assert wait_until(lambda: scrape(hub)["hubext_usage_running_servers"][one] == 0)
+    after = scrape(hub)["hubext_usage_server_seconds_total"]
+    assert after[one] > 0
+    for community in [*communities, HUB_ACCOUNT]:
+        if community != charged:
+            assert after[(("community", community),)] == 0
+
+    # the same seconds as the ledger's record of this session, once closed
+    from sqlalchemy import select
+
+    from hubext.usage.model import sessions
+
+    (ledger_file,) = hub.workdir.rglob("hubext-usage.sqlite")
+    engine = make_engine(f"sqlite:///{ledger_file}")
+
+    def closed():
+        with engine.connect() as connection:
+            return connection.execute(
+                select(sessions.c.stopped_at).where(sessions.c.stopped_at.is_not(None))
+            ).all()
+
+    assert wait_until(closed)
+    now = datetime.now(UTC)
+    report = build_report(
+        overlapping_spans(engine, now - 3600 * S, now),
+        start=now - 3600 * S,
+        end=now,
+        now=now,
+    )
+    engine.dispose()
+    assert set(report.rows) == {charged}
+    assert after[one] == pytest.approx(report.rows[charged].server_us / 1e6, abs=1e-3)
 
 
 def _demo_config():
