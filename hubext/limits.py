@@ -330,7 +330,7 @@ def decide(
                     continue
                 who = "You have" if per_member else f"{name} has"
                 of = (
-                    f"your {amount:g} {UNIT_WORDS[unit]} of {name}'s"
+                    f"your {amount:g} {UNIT_WORDS[unit]} of {name}'s budget"
                     if per_member
                     else f"its {amount:g} {UNIT_WORDS[unit]}"
                 )
