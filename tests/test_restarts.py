@@ -76,7 +76,7 @@ def sign_in(hub: RunningHub, *names: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_hub(tmp_path_factory):
+def restarted_hub(tmp_path_factory):
     """One demo hub and its database, restarted by the tests that use it.
 
     Each test leaves it running on the demo configuration.
@@ -100,13 +100,13 @@ def assert_demo_state(hub: RunningHub, alice_token: str) -> None:
         assert r.json()["name"] == "alice"
 
 
-def test_hub_restarts_with_a_community_admin_in_the_database(demo_hub):
+def test_hub_restarts_with_a_community_admin_in_the_database(restarted_hub):
     """JupyterHub 6.1 raised KeyError 'users' here once a community admin signed in.
 
     A clean stop (SIGTERM), then a crash (SIGKILL), of the hub with a
     running server; then a clean stop again after new sign-ins.
     """
-    h = demo_hub
+    h = restarted_hub
     sign_in(h, "carol", "alice", "bob")
     token = h.token_for("alice")
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -191,14 +191,14 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_restart_after_communities_changed(demo_hub):
+def test_restart_after_communities_changed(restarted_hub):
     """Removed, renamed and added communities take effect at start-up.
 
     Nobody keeps a group or role of a removed community; everyone gets the
     renamed and added ones from the identity recorded at their sign-in;
     nobody loses another membership. And back again.
     """
-    h = demo_hub
+    h = restarted_hub
     sign_in(h, "carol", "alice", "bob")
     h.restart(signal.SIGTERM, extra_config=CHANGED_COMMUNITIES)
     assert sorted(user(h, "carol")["groups"]) == ["everyone", "ocean-lab-2"]
