@@ -11,6 +11,7 @@ import asyncio
 
 import pytest
 import requests
+from jupyterhub.spawner import SpawnException
 from sqlalchemy import create_engine, text
 
 from hubext.spawners.usage import _ledgers
@@ -99,3 +100,27 @@ async def test_stop_by_the_hub_itself_and_state_after_restart(cluster, config): 
     assert (second["community"], second["profile"]) == ("astro-101", "astro")
     assert second["mem_limit"] == first["mem_limit"] == 4 * 1024**3
     assert second["end_reason"] == "hub_restart"
+
+
+async def test_limits_on_kube_count_resources_before_the_pod_exists(
+    cluster,
+    config,  # noqa: F811
+):
+    config.Communities.communities["ocean-lab"] = {"limits": {"max_gpu": 1}}
+    first = make_spawner(config, "ann", ["ocean-lab"])
+    second = make_spawner(config, "cy", ["ocean-lab"])
+    await first.apply_community_options({"profile": "gpu", "image": "base"})
+    # the GPU comes from the profile's override, which KubeSpawner applies
+    # only inside start(): the reservation already counts it
+    with pytest.raises(SpawnException) as refused:
+        await second.apply_community_options({"profile": "gpu", "image": "base"})
+    assert refused.value.status_code == 403
+    assert refused.value.reason == "community-limit"
+    assert "request 1 of its 1 GPUs (max_gpu)" in refused.value.message
+    # a CPU server of the same community is not limited by GPUs
+    await second.apply_community_options({"profile": "small"})
+    await asyncio.wait_for(first.start(), TIMEOUT)
+    await asyncio.wait_for(first.stop(), TIMEOUT)
+    # the place is given back when the session ends
+    await second.apply_community_options({"profile": "gpu", "image": "base"})
+    second.clear_state()

@@ -233,17 +233,17 @@ class HubLimits:
             )
 
 
-#: The hub process's limits (one event loop, one hub).
-_hub_limits: HubLimits | None = None
+#: The hub process's limits, by ledger URL (one hub, one ledger: one entry).
+_hub_limits: dict[str | None, HubLimits] = {}
 
 
 def hub_limits(ledger_url: str | None, settings: UsageLimits, log) -> HubLimits:
-    global _hub_limits
-    if _hub_limits is None:
-        _hub_limits = HubLimits(
+    limits = _hub_limits.get(ledger_url)
+    if limits is None:
+        limits = _hub_limits[ledger_url] = HubLimits(
             ledger_url, refresh_interval=settings.budget_refresh_interval, log=log
         )
-    return _hub_limits
+    return limits
 
 
 def default_limits(settings: UsageLimits) -> Limits:
