@@ -34,7 +34,7 @@ from .._validation import KeyPath
 from ..limits import Budget, Demand, Limits, Refusal, decide, parse_limits
 from ..usage.model import sessions, utcnow
 from ..usage.query import aggregate_report
-from ..usage.store import make_engine
+from ..usage.store import make_engine, password_of
 
 DEFAULT_PATH = KeyPath("UsageLimits.default")
 
@@ -224,12 +224,16 @@ class HubLimits:
         try:
             self._readings[key] = future.result()
         except Exception as e:
+            text = str(e).splitlines()[0][:200] if str(e) else ""
+            secret = password_of(self.ledger_url) if self.ledger_url else None
+            if secret:
+                text = text.replace(secret, "***")
             self.log.warning(
                 "usage limits: cannot read the usage of %s from the ledger (%s: %s); "
                 "its budget counts only the servers running now until it can",
                 key[0],
                 type(e).__name__,
-                str(e).splitlines()[0][:200] if str(e) else "",
+                text,
             )
 
 
