@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 import tomllib
+from importlib.metadata import packages_distributions
 
 from ci.lowest_constraints import CONSTRAINTS, REPO, lower_bounds, render
 
@@ -19,14 +21,61 @@ def test_lowest_constraints_agree_with_pyproject():
     )
     assert set(lower_bounds()) == {
         "alembic",
+        "escapism",
+        "jinja2",
         "jupyterhub",
         "jupyterhub-kubespawner",
         "oauthenticator",
+        "prometheus-client",
+        "python-slugify",
         "pyyaml",
+        "requests",
         "sqlalchemy",
         "tornado",
         "traitlets",
     }
+
+
+def _imported_modules(package=REPO / "hubext"):
+    """``{top-level module: [files importing it]}`` of every absolute import."""
+    imported = {}
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.partition(".")[0]
+                imported.setdefault(top, []).append(str(path.relative_to(REPO)))
+    return imported
+
+
+def _normalized(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_third_party_import_of_hubext_is_a_declared_dependency():
+    # A module hubext imports (at the top or inside a function) must come from
+    # a distribution in [project].dependencies, not from whatever JupyterHub
+    # or KubeSpawner happen to install today.
+    declared = set(lower_bounds())
+    distributions = packages_distributions()
+    imported = _imported_modules()
+    assert {"traitlets", "jupyterhub", "slugify"} <= set(imported)  # the scan works
+    undeclared = {}
+    for module, files in sorted(imported.items()):
+        if module in sys.stdlib_module_names or module == "hubext":
+            continue
+        providers = {_normalized(d) for d in distributions.get(module, [])}
+        if not providers & declared:
+            undeclared[module] = (sorted(providers) or ["not installed"], files[0])
+    assert not undeclared, (
+        "imported by hubext but not declared in pyproject.toml [project] "
+        f"dependencies (module: (distributions, first importer)): {undeclared}"
+    )
 
 
 def test_the_lowest_python_claimed_is_the_one_the_suite_runs_on():
