@@ -90,6 +90,7 @@ class UsageMetrics:
         self._clock = clock
         self.log = log or logging.getLogger("hubext.usage")
         self._sessions: dict[str, _Session] = {}
+        self._communities: set[str] = set()
         self.server_seconds = Counter(
             "hubext_usage_server_seconds",
             "Server time charged to each community, in seconds (hubext usage "
@@ -116,6 +117,9 @@ class UsageMetrics:
     def add_communities(self, communities: Iterable[str]) -> None:
         """Create the series of these communities (at 0 if new)."""
         for community in communities:
+            if community in self._communities:
+                continue
+            self._communities.add(community)
             self.server_seconds.labels(community)
             for resource in RESOURCES:
                 self.resource_seconds.labels(community, resource)
