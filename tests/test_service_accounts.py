@@ -357,7 +357,7 @@ async def test_profile_overrides_never_give_another_communitys_account(
     replaced = [
         r
         for r in caplog.records
-        if "from a profile override is replaced" in r.getMessage()
+        if "(from a profile override or a hook) is replaced by" in r.getMessage()
     ]
     assert len(replaced) == len(cases)
 

@@ -201,8 +201,8 @@ class CommunityKubeSpawner(
         previous = self.__dict__.get("_hubext_service_account", configured)
         if self.service_account not in (configured, account, previous):
             self.log.warning(
-                "hubext: %s: service_account %r from a profile override is replaced "
-                "by %r: it follows the community charged",
+                "hubext: %s: service_account %r (from a profile override or a "
+                "hook) is replaced by %r: it follows the community charged",
                 self._log_name,
                 self.service_account,
                 account,
