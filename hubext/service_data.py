@@ -50,7 +50,7 @@ SERVICE_ENV = "HUBEXT_SERVICE"
 #: The data the hub hands to marked services (JSON, see the module's doc).
 COMMUNITIES_ENV = "HUBEXT_COMMUNITIES"
 #: The community keys handed to services.
-SERVICE_KEYS = ("display_name", "culling", "usage")
+SERVICE_KEYS = ("display_name", "culling", "usage", "limits")
 #: The largest payload handed over: an environment variable of more than
 #: 128 KiB cannot be passed to a process on Linux (MAX_ARG_STRLEN).
 MAX_PAYLOAD_BYTES = 100_000

@@ -47,7 +47,7 @@ def test_payload_has_service_keys_only_in_registry_order():
     }
     assert data["communities"]["astro-101"] == {}
     assert data["spawner"] == {"class": "x.Y"}
-    assert SERVICE_KEYS == ("display_name", "culling", "usage")
+    assert SERVICE_KEYS == ("display_name", "culling", "usage", "limits")
 
 
 def test_round_trip_parses_with_the_hubs_parser():
