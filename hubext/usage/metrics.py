@@ -420,7 +420,7 @@ def hub_usage_metrics(
 ) -> UsageMetrics:
     """The hub process's :class:`UsageMetrics`, in the default ``REGISTRY``.
 
-    Made at the first call (at hub start-up), with the series of
+    Made at the first call (the hub's first use of a spawner), with the series of
     ``communities`` (a later call adds its communities). With
     ``user_group_info`` (``c.UsageLedger.user_group_info_metric``) the
     :class:`UserGroupInfoCollector` reading the hub's database session
@@ -434,8 +434,15 @@ def hub_usage_metrics(
         _hub_metrics.add_communities(communities)
     if user_group_info and "user_group_info" not in _hub_collectors:
         if db is None:
-            raise ValueError("user_group_info needs the hub's database session")
-        REGISTRY.register(UserGroupInfoCollector(lambda: hub_memberships(db), log=log))
+            # never raise: the hooks call this next to the ledger
+            (log or logging.getLogger("hubext.usage")).error(
+                "usage metrics: jupyterhub_user_group_info needs the hub's "
+                "database session; not served"
+            )
+        else:
+            REGISTRY.register(
+                UserGroupInfoCollector(lambda: hub_memberships(db), log=log)
+            )
         _hub_collectors.add("user_group_info")
     if ledger is not None and "ledger" not in _hub_collectors:
         REGISTRY.register(LedgerCollector(ledger))
