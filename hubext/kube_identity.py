@@ -198,3 +198,24 @@ def check_not_on_kubernetes(communities: Iterable, root: KeyPath, spawner: str) 
                 )
             )
     errors.raise_errors()
+
+
+def check_default_account(communities: Iterable, configured: Any, key: str) -> None:
+    """Start-up: the spawner's own account is no community's account.
+
+    Everyone whose server is not charged to a community with an account
+    runs as the spawner's own; a community's account there would be given
+    to people outside the community.
+    """
+    for community in communities:
+        identity = identity_of(community)
+        if configured and configured in (
+            identity.service_account,
+            identity.admin_service_account,
+        ):
+            raise ConfigError(
+                key,
+                f"{show(configured)} is an account of the community "
+                f"{community.slug} (Communities.communities[{community.slug!r}]"
+                f".{KUBERNETES_KEY}): it would be given to people outside it",
+            )

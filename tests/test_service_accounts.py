@@ -536,6 +536,30 @@ def test_profile_overrides_of_the_account_are_kubespawners_without_community_acc
     check_config(config)
 
 
+@pytest.mark.parametrize(
+    ("section", "account", "community"),
+    [
+        ("KubeSpawner", "ocean-lab-sa", "ocean-lab"),
+        ("CommunityKubeSpawner", "ocean-lab-curators", "ocean-lab"),
+        ("KubeSpawner", "astro-101-sa", "astro-101"),
+    ],
+    ids=["member-account", "admin-account-on-subclass", "other-community"],
+)
+def test_a_community_account_as_everyones_stops_the_hub(
+    config, section, account, community
+):
+    config[section].service_account = account
+
+    with pytest.raises(ConfigError) as info:
+        check_config(config)
+
+    assert str(info.value) == (
+        f"{section}.service_account: {account!r} is an account of the community "
+        f"{community} (Communities.communities[{community!r}].kubernetes): it would "
+        "be given to people outside it"
+    )
+
+
 def test_hubext_local_refuses_accounts(tmp_path, capsys):
     path = write_config(
         tmp_path,

@@ -27,7 +27,12 @@ from traitlets.config import Config
 
 from .._validation import ConfigError, KeyPath
 from ..communities import ROOT_PATH, Communities
-from ..kube_identity import account_for, check_profile_overrides, names_accounts
+from ..kube_identity import (
+    account_for,
+    check_default_account,
+    check_profile_overrides,
+    names_accounts,
+)
 from ..kube_volumes import pod_storage, prepare_container
 from ..profiles import (
     COMMUNITY_OPTION,
@@ -36,7 +41,7 @@ from ..profiles import (
     chosen_entries,
 )
 from ..shared_data import Source, check_apart_from_homes, folder_paths, parse_source
-from ..startup import configured_value
+from ..startup import configured_section, configured_value
 from ..usage.ledger import Resources
 from .options import CommunityOptionsMixin
 from .shared import SharedDataMixin
@@ -55,6 +60,9 @@ class CommunityKubeSpawner(
         """Start-up checks (called by the authenticator)."""
         cls.check_usage_config(config, communities)
         cls.check_shared_data(config, communities)
+        section = configured_section(cls, config, "service_account") or "KubeSpawner"
+        account = configured_value(cls, config, "service_account", None)
+        check_default_account(communities, account, f"{section}.service_account")
         key = f"{cls.__name__}.home_storage"
         homes = _home_source(configured_value(cls, config, "home_storage", {}), key)
         if homes is not None:
