@@ -9,6 +9,9 @@ chart), merged over the chart's defaults the way helm merges them, and its
 from __future__ import annotations
 
 import copy
+import importlib
+import inspect
+import pkgutil
 import re
 import subprocess
 import sys
@@ -17,8 +20,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from traitlets.config import Config
+from traitlets.config import Config, Configurable
 
+import hubext
 from hubext.cli import check_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,7 +78,10 @@ def test_z2jh_example_is_valid_chart_input(chart, values):
         check_config(config)
 
 
-def test_docs_build_without_warnings(tmp_path):
+@pytest.fixture(scope="module")
+def built_docs(tmp_path_factory):
+    """The HTML docs, built once for the module (warnings as errors)."""
+    html = tmp_path_factory.mktemp("docs") / "html"
     result = subprocess.run(
         [
             sys.executable,
@@ -86,14 +93,74 @@ def test_docs_build_without_warnings(tmp_path):
             "-b",
             "html",
             str(REPO / "docs"),
-            str(tmp_path / "html"),
+            str(html),
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
+    return result, html
+
+
+def test_docs_build_without_warnings(built_docs):
+    result, html = built_docs
     assert result.returncode == 0, result.stderr[-3000:]
-    reference = (tmp_path / "html" / "reference" / "configuration.html").read_text()
+    reference = (html / "reference" / "configuration.html").read_text()
     # The reference is generated from the traits.
     for trait in ("communities", "providers", "no_community_message", "home_root"):
         assert trait in reference
+
+
+def hubext_config_traits():
+    """``{class path: its config traits defined by hubext}``, over the package.
+
+    Every module is imported except the ones that run something when
+    imported (``__main__``, the ledger's alembic migrations).
+    """
+    found = {}
+    for info in pkgutil.walk_packages(hubext.__path__, "hubext."):
+        if info.name.endswith(".__main__") or ".migrations" in info.name:
+            continue
+        module = importlib.import_module(info.name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if not issubclass(cls, Configurable) or cls.__module__ != info.name:
+                continue
+            traits = sorted(
+                name
+                for name, trait in cls.class_traits(config=True).items()
+                if trait.this_class.__module__.startswith("hubext.")
+            )
+            if traits:
+                found[f"{cls.__module__}.{cls.__qualname__}"] = traits
+    return found
+
+
+def test_configuration_reference_documents_every_hubext_configurable(built_docs):
+    # The reference is generated from the entry points and the package, so a
+    # configurable class cannot be left out of it, nor any trait hubext adds.
+    result, html = built_docs
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = (html / "reference" / "configuration.html").read_text()
+    documented = {
+        prename + name
+        for prename, name in re.findall(
+            r'sig-prename descclassname"><span class="pre">([\w.]+)</span></span>'
+            r'<span class="sig-name descname"><span class="pre">(\w+)<',
+            page,
+        )
+    }
+    classes = hubext_config_traits()
+    assert {
+        "hubext.providers.github.GitHubProvider",
+        "hubext.providers.cilogon.CILogonProvider",
+        "hubext.spawners.limits.UsageLimits",
+        "hubext.usage.service.UsageService",
+    } <= set(classes)  # the walk finds them
+    assert set(classes) - documented == set()
+    undocumented = [
+        f"{path}.{trait}"
+        for path, traits in classes.items()
+        for trait in traits
+        if f"c.{path.rpartition('.')[2]}.{trait}<" not in page
+    ]
+    assert undocumented == []
