@@ -20,7 +20,8 @@ charged (validated before the start) and on the user's communities and
 admin roles as the hub knows them; never on anything the user sends. So that
 no profile can bypass it, a hub whose communities name accounts refuses, at
 start-up, any ``kubespawner_override`` of ``service_account``
-(:func:`check_profile_overrides`).
+(:func:`check_profile_overrides`), and a spawner ``service_account`` that is
+a community's account (:func:`check_default_account`).
 """
 
 from __future__ import annotations
