@@ -401,6 +401,13 @@ def _restart(hub, name: str) -> None:
     hub.api.wait_for_server(name, timeout=90)
 
 
+def _running(hub, name: str) -> None:
+    """Start ``name``'s server unless it runs (a test before may have stopped it)."""
+    server = hub.api.user(name)["servers"].get("")
+    if not (server and server.get("ready")):
+        _restart(hub, name)
+
+
 @contextlib.contextmanager
 def _planted_link(place: Path, remainder: list[str]):
     """Replace ``place`` by a link to a root-only directory holding ``remainder``.
@@ -452,7 +459,6 @@ def test_spawn_refused_when_a_shared_folder_path_holds_a_link(hub, machine, comp
         assert _snapshot(target) == before
         # The hub stays up and serves others.
         assert hub.api.user(OLGA)["servers"][""]["ready"]
-    _restart(hub, ALICE)
 
 
 def test_spawn_refused_when_a_parent_is_writable_by_a_person(hub, machine):
@@ -476,7 +482,6 @@ def test_spawn_refused_when_a_parent_is_writable_by_a_person(hub, machine):
         assert "is writable by others (mode 0777)" in r.json()["message"]
     finally:
         community.chmod(0o755)
-    _restart(hub, ALICE)
 
 
 @pytest.mark.parametrize(
@@ -502,7 +507,6 @@ def test_links_in_a_home_are_never_followed_as_root(hub, machine, where):
         hub.api.wait_for_server(ALICE, timeout=90) if where != "home" else None
         assert _snapshot(target) == before
         _stop(hub, ALICE)
-    _restart(hub, ALICE)
 
 
 def test_nested_host_path_is_refused_at_start_up(machine):
@@ -671,6 +675,7 @@ def test_removed_member_keeps_no_access_but_to_his_own_files(hub, machine):
 
 
 def test_deleting_a_user_keeps_shared_data_and_home(hub, machine):
+    _running(hub, ALICE)
     r = write(hub, ALICE, "home-file.txt", "mine")
     assert r.status_code == 201, r.text
     hub.api.request("DELETE", f"/users/{ALICE}/server")
@@ -695,6 +700,10 @@ def root_hub(tmp_path_factory):
     accounts = {UNA: {"preferred_username": UNA, "groups": ["ocean-lab"]}}
     with running_hub(tmp_path_factory, "shared-root", "", accounts) as hub:
         assert hub.session().login("demo", UNA).status_code == 302
+        # The home exists as the hub made it at a first start.
+        assert _start(hub, UNA).status_code in (201, 202)
+        hub.api.wait_for_server(UNA, timeout=90)
+        _stop(hub, UNA)
         yield hub
 
 
@@ -711,10 +720,7 @@ def test_root_hub_never_follows_a_link_in_homes(root_hub, where, refused):
     data = root_hub.env.data_dir
     place = data / where
     remainder = ["hxs-una", "shared", "ocean-lab"][len(Path(where).parts) :]
-    # The home exists as the hub made it at a first start.
-    _start(root_hub, UNA)
-    root_hub.api.wait_for_server(UNA, timeout=90)
-    _stop(root_hub, UNA)
+    assert (data / "homes" / UNA / "shared" / "ocean-lab").is_dir()
     with _planted_link(place, remainder) as target:
         before = _snapshot(target)
         r = _start(root_hub, UNA)
