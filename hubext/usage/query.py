@@ -83,8 +83,9 @@ def _us(moment: datetime) -> int:
 def _epoch_us(column, dialect: str):
     """``column`` (a UTC timestamp) as integer microseconds since the epoch."""
     if dialect == "sqlite":
-        # stored as 'YYYY-MM-DD HH:MM:SS.ffffff'
-        seconds = cast(func.strftime("%s", column), BigInteger)
+        # stored as 'YYYY-MM-DD HH:MM:SS.ffffff'; the whole seconds alone
+        # (strftime rounds a fraction to the millisecond: .9995 s is 1 s)
+        seconds = cast(func.strftime("%s", func.substr(column, 1, 19)), BigInteger)
         return seconds * 1_000_000 + cast(func.substr(column, 21, 6), BigInteger)
     return cast(extract("epoch", column) * 1_000_000, BigInteger)
 
