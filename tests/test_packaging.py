@@ -86,3 +86,27 @@ def test_the_lowest_python_claimed_is_the_one_the_suite_runs_on():
     assert match, claimed
     assert sys.version_info[:2] == (3, int(match.group(1))), (claimed, sys.version)
     assert PYPROJECT["tool"]["ruff"]["target-version"] == f"py3{match.group(1)}"
+
+
+def test_pre_commit_runs_the_ruff_of_the_test_extra():
+    # `make test` lints with the test extra's ruff, a contributor's commit
+    # with .pre-commit-config.yaml's: the same version, so a commit that
+    # passes one passes the other.
+    import yaml
+
+    pinned = [
+        requirement
+        for requirement in PYPROJECT["project"]["optional-dependencies"]["test"]
+        if re.match(r"ruff\b", requirement)
+    ]
+    assert len(pinned) == 1 and re.fullmatch(r"ruff==[\d.]+", pinned[0]), pinned
+    config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
+    ruff_hooks = [
+        hook
+        for repo in config["repos"]
+        for hook in repo["hooks"]
+        if hook["id"] in ("ruff-check", "ruff-format")
+    ]
+    assert sorted(hook["id"] for hook in ruff_hooks) == ["ruff-check", "ruff-format"]
+    for hook in ruff_hooks:
+        assert hook["additional_dependencies"] == pinned, hook
