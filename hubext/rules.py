@@ -135,14 +135,6 @@ class RuleIndex:
                     (admins if is_admin else members).add(slug)
         return Memberships(frozenset(members | admins), frozenset(admins))
 
-    def rules_using(self, key: str) -> list[tuple[Rule, str]]:
-        return [
-            (rule, slug)
-            for entries in self._index.values()
-            for rule, slug, _ in entries
-            if any(k == key for k, _ in rule)
-        ]
-
 
 # Rarer facts first: a username or team narrows more than a provider name.
 _ORDER = {
