@@ -336,6 +336,8 @@ TOKEN = secrets.token_hex(32)
 ACCOUNTS = {
     "bob": {"preferred_username": "bob", "groups": ["astro-101"]},
     "alice": {"preferred_username": "alice", "groups": ["ocean-lab"]},
+    # a member who used nothing: warned as a member of the community
+    "cy": {"preferred_username": "cy", "groups": ["astro-101"]},
 }
 
 CONFIG = """
@@ -389,6 +391,7 @@ def test_registered_service_warns_the_community_on_the_hubs_pages(hub):
         lambda: warning in hub.people["bob"].get("/hub/home").text, timeout=30
     ), hub.log()[-3000:]
     assert warning in hub.people["bob"].spawn_form().text
+    assert warning in hub.people["cy"].get("/hub/home").text
     assert "hubext-budget" not in hub.people["alice"].get("/hub/home").text
     assert f"hubext-budgets: astro-101: {warning}" in hub.log()
 
@@ -413,6 +416,7 @@ async def test_spent_budget_stops_the_communitys_server_after_the_grace(hub, tmp
     for name in ("bob", "alice"):
         r = hub.people[name].api("POST", f"/users/{name}/server", json={})
         assert r.status_code in (201, 202), r.text
+    for name in ("bob", "alice"):
         hub.api.wait_for_server(name)
     assert (
         hub.api.user("bob")["servers"][""]["user_options"]["community"] == "astro-101"

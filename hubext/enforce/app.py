@@ -145,8 +145,8 @@ class BudgetEnforcer(Application):
     def _metrics_default(self):
         return EnforcerMetrics()
 
-    #: what the previous passes remember, by line
-    state: dict = {}
+    state = Dict(help="What the previous passes remember, by line (decide's state).")
+    concurrency = Integer(10, config=True, help="Most servers stopped at once.")
     _engine = None
 
     def load(self, environ: Mapping[str, str] | None = None) -> None:
@@ -269,15 +269,18 @@ class BudgetEnforcer(Application):
                 who,
                 line.path,
             )
-        for stop in decision.stop:
+        limit = asyncio.Semaphore(max(1, self.concurrency))
+
+        async def stop_one(stop) -> None:
             server = stop.server
             shown = f"{server.user}/{server.name}" if server.name else server.user
-            try:
-                await api.stop_server(server.user, server.name)
-            except HubAPIError as e:
-                self.metrics.errors.inc()
-                self.log.error("hubext-budgets: cannot stop %s: %s", shown, e)
-                continue
+            async with limit:
+                try:
+                    await api.stop_server(server.user, server.name)
+                except HubAPIError as e:
+                    self.metrics.errors.inc()
+                    self.log.error("hubext-budgets: cannot stop %s: %s", shown, e)
+                    return
             self.metrics.stopped.labels(
                 community=stop.line.community, budget=stop.line.path
             ).inc()
@@ -288,6 +291,8 @@ class BudgetEnforcer(Application):
                 stop.line.path,
                 grace,
             )
+
+        await asyncio.gather(*(stop_one(stop) for stop in decision.stop))
 
     def status(self, lines: list[Line], budgets, concerned, now: datetime) -> dict:
         """The status file's content (see :mod:`.status`)."""

@@ -38,7 +38,7 @@ def write_status(path: str | Path, status: dict[str, Any]) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(status, f, separators=(",", ":"))
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o600)  # the hub and its services: one user
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
