@@ -41,6 +41,7 @@ from .providers.config import PROVIDERS_PATH, parse_providers
 from .reconcile import reconcile_user_at_startup, remove_stale_groups
 from .roles import community_admin_role_name, community_admin_roles, hub_admin_roles
 from .service_data import hand_to_hub_services
+from .spawners.usage import start_hub_usage
 from .startup import check_authenticator_config, config_errors_stop_the_hub
 from .usage.model import EndReason
 from .usage.model import stop_reason as usage_stop_reason
@@ -222,6 +223,9 @@ class CommunityAuthenticator(Authenticator):
             self._providers = self._make_providers(parse_providers(self.providers))
             # Validated: hand the services their data (JupyterHub starts them later).
             hand_to_hub_services(kwargs.get("parent"), self.communities.communities)
+        # The usage ledger and metrics from start-up: the previous hub's open
+        # sessions are closed now, and every community's series exist.
+        start_hub_usage(kwargs.get("parent"), self.communities, self.log)
         self._stale_groups_removed = False
         if not self._providers:
             self.log.warning(

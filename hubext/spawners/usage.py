@@ -78,6 +78,32 @@ def hub_ledger(settings: UsageLedger, hub_db_url: str, log) -> Ledger | None:
     return ledger
 
 
+def start_hub_usage(app, communities, log) -> None:
+    """At hub start-up: the ledger (closing the previous hub's sessions) and metrics.
+
+    ``app`` is the JupyterHub application (anything else: nothing happens).
+    Without it, both start at the first use of a spawner.
+    """
+    try:
+        from jupyterhub.app import JupyterHub
+
+        if not isinstance(app, JupyterHub):
+            return
+        settings = UsageLedger(parent=app)
+        if not settings.enabled:
+            return
+        ledger = hub_ledger(settings, app.db_url, log)
+        hub_usage_metrics(
+            [c.slug for c in communities],
+            db=app.db,
+            user_group_info=settings.user_group_info_metric,
+            ledger=ledger,
+            log=log,
+        )
+    except Exception:
+        log.exception("usage ledger: could not start with the hub")
+
+
 def stop_requester() -> tuple[str, str] | None:
     """``(kind, name)`` of who asked for the stop running in this task, or None.
 
@@ -162,6 +188,7 @@ class UsageRecordingMixin(HasTraits):
             [c.slug for c in self.communities],
             db=getattr(self.user, "db", None),
             user_group_info=self.usage_settings.user_group_info_metric,
+            ledger=self.usage_ledger(),
             log=self.log,
         )
 
