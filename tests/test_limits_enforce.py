@@ -25,7 +25,14 @@ from hubext.enforce.app import DEFAULT_LIMITS_ENV, BudgetEnforcer
 from hubext.enforce.decide import Line, Server, Track, decide
 from hubext.enforce.reading import lines_of, ready_servers
 from hubext.enforce.settings import BudgetEnforcement
-from hubext.enforce.status import Announcements, messages_for, write_status
+from hubext.enforce.status import (
+    Announcements,
+    messages_for,
+    read_state,
+    state_from_json,
+    state_to_json,
+    write_status,
+)
 from hubext.limits import Budget, Demand
 from hubext.service_data import SERVICE_ENV
 from hubext.usage.ledger import Ledger
@@ -256,6 +263,20 @@ def test_announcement_escapes_and_keeps_the_previous_one(tmp_path):
     assert Announcements(tmp_path / "missing.json", "Hello")(User()) == "Hello"
 
 
+def test_state_survives_a_restart_through_the_status_file(tmp_path):
+    found = run([pool(10.1), member("bob", 1.9)], [ASTRO_BOB], now=T0)
+    path = tmp_path / "status.json"
+    write_status(path, {"state": state_to_json(found.state)})
+    assert read_state(path) == found.state
+    later = T0 + timedelta(minutes=10)
+    again = run([pool(10.2)], [ASTRO_BOB], read_state(path), now=later)
+    assert again.warn == [] and again.spent == []
+    assert [s.server for s in again.stop] == [ASTRO_BOB]
+    # unreadable entries are left out; a missing file is no state
+    assert state_from_json([{"community": "a"}, {"warned_at": "x"}, 3]) == {}
+    assert read_state(tmp_path / "missing.json") == {}
+
+
 # -- settings and registration --------------------------------------------------
 
 
@@ -439,6 +460,9 @@ async def test_spent_budget_stops_the_communitys_server_after_the_grace(hub, tmp
         status = json.loads((tmp_path / "status.json").read_text())
         assert [e["state"] for e in status["budgets"]] == ["spent"]
         assert status["budgets"][0]["users"] == ["bob"]
+        # the service restarts: it reads back what it remembered
+        enforcer = enforcer_at(hub, moment, tmp_path / "status.json")
+        enforcer.state = read_state(tmp_path / "status.json")
         # just before the end of the grace period: still running
         moment[0] = stop_at - timedelta(seconds=1)
         assert (await enforcer.run_pass(api)).stop == []

@@ -49,7 +49,7 @@ from .reading import (
     servers_with_demands,
 )
 from .settings import BudgetEnforcement
-from .status import write_status
+from .status import read_state, state_to_json, write_status
 
 #: ``c.UsageLimits.default`` (JSON), handed by :func:`hubext.enforce.register`.
 DEFAULT_LIMITS_ENV = "HUBEXT_DEFAULT_LIMITS"
@@ -166,6 +166,9 @@ class BudgetEnforcer(Application):
         try:
             self.settings = BudgetEnforcement(parent=self)
             self.load()
+            # after a restart: no second warning in a window, and the grace
+            # periods already running go on
+            self.state = read_state(self.settings.status_file)
             if not self.db_url:
                 raise ValueError(f"${DB_URL_ENV} not set: no ledger to read")
         except Exception as e:
@@ -332,6 +335,7 @@ class BudgetEnforcer(Application):
             "updated": now.isoformat(),
             "expires": expires.isoformat(),
             "budgets": entries,
+            "state": state_to_json(self.state),
         }
 
     def write(self, decision, lines, budgets, concerned, now) -> None:

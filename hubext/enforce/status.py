@@ -6,9 +6,13 @@ The service writes, after each pass, a small JSON file (``status_file``)::
      "budgets": [{"community": "astro-101", "name": "Astronomy 101",
                   "member": null, "unit": "server_hours", "key": "budget.server_hours",
                   "used": 1.9, "amount": 2.0, "state": "warning" | "spent",
-                  "stop_at": null | "...", "users": ["bob"], "message": "..."}]}
+                  "stop_at": null | "...", "users": ["bob"], "message": "..."}],
+     "state": [{"community": ..., "member": ..., "unit": ...,
+                "warned_at": ..., "spent_since": ...}]}
 
-(only the budgets past ``warn_at`` in their window). The hub shows each
+(``budgets``: only those past ``warn_at`` in their window; ``state``: what
+the service remembers, read back when it starts again, so that a restart
+neither warns twice in a window nor restarts a grace period). The hub shows each
 entry's message to the people concerned, as JupyterHub's announcement on
 every page (home and spawn pages included): :class:`Announcements` is a
 callable of ``c.JupyterHub.template_vars["announcement"]``, which JupyterHub
@@ -30,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .decide import Track
+
 
 def write_status(path: str | Path, status: dict[str, Any]) -> None:
     """Write ``status`` to ``path`` atomically (readers never see half a file)."""
@@ -44,6 +50,51 @@ def write_status(path: str | Path, status: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def state_to_json(state: dict) -> list[dict]:
+    def moment(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return [
+        {
+            "community": community,
+            "member": member,
+            "unit": unit,
+            "warned_at": moment(track.warned_at),
+            "spent_since": moment(track.spent_since),
+        }
+        for (community, member, unit), track in state.items()
+    ]
+
+
+def state_from_json(items: Any) -> dict:
+    """The state written by :func:`state_to_json`; entries that do not read
+    are left out (a warning may then be given again)."""
+    state = {}
+    for item in items if isinstance(items, list) else []:
+        try:
+            key = (item["community"], item["member"], item["unit"])
+            moments = [
+                datetime.fromisoformat(item[k]) if item[k] else None
+                for k in ("warned_at", "spent_since")
+            ]
+        except (KeyError, TypeError, ValueError):
+            continue
+        if all(isinstance(k, str) or k is None for k in key) and all(
+            m is None or m.tzinfo is not None for m in moments
+        ):
+            state[key] = Track(*moments)
+    return state
+
+
+def read_state(path: str | Path) -> dict:
+    """The state kept in the status file at ``path``; empty if none."""
+    try:
+        status = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return state_from_json(status.get("state") if isinstance(status, dict) else None)
 
 
 def messages_for(
