@@ -8,7 +8,7 @@ on the simulated clock, ``poll()`` says whether it still runs), with the
 simulated clock as its ``usage_now()``; the hub's ledger is made by
 :func:`~hubext.spawners.usage.hub_ledger` and writes from its own thread to a
 real SQLite file; the numbers compared are those of ``hubext usage report
---format json`` on that file.
+--format json`` on that file (the command's own ``main``, in-process).
 
 The simulation drives the spawner the way JupyterHub does: ``start()`` then
 ``get_state()`` saved in the hub's database; ``poll()`` every
@@ -59,10 +59,11 @@ Side by side, for the same timeline:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
+import io
 import json
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -81,6 +82,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from hubext import cli  # noqa: E402
 from hubext.spawners import usage as usage_hooks  # noqa: E402
 from hubext.spawners.usage import UsageRecordingMixin  # noqa: E402
 from hubext.usage.model import HUB_ACCOUNT, EndReason, sessions, stop_reason  # noqa: E402
@@ -580,32 +582,29 @@ def user_group_info_by_group(runs: list[Run], groups) -> dict[str, int]:
 
 def report_by_community(db_url: str, start: datetime, end: datetime) -> dict:
     """``hubext usage report --by community --format json`` on the ledger."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hubext.cli",
-            "usage",
-            "report",
-            "--db-url",
-            db_url,
-            "--from",
-            start.isoformat(),
-            "--to",
-            end.isoformat(),
-            "--now",
-            end.isoformat(),
-            "--by",
-            "community",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
-    report = json.loads(out.stdout)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = cli.main(
+            [
+                "usage",
+                "report",
+                "--db-url",
+                db_url,
+                "--from",
+                start.isoformat(),
+                "--to",
+                end.isoformat(),
+                "--now",
+                end.isoformat(),
+                "--by",
+                "community",
+                "--format",
+                "json",
+            ]
+        )
+    if status != 0:
+        raise RuntimeError(f"hubext usage report exited with {status}")
+    report = json.loads(out.getvalue())
     rows = {
         row["community"]: round(row["server_seconds"] * SECOND)
         for row in report["rows"]
