@@ -68,11 +68,11 @@ def format_table(communities: Communities) -> str:
         (
             c.slug,
             c.display_name,
-            str(len(c.get("members", ()))),
-            str(len(c.get("admins", ()))),
-            c.get("default_profile") or "-",
-            ", ".join(f.name for f in c.get("shared_data", ())) or "-",
-            describe(c.get("limits")),
+            str(len(c.members)),
+            str(len(c.admins)),
+            c.default_profile or "-",
+            ", ".join(f.name for f in c.shared_data) or "-",
+            describe(c.limits),
         )
         for c in communities
     ]

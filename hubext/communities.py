@@ -38,17 +38,18 @@ from ._validation import (
     expect_text,
 )
 from .culling import parse_culling
-from .kube_identity import parse_kubernetes
-from .limits import parse_limits
-from .rules import RuleIndex, parse_rules
+from .kube_identity import KubeIdentity, parse_kubernetes
+from .limits import Limits, parse_limits
+from .rules import Rule, RuleIndex, parse_rules
 from .shared_data import (
+    SharedFolder,
     check_overlaps,
     folder_paths,
     parse_environment,
     parse_shared_data,
 )
 from .slugs import community_slug_problem
-from .usage.prices import parse_usage
+from .usage.prices import UnitPrices, parse_usage
 
 ROOT_PATH = KeyPath("Communities.communities")
 
@@ -63,7 +64,53 @@ class Community:
     settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def get(self, key: str, default: Any = None) -> Any:
+        """A key's normalized value (prefer the typed properties below)."""
         return self.settings.get(key, default)
+
+    # Typed accessors, with each key's default stated once.
+
+    @property
+    def members(self) -> tuple[Rule, ...]:
+        """Rules making someone a member (none: nobody)."""
+        return self.settings.get("members", ())
+
+    @property
+    def admins(self) -> tuple[Rule, ...]:
+        """Rules making someone a community admin."""
+        return self.settings.get("admins", ())
+
+    @property
+    def default_profile(self) -> str | None:
+        """The slug of the profile pre-selected for members, if any."""
+        return self.settings.get("default_profile")
+
+    @property
+    def culling(self) -> Mapping[str, Any] | None:
+        """The idle policy's keys it sets (None: the hub-wide default)."""
+        return self.settings.get("culling")
+
+    @property
+    def shared_data(self) -> tuple[SharedFolder, ...]:
+        return self.settings.get("shared_data", ())
+
+    @property
+    def environment(self) -> Mapping[str, str]:
+        return self.settings.get("environment", MappingProxyType({}))
+
+    @property
+    def prices(self) -> UnitPrices | None:
+        """Prices per unit of usage (None: not priced)."""
+        usage = self.settings.get("usage")
+        return usage["prices"] if usage is not None else None
+
+    @property
+    def limits(self) -> Limits | None:
+        """Its own limits (None: ``c.UsageLimits.default`` applies)."""
+        return self.settings.get("limits")
+
+    @property
+    def kubernetes(self) -> KubeIdentity | None:
+        return self.settings.get("kubernetes")
 
 
 #: A key validator: ``(raw value, path of the value, slug) -> normalized value``.
@@ -269,8 +316,8 @@ class Communities(LoggingConfigurable):
             index = RuleIndex(
                 {
                     slug: {
-                        "members": c.get("members", ()),
-                        "admins": c.get("admins", ()),
+                        "members": c.members,
+                        "admins": c.admins,
                     }
                     for slug, c in registry.items()
                 }

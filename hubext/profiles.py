@@ -221,7 +221,7 @@ def check_default_profiles(communities, profile_list) -> None:
     slugs = profile_slugs(profile_list)
     errors = ErrorCollector()
     for community in communities:
-        default = community.get("default_profile")
+        default = community.default_profile
         if default is not None and default not in slugs:
             errors.add(
                 ConfigError(

@@ -346,7 +346,7 @@ def folder_paths(
     """Every shared folder of the registry with the key path of its entry."""
     found = []
     for slug, community in registry.items():
-        for i, folder in enumerate(community.get("shared_data", ())):
+        for i, folder in enumerate(community.shared_data):
             found.append((folder, root[slug].attr("shared_data")[i]))
     return found
 
@@ -521,7 +521,7 @@ def mounts_for(
         admin = community.slug in admin_of
         if not (member or admin):
             continue
-        for folder in community.get("shared_data", ()):
+        for folder in community.shared_data:
             access = folder.access(member=member, admin=admin)
             if access != NONE:
                 mounts.append(Mount(folder, access))
@@ -587,6 +587,6 @@ def environment_for(communities: Iterable[Any], member_of: Iterable[str]) -> dic
     env: dict[str, str] = {}
     for community in communities:
         if community.slug in member_of:
-            for name, value in community.get("environment", {}).items():
+            for name, value in community.environment.items():
                 env.setdefault(name, value)
     return env

@@ -69,11 +69,7 @@ def utcnow() -> datetime:
 
 def policies_of(communities: Mapping[str, Community]) -> dict[str, dict]:
     """``{slug: culling settings}`` of the communities that set ``culling``."""
-    return {
-        slug: dict(c.get("culling"))
-        for slug, c in communities.items()
-        if c.get("culling")
-    }
+    return {slug: dict(c.culling) for slug, c in communities.items() if c.culling}
 
 
 class Culler(Application):

@@ -142,9 +142,9 @@ class LocalCommunitySpawner(
         check_default_profiles(communities, profile_list)
         cls.check_shared_data(config, communities)
         home = cls.configured_home_mount_path(config)
-        folders = [f for c in communities for f in c.get("shared_data", ())]
+        folders = [f for c in communities for f in c.shared_data]
         for community in communities:
-            for i, folder in enumerate(community.get("shared_data", ())):
+            for i, folder in enumerate(community.shared_data):
                 path = ROOT_PATH[community.slug].attr("shared_data")[i]
                 if folder.source.kind != "host_path":
                     raise ConfigError(
@@ -285,7 +285,7 @@ class LocalCommunitySpawner(
             home,
             self.home_mount_path,
             mounts,
-            [f for c in self.communities for f in c.get("shared_data", ())],
+            [f for c in self.communities for f in c.shared_data],
         )
         self.log.info(
             "hubext: %s gets shared folders %s (access %s)",

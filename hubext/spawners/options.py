@@ -197,8 +197,8 @@ class CommunityOptionsMixin(HasTraits):
         """
         member_of = set(groups)
         for community in self.communities:
-            if community.slug in member_of and community.get("default_profile"):
-                return community.get("default_profile")
+            if community.slug in member_of and community.default_profile:
+                return community.default_profile
         return None
 
     async def uses_profiles(self) -> bool:

@@ -319,10 +319,10 @@ class UsageRecordingMixin(HasTraits):
         budgets = [("UsageLimits.default.budget", default.budget)] + [
             (
                 str(ROOT_PATH[c.slug].attr("limits").attr("budget")),
-                c.get("limits").budget,
+                c.limits.budget,
             )
             for c in communities
-            if c.get("limits") is not None
+            if c.limits is not None
         ]
         for key, budget in budgets:
             if budget is not None:
@@ -348,7 +348,7 @@ class UsageRecordingMixin(HasTraits):
     def limits_for(self, community: str) -> Limits:
         """The community's ``limits``, or ``c.UsageLimits.default``."""
         if community in self.communities:
-            own = self.communities[community].get("limits")
+            own = self.communities[community].limits
             if own is not None:
                 return own
         return default_limits(self.limits_settings)

@@ -265,9 +265,9 @@ class UsageService(Application):
         self.names = {s: c.display_name for s, c in self.communities.items()}
         self.names.setdefault(HUB_ACCOUNT, "Hub-wide account")
         self.prices = {
-            slug: community.get("usage")["prices"]
+            slug: community.prices
             for slug, community in self.communities.items()
-            if community.get("usage") is not None
+            if community.prices is not None
         }
 
     # -- data (run in a thread: the database is blocking) ---------------------
