@@ -457,6 +457,10 @@ async def test_spent_budget_stops_the_communitys_server_after_the_grace(hub, tmp
         spent = await enforcer.run_pass(api)
         assert len(spent.spent) == 1 and spent.stop == []
         stop_at = spent.spent[0][1]
+        counted = enforcer.metrics.registry.get_sample_value
+        labels = {"community": "astro-101", "budget": "budget.server_hours"}
+        assert counted("hubext_budget_warnings_total", labels) == 1
+        assert counted("hubext_budget_spent_total", labels) == 1
         status = json.loads((tmp_path / "status.json").read_text())
         assert [e["state"] for e in status["budgets"]] == ["spent"]
         assert status["budgets"][0]["users"] == ["bob"]
@@ -474,6 +478,10 @@ async def test_spent_budget_stops_the_communitys_server_after_the_grace(hub, tmp
         ]
     finally:
         api.close()
+    labels = {"community": "astro-101", "budget": "budget.server_hours"}
+    sample = enforcer.metrics.registry.get_sample_value
+    assert sample("hubext_budget_servers_stopped_total", labels) == 1
+    assert sample("hubext_budget_used_ratio", labels) >= 1
     assert wait_until(lambda: not hub.api.user("bob")["servers"], timeout=30)
     # a stop, not a deletion; other communities' servers keep running
     assert hub.api.user("bob")["name"] == "bob"
