@@ -103,7 +103,7 @@ def parse_kubernetes(value: Any, path: KeyPath, slug: str = "") -> KubeIdentity:
 
 def identity_of(community) -> KubeIdentity:
     """A validated community's identity (empty when it names none)."""
-    return community.kubernetes or KubeIdentity()
+    return community.get(KUBERNETES_KEY) or KubeIdentity()
 
 
 def names_accounts(communities: Iterable) -> bool:
@@ -189,7 +189,7 @@ def check_not_on_kubernetes(communities: Iterable, root: KeyPath, spawner: str) 
     """Start-up on a spawner without pods: refuse every community's ``kubernetes`` key."""
     errors = ErrorCollector()
     for community in communities:
-        if community.kubernetes is not None:
+        if community.get(KUBERNETES_KEY) is not None:
             errors.add(
                 ConfigError(
                     root[community.slug].attr(KUBERNETES_KEY),
