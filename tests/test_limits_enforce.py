@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import secrets
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -341,6 +343,27 @@ def test_register_adds_the_service_its_role_and_the_announcement(tmp_path):
     assert (
         isinstance(announcement, Announcements) and announcement.previous == "Welcome"
     )
+
+
+def test_service_refuses_to_start_on_a_bad_setting_naming_it():
+    env = {
+        **os.environ,
+        "JUPYTERHUB_API_TOKEN": secrets.token_hex(16),
+        DB_URL_ENV: "sqlite:////nonexistent/usage.sqlite",
+        "HUBEXT_COMMUNITIES": json.dumps({"communities": {}}),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "hubext.enforce", "--BudgetEnforcement.grace_period=-5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "BudgetEnforcement.grace_period: must be seconds >= 0, got -5.0" in (
+        done.stderr
+    )
+    assert env["JUPYTERHUB_API_TOKEN"][:8] not in done.stderr + done.stdout
 
 
 def test_register_checks_the_default_limits():
