@@ -541,18 +541,27 @@ def _check_unlisted(name, label, option, text, full_option) -> str:
 # -- the community charged -----------------------------------------------------------
 
 
-def chosen_entries(profile: Mapping, user_options: Mapping) -> list[Mapping]:
-    """The profile and the choice or unlisted choice of each option chosen.
+def chosen(profile: Mapping, user_options: Mapping) -> list[tuple[Mapping, str | None]]:
+    """The profile, then each option's chosen entry, with the free text if any.
 
-    ``user_options`` are explicit (see :func:`validate_user_options`).
+    ``[(profile, None), (choice or unlisted_choice, text or None), ...]`` in
+    the profile's option order; ``user_options`` are explicit (see
+    :func:`validate_user_options`). The one walk of a submission that
+    overrides, charging and limits all use.
     """
-    entries = [profile]
+    entries: list[tuple[Mapping, str | None]] = [(profile, None)]
     for name, option in (profile.get("profile_options") or {}).items():
-        if name + UNLISTED_SUFFIX in user_options:
-            entries.append(option.get("unlisted_choice") or {})
+        text = user_options.get(name + UNLISTED_SUFFIX)
+        if text is not None:
+            entries.append((option.get("unlisted_choice") or {}, text))
         elif name in user_options:
-            entries.append((option.get("choices") or {})[user_options[name]])
+            entries.append(((option.get("choices") or {})[user_options[name]], None))
     return entries
+
+
+def chosen_entries(profile: Mapping, user_options: Mapping) -> list[Mapping]:
+    """The profile and the choice or unlisted choice of each option chosen."""
+    return [entry for entry, _ in chosen(profile, user_options)]
 
 
 def _grants(entry: Mapping, community: str) -> bool:

@@ -204,7 +204,12 @@ def test_valid_rest_spawn_after_refusals_applies_the_choices(hub):
     assert env["HUBEXT_PROFILE"] == "ocean-model"
     assert env["DATASET"] == "my-floats"
     stored = hub.api.user("alice")["servers"][""]["user_options"]
-    assert stored == {"profile": "ocean-model", "dataset--unlisted-choice": "my-floats"}
+    # explicit options: the charged community too (the only one offering it)
+    assert stored == {
+        "profile": "ocean-model",
+        "dataset--unlisted-choice": "my-floats",
+        "community": "ocean-lab",
+    }
     assert hub.api.request("DELETE", "/users/alice/server").status_code in (202, 204)
     hub.api.wait_for_server("alice", ready=False)
 

@@ -35,14 +35,12 @@ from ..profiles import (
     OptionsError,
     charge_candidates,
     choose_charged,
+    chosen,
     find_profile,
     initialize_profile_list,
     validate_user_options,
     visible_profile_list,
 )
-
-#: id(configured list) -> (configured list, initialized copy)
-_initialized: dict[int, tuple[list, list[dict]]] = {}
 
 
 @functools.cache
@@ -215,12 +213,13 @@ class CommunityOptionsMixin(HasTraits):
         configured = await maybe_future(self.configured_profile_list())
         if self.profile_list_is_dynamic():
             return initialize_profile_list(configured)
-        # A configured list is fixed for the hub's lifetime: initialize it once.
-        cached = _initialized.get(id(configured))
+        # A configured list is fixed for the hub's lifetime: initialize it
+        # once per spawner class (the cache is the class's own).
+        cls = type(self)
+        cached = cls.__dict__.get("_hubext_initialized")
         if cached is None or cached[0] is not configured:
             cached = (configured, initialize_profile_list(configured))
-            _initialized.clear()
-            _initialized[id(configured)] = cached
+            cls._hubext_initialized = cached
         return cached[1]
 
     async def visible_profiles(self, full: list[dict] | None = None) -> list[dict]:
@@ -452,18 +451,12 @@ class CommunityOptionsMixin(HasTraits):
         validation has refused braces in the value, so it cannot inject
         other template fields.
         """
-        overrides = [profile.get("kubespawner_override") or {}]
-        for name, option in (profile.get("profile_options") or {}).items():
-            text = user_options.get(name + UNLISTED_SUFFIX)
-            if text is not None:
-                raw = option["unlisted_choice"].get("kubespawner_override") or {}
-                overrides.append(_format_value(raw, text))
-            elif name in user_options:
-                overrides.append(
-                    option["choices"][user_options[name]].get("kubespawner_override")
-                    or {}
-                )
-        return overrides
+        return [
+            _format_value(entry.get("kubespawner_override") or {}, text)
+            if text is not None
+            else entry.get("kubespawner_override") or {}
+            for entry, text in chosen(profile, user_options)
+        ]
 
 
 def _format_value(obj, value: str):
