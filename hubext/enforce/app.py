@@ -183,8 +183,8 @@ class BudgetEnforcer(Application):
 
     def limits_of(self, community: str) -> Limits:
         own = self.communities.get(community)
-        if own is not None and own.get("limits") is not None:
-            return own.get("limits")
+        if own is not None and own.limits is not None:
+            return own.limits
         return self.default_limits
 
     def name_of(self, community: str) -> str:
