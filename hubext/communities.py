@@ -38,16 +38,11 @@ from ._validation import (
     expect_text,
 )
 from .culling import parse_culling
+from .environment import parse_environment
 from .kube_identity import KubeIdentity, parse_kubernetes
 from .limits import Limits, parse_limits
 from .rules import Rule, RuleIndex, parse_rules
-from .shared_data import (
-    SharedFolder,
-    check_overlaps,
-    folder_paths,
-    parse_environment,
-    parse_shared_data,
-)
+from .shared_data import SharedFolder, check_overlaps, folder_paths, parse_shared_data
 from .slugs import community_slug_problem
 from .usage.prices import UnitPrices, parse_usage
 

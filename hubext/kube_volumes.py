@@ -5,7 +5,7 @@ by volume name, so they merge with the admin's and the profiles' own) and the
 init container that creates missing folders with the right owner and mode.
 
 Volume names are ``hubext-`` + a readable part + a hash of the folder's
-``<community>/<name>`` (:func:`hubext.shared_data.stable_name`): valid
+``<community>/<name>`` (:func:`hubext.slugs.stable_name`): valid
 DNS-1123 labels of at most 63 characters that never collide, whatever the
 community and folder names.
 """
@@ -16,7 +16,8 @@ import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .shared_data import Mount, SharedFolder, Source, home_sub_path, stable_name
+from .shared_data import Mount, SharedFolder, Source
+from .slugs import home_sub_path, stable_name
 
 HOME_VOLUME = "hubext-home"
 PREPARE_CONTAINER = "hubext-prepare-folders"

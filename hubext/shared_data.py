@@ -28,7 +28,6 @@ volumes (:mod:`hubext.kube_volumes`) or into folders on the machine
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
@@ -39,13 +38,12 @@ from ._validation import (
     ConfigError,
     KeyPath,
     check_keys,
-    expect,
     expect_list,
     expect_mapping,
     expect_text,
     show,
 )
-from .slugs import COMMUNITY_SLUG_PATTERN, safe_slug
+from .slugs import COMMUNITY_SLUG_PATTERN
 
 READ_ONLY = "read-only"
 READ_WRITE = "read-write"
@@ -78,10 +76,6 @@ SYSTEM_PATHS = (
 
 _NAME_RE = re.compile(COMMUNITY_SLUG_PATTERN)
 _NAME_MAX = 63
-_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_RESERVED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_")
-#: Who the server runs as: set by the spawner, never by a community.
-_RESERVED_ENV_NAMES = ("HOME", "USER", "LOGNAME", "SHELL")
 
 
 @dataclass(frozen=True)
@@ -526,67 +520,3 @@ def mounts_for(
             if access != NONE:
                 mounts.append(Mount(folder, access))
     return mounts
-
-
-# -- names --------------------------------------------------------------------------
-
-
-def stable_name(prefix: str, key: str, max_length: int) -> str:
-    """``prefix`` + a readable part of ``key`` + a hash of ``key``.
-
-    DNS-1123-safe when ``prefix`` is, at most ``max_length`` long, and two
-    different keys never give the same name (64 bits of SHA-256).
-    """
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    if max_length < len(prefix) + len(digest):
-        raise ValueError(f"max_length must be at least {len(prefix) + len(digest)}")
-    readable = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
-    room = max_length - len(prefix) - len(digest) - 1
-    readable = readable[: max(room, 0)].rstrip("-")
-    return f"{prefix}{readable}-{digest}" if readable else f"{prefix}{digest}"
-
-
-def home_sub_path(username: str, prefix: str = "") -> str:
-    """The folder of ``username``'s home on shared storage.
-
-    ``safe_slug(username)``, under ``prefix``: a single path component that
-    cannot escape (no ``/``, ``..``, NUL or look-alike characters), is the
-    same across hubext upgrades, and differs for different usernames.
-    """
-    slug = safe_slug(username)
-    return f"{prefix}/{slug}" if prefix else slug
-
-
-# -- community environment --------------------------------------------------------
-
-
-def parse_environment(value: Any, path: KeyPath, slug: str) -> Mapping[str, str]:
-    """The ``environment`` key: variables set in the servers of the members."""
-    expect_mapping(value, path)
-    parsed = {}
-    for name, text in value.items():
-        if not isinstance(name, str) or not _ENV_NAME_RE.fullmatch(name):
-            raise ConfigError(path, f"{show(name)} is not an environment variable name")
-        if name.startswith(_RESERVED_ENV_PREFIXES) or name in _RESERVED_ENV_NAMES:
-            raise ConfigError(
-                path[name], "is set by JupyterHub or the spawner; choose another name"
-            )
-        parsed[name] = expect_text(
-            expect(text, str, path[name], "a string"),
-            path[name],
-            max_length=4096,
-            allow_empty=True,
-        )
-    return parsed
-
-
-def environment_for(communities: Iterable[Any], member_of: Iterable[str]) -> dict:
-    """The community variables of a person: the first community (registry
-    order) that sets a variable wins."""
-    member_of = set(member_of)
-    env: dict[str, str] = {}
-    for community in communities:
-        if community.slug in member_of:
-            for name, value in community.environment.items():
-                env.setdefault(name, value)
-    return env

@@ -77,3 +77,32 @@ def safe_slug(name: str, max_length: int = 63) -> str:
     prefix = _UNSAFE_RUN_RE.sub("-", name.lower()).strip("-")
     prefix = prefix[: max_length - len(_SEPARATOR) - _HASH_LENGTH].rstrip("-")
     return f"{prefix or 'x'}{_SEPARATOR}{digest[:_HASH_LENGTH]}"
+
+
+# -- names built on slugs -----------------------------------------------------
+
+
+def stable_name(prefix: str, key: str, max_length: int) -> str:
+    """``prefix`` + a readable part of ``key`` + a hash of ``key``.
+
+    DNS-1123-safe when ``prefix`` is, at most ``max_length`` long, and two
+    different keys never give the same name (64 bits of SHA-256).
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    if max_length < len(prefix) + len(digest):
+        raise ValueError(f"max_length must be at least {len(prefix) + len(digest)}")
+    readable = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
+    room = max_length - len(prefix) - len(digest) - 1
+    readable = readable[: max(room, 0)].rstrip("-")
+    return f"{prefix}{readable}-{digest}" if readable else f"{prefix}{digest}"
+
+
+def home_sub_path(username: str, prefix: str = "") -> str:
+    """The folder of ``username``'s home on shared storage.
+
+    ``safe_slug(username)``, under ``prefix``: a single path component that
+    cannot escape (no ``/``, ``..``, NUL or look-alike characters), is the
+    same across hubext upgrades, and differs for different usernames.
+    """
+    slug = safe_slug(username)
+    return f"{prefix}/{slug}" if prefix else slug

@@ -22,6 +22,7 @@ from traitlets.config import Config
 from hubext import Communities
 from hubext._validation import ConfigError, KeyPath
 from hubext.communities import parse_communities
+from hubext.environment import environment_for
 from hubext.shared_data import (
     NONE,
     READ_ONLY,
@@ -30,11 +31,9 @@ from hubext.shared_data import (
     SharedFolder,
     Source,
     check_overlaps,
-    environment_for,
-    home_sub_path,
     mounts_for,
-    stable_name,
 )
+from hubext.slugs import home_sub_path, stable_name
 from hubext.spawners import nofollow
 from hubext.spawners.local import LocalCommunitySpawner
 from hubext.spawners.local_shared import (

@@ -36,7 +36,8 @@ import subprocess
 import sys
 from collections.abc import Iterable
 
-from ..shared_data import READ_WRITE, Mount, SharedFolder, contains, stable_name
+from ..shared_data import READ_WRITE, Mount, SharedFolder, contains
+from ..slugs import stable_name
 from . import nofollow
 from .nofollow import (
     ACCESS_XATTR,

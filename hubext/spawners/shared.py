@@ -12,15 +12,9 @@ from traitlets.config import Config
 
 from .._validation import ConfigError
 from ..communities import ROOT_PATH, Communities
+from ..environment import environment_for
 from ..roles import community_of_admin_role
-from ..shared_data import (
-    Mount,
-    check_home,
-    environment_for,
-    folder_paths,
-    mounts_for,
-    path_problem,
-)
+from ..shared_data import Mount, check_home, folder_paths, mounts_for, path_problem
 from ..startup import configured_value
 
 #: Where the user's home is inside a server unless configured (z2jh's default).
