@@ -638,7 +638,7 @@ def check_required_setting(name: str, value) -> None:
 
 def check_settings(cls, config) -> None:
     """The required settings as configured for ``cls`` (for hubext check-config)."""
-    from .startup import configured_value
+    from .config_reading import configured_value
 
     errors = ErrorCollector()
     for name in REQUIRED_SETTINGS:

@@ -22,8 +22,9 @@ from . import __version__
 from ._validation import ConfigError, errors_of
 from .authenticator import CommunityAuthenticator
 from .communities import Communities
+from .config_reading import resolve_class
 from .limits import describe
-from .startup import check_configuration, resolve_class
+from .startup import check_configuration
 from .usage import command as usage_command
 
 

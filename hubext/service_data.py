@@ -44,6 +44,7 @@ from typing import Any
 
 from ._validation import ConfigError, KeyPath, expect_mapping
 from .communities import Community, parse_communities
+from .config_reading import configured_value
 
 #: Marks a hubext service in its ``environment``; the value is its kind.
 SERVICE_ENV = "HUBEXT_SERVICE"
@@ -69,7 +70,6 @@ def spawner_settings(spawner_class: type, config: Mapping) -> dict[str, Any]:
     """
     from jupyterhub.spawner import Spawner
 
-    from .startup import configured_value  # the start-up helpers import a lot
 
     settings: dict[str, Any] = {
         "class": f"{spawner_class.__module__}.{spawner_class.__qualname__}",

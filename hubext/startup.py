@@ -18,11 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from importlib.metadata import entry_points
 from typing import Any
 
 from traitlets.config import Application, Config
-from traitlets.utils.importstring import import_item
 
 from ._validation import (
     ConfigError,
@@ -32,28 +30,8 @@ from ._validation import (
     expect_mapping,
 )
 from .communities import Communities, Community, parse_communities
+from .config_reading import configured_section, configured_value, resolve_class
 from .profiles import check_allowed_groups
-
-
-def resolve_class(value, group: str):
-    """A class configured as JupyterHub does: a class, an entry point name or a path.
-
-    ``group`` is the entry point group (``jupyterhub.spawners``,
-    ``jupyterhub.authenticators``). None if it cannot be resolved.
-    """
-    if isinstance(value, type):
-        return value
-    if not isinstance(value, str):
-        return None
-    for entry_point in entry_points(group=group):
-        if entry_point.name == value:
-            return entry_point.load()
-    if "." in value:
-        try:
-            return import_item(value)
-        except Exception:
-            return None
-    return None
 
 
 def check_spawner_config(
@@ -64,30 +42,6 @@ def check_spawner_config(
     check = getattr(spawner_class, "check_hub_config", None)
     if check is not None:
         check(config, communities)
-
-
-def configured_value(cls, config: Config, name: str, default):
-    """A trait's configured value for ``cls``, as traitlets resolves it (by MRO).
-
-    Read from the config without building the class (a spawner cannot be
-    built before the hub has a user for it).
-    """
-    section = configured_section(cls, config, name)
-    return default if section is None else config[section][name]
-
-
-def configured_section(cls, config: Config, name: str) -> str | None:
-    """The config section (class name) whose ``name`` applies to ``cls``, or None.
-
-    The most derived class of ``cls``'s MRO that sets it, as traitlets
-    resolves it: ``"KubeSpawner"`` for ``c.KubeSpawner.profile_list`` on
-    CommunityKubeSpawner. Error messages name it as the admin wrote it.
-    """
-    for klass in cls.__mro__:
-        section = config.get(klass.__name__) if hasattr(config, "get") else None
-        if section is not None and name in section:
-            return klass.__name__
-    return None
 
 
 def _hubext_authenticator(authenticator_class) -> type | None:

@@ -16,8 +16,8 @@ from typing import Any
 
 from traitlets.config import Config
 
+from ..config_reading import resolve_class
 from ..service_data import spawner_settings
-from ..startup import resolve_class
 
 #: JupyterHub's own default spawner.
 DEFAULT_SPAWNER = "localprocess"

@@ -27,6 +27,7 @@ from traitlets.config import Config
 
 from .._validation import ConfigError, KeyPath
 from ..communities import ROOT_PATH, Communities
+from ..config_reading import configured_section, configured_value
 from ..kube_identity import (
     account_for,
     check_default_account,
@@ -41,7 +42,6 @@ from ..profiles import (
     chosen_entries,
 )
 from ..shared_data import Source, check_apart_from_homes, folder_paths, parse_source
-from ..startup import configured_section, configured_value
 from ..usage.ledger import Resources
 from .options import CommunityOptionsMixin
 from .shared import SharedDataMixin

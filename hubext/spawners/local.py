@@ -22,6 +22,7 @@ from traitlets.config import Config
 
 from .._validation import ConfigError, KeyPath
 from ..communities import ROOT_PATH, Communities
+from ..config_reading import configured_value
 from ..kube_identity import check_not_on_kubernetes
 from ..profiles import check_default_profiles, check_profile_list
 from ..shared_data import (
@@ -31,7 +32,6 @@ from ..shared_data import (
     folder_paths,
 )
 from ..slugs import safe_slug
-from ..startup import configured_value
 from . import local_shared, nofollow
 from .options import CommunityOptionsMixin
 from .shared import SharedDataMixin

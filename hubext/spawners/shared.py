@@ -12,10 +12,10 @@ from traitlets.config import Config
 
 from .._validation import ConfigError
 from ..communities import ROOT_PATH, Communities
+from ..config_reading import configured_value
 from ..environment import environment_for
 from ..roles import community_of_admin_role
 from ..shared_data import Mount, check_home, folder_paths, mounts_for, path_problem
-from ..startup import configured_value
 
 #: Where the user's home is inside a server unless configured (z2jh's default).
 DEFAULT_HOME_MOUNT_PATH = "/home/jovyan"

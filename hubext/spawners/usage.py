@@ -37,9 +37,9 @@ from traitlets import HasTraits
 
 from .._validation import ConfigError
 from ..communities import ROOT_PATH
+from ..config_reading import configured_value
 from ..limits import Demand, Limits, parse_limits, summary
 from ..profiles import COMMUNITY_OPTION
-from ..startup import configured_value
 from ..usage.config import UsageLedger
 from ..usage.ledger import Ledger, Resources
 from ..usage.metrics import UsageMetrics, hub_usage_metrics
