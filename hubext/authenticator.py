@@ -245,11 +245,11 @@ class CommunityAuthenticator(Authenticator):
                     enable_auth_state=self.enable_auth_state,
                     manage_groups=False,
                     allow_all=True,
+                    username_template=entry["username_template"],
                     **entry["config"],
                 )
             except Exception as e:
                 raise ConfigError(path, _describe_trait_error(e)) from None
-            provider.hubext_username_template = entry["username_template"]
             providers[name] = provider
         return providers
 
@@ -399,9 +399,7 @@ class CommunityAuthenticator(Authenticator):
 
     def _finish_auth_model(self, provider, auth_model):
         """Username (template, normalization, checks), identity and communities."""
-        raw_name = provider.hubext_username_template.format(
-            username=auth_model["name"], provider=provider.provider_name
-        )
+        raw_name = provider.hub_username(auth_model)
         problem = username_problem(raw_name)
         if problem:
             raise self._refuse(

@@ -127,6 +127,22 @@ class ProviderMixin(HasTraits):
         help="The provider's name: its key in CommunityAuthenticator.providers."
     )
 
+    username_template = Unicode(
+        "{username}@{provider}",
+        help="""
+        The hub username of this provider's users: ``{username}`` is the
+        provider's username, ``{provider}`` the provider's name. Set from the
+        provider's ``username_template`` in
+        ``CommunityAuthenticator.providers`` (validated there).
+        """,
+    )
+
+    def hub_username(self, auth_model: dict) -> str:
+        """The hub username (before normalization) of a finished auth model."""
+        return self.username_template.format(
+            username=auth_model["name"], provider=self.provider_name
+        )
+
     outage_backoff = Float(
         60,
         config=True,
