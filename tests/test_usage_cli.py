@@ -106,6 +106,43 @@ def test_report_of_a_recorded_day(db_url, capsys, tmp_path):  # noqa: F811
     assert total.split()[-1] == "3.90"  # 3 GPU-hours * 1.2 + 6 CPU-hours * 0.05
     assert err == "hubext: no prices for _hub, astro-101: counted at 0\n"
 
+    # the same prices from the hub's own configuration (.py and z2jh values)
+    hub_py = tmp_path / "jupyterhub_config.py"
+    hub_py.write_text(
+        "c.Communities.communities = {\n"
+        "    'ocean-lab': {'usage': {'prices': {'gpu_hour': 1.2, 'cpu_hour': 0.05}}},\n"
+        "    'astro-101': {},\n"
+        "}\n"
+    )
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        "hub:\n  config:\n    Communities:\n      communities:\n"
+        "        ocean-lab:\n          usage:\n            prices:\n"
+        "              gpu_hour: 1.2\n              cpu_hour: 0.05\n"
+    )
+    for config in (hub_py, values):
+        code, out, err = report(
+            capsys, *args, "--now", "2026-03-01T22:00:00Z", "--hub-config", str(config)
+        )
+        assert code == 0, err
+        total = next(line for line in out.splitlines() if line.startswith("total"))
+        assert total.split()[-1] == "3.90"
+        assert err == "hubext: no prices for _hub, astro-101: counted at 0\n"
+    # a bad price in the configuration: its key path, exit status 1
+    hub_py.write_text(
+        "c.Communities.communities = {'ocean-lab': {'usage': {'prices': {'gpu_hour': -1}}}}\n"
+    )
+    code, out, err = report(capsys, *args, "--hub-config", str(hub_py))
+    assert code == 1
+    assert err == (
+        "hubext: invalid configuration: Communities.communities['ocean-lab']"
+        ".usage.prices.gpu_hour: must be a finite number >= 0, got -1\n"
+    )
+    # --prices and --hub-config together: a usage error
+    with pytest.raises(SystemExit) as exit_:
+        report(capsys, *args, "--prices", str(prices), "--hub-config", str(hub_py))
+    assert exit_.value.code == 2
+
 
 def test_the_window_query_finds_every_overlapping_session(db_url, capsys):  # noqa: F811
     # Sessions written straight into the table (edges included: stopping at

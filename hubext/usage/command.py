@@ -54,11 +54,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--to", dest="end", required=True, metavar="DATE")
     report.add_argument("--by", choices=GROUPINGS, default="community")
     report.add_argument("--format", choices=FORMATS, default="table")
-    report.add_argument(
+    priced = report.add_mutually_exclusive_group()
+    priced.add_argument(
         "--prices",
         metavar="FILE",
         help="YAML or JSON file of {community: {cpu_hour, gib_hour, gpu_hour, "
         "server_hour}} (the hub-wide account is _hub): adds a cost column",
+    )
+    priced.add_argument(
+        "--hub-config",
+        metavar="FILE",
+        help="the hub's jupyterhub_config.py or zero-to-jupyterhub values.yaml: "
+        "adds a cost column from each community's usage: {prices: ...}",
     )
     report.add_argument(
         "--open-until",
@@ -98,6 +105,39 @@ def load_prices(path: str) -> dict:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise Failure(f"could not read prices from {path}: {first}") from None
     return parse_price_table(raw if raw is not None else {}, KeyPath("prices"))
+
+
+def prices_from_hub_config(path: str) -> dict:
+    """``{slug: UnitPrices}`` of the communities with prices in a hub config.
+
+    A ``.py`` file is loaded as JupyterHub loads it (run by the admin, on the
+    admin's machine); a ``.yaml`` file is read as zero-to-jupyterhub values.
+    The communities are validated as at the hub's start-up.
+    """
+    from ..communities import Communities, parse_communities
+    from ..config_reading import configured_value
+
+    if not os.path.isfile(path):
+        raise UsageError(f"--hub-config: no such file: {path}")
+    try:
+        if path.endswith((".yaml", ".yml")):
+            from ..culler.hub_config import load_z2jh_values
+
+            config = load_z2jh_values(path)
+        else:
+            from ..cli import load_config
+
+            config = load_config(path)
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise Failure(f"could not read {path}: {type(e).__name__}: {first}") from None
+    raw = configured_value(Communities, config, "communities", {})
+    registry = parse_communities(raw)
+    return {
+        slug: community.prices
+        for slug, community in registry.items()
+        if community.prices is not None
+    }
 
 
 def _check_url(db_url: str):
@@ -150,12 +190,16 @@ def run(args: argparse.Namespace, *, now: datetime | None = None) -> int:
         return 1
     except ConfigError as e:
         for error in errors_of(e):
-            print(f"hubext: invalid prices: {error}", file=sys.stderr)
+            print(f"hubext: invalid {_what(args)}: {error}", file=sys.stderr)
         return 1
     print(text)
     for note in notes:
         print(f"hubext: {note}", file=sys.stderr)
     return 0
+
+
+def _what(args: argparse.Namespace) -> str:
+    return "prices" if args.prices else "configuration"
 
 
 def _report(args: argparse.Namespace, now: datetime | None):
@@ -166,7 +210,12 @@ def _report(args: argparse.Namespace, now: datetime | None):
     if args.now is not None:
         now = parse_moment(args.now, "--now")
     now = now or utcnow()
-    prices = load_prices(args.prices) if args.prices else None
+    if args.prices:
+        prices = load_prices(args.prices)
+    elif getattr(args, "hub_config", None):
+        prices = prices_from_hub_config(args.hub_config)
+    else:
+        prices = None
     _check_url(args.db_url)
     engine = _engine(args.db_url)
     where = redact(args.db_url)
