@@ -71,10 +71,9 @@ class InstantSpawner(CheapSpawner):
 class RecordedSpawner(UsageRecordingMixin, InstantSpawner):
     """The same spawner with hubext's usage hooks."""
 
-    @property
-    def communities(self):
-        # what CommunityOptionsMixin gives the mixin: the hub's communities
-        return [SimpleNamespace(slug=slug) for slug in COMMUNITIES]
+    #: what CommunityOptionsMixin gives the mixin: the hub's communities (made
+    #: once, as the hub's registry is)
+    communities = tuple(SimpleNamespace(slug=slug) for slug in COMMUNITIES)
 
 
 class Samples:
