@@ -137,28 +137,12 @@ def account_for(
 
 def _overrides(profile_list: list, path: KeyPath) -> Iterator[tuple[Any, KeyPath]]:
     """Every ``kubespawner_override`` of a profile list, with its key path."""
-    for i, profile in enumerate(profile_list):
-        if not isinstance(profile, Mapping):
-            continue
-        yield profile.get("kubespawner_override"), path[i].attr("kubespawner_override")
-        options = profile.get("profile_options") or {}
-        for name, option in options.items() if isinstance(options, Mapping) else ():
-            if not isinstance(option, Mapping):
-                continue
-            opath = path[i].attr("profile_options")[name]
-            choices = option.get("choices") or {}
-            for key, choice in choices.items() if isinstance(choices, Mapping) else ():
-                if isinstance(choice, Mapping):
-                    yield (
-                        choice.get("kubespawner_override"),
-                        opath.attr("choices")[key].attr("kubespawner_override"),
-                    )
-            unlisted = option.get("unlisted_choice")
-            if isinstance(unlisted, Mapping):
-                yield (
-                    unlisted.get("kubespawner_override"),
-                    opath.attr("unlisted_choice").attr("kubespawner_override"),
-                )
+    from .profiles import (
+        profile_entries,  # profiles imports communities, which imports us
+    )
+
+    for entry, epath in profile_entries(profile_list, path):
+        yield entry.get("kubespawner_override"), epath.attr("kubespawner_override")
 
 
 def check_profile_overrides(

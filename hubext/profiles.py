@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from slugify import slugify
@@ -232,12 +232,20 @@ def check_default_profiles(communities, profile_list) -> None:
     errors.raise_errors()
 
 
-def _group_entries(profile_list: Any, path: KeyPath):
-    """``(allowed_groups value, its path)`` at every level of a profile list."""
+def profile_entries(
+    profile_list: Any, path: KeyPath
+) -> Iterator[tuple[Mapping, KeyPath]]:
+    """Every entry of a profile list with its key path: each profile, then
+    each of its options' choices and unlisted choice.
+
+    The one walk of a configured list that the start-up checks share
+    (``allowed_groups``, hubext-local's overrides, service accounts);
+    entries that are not mappings are skipped (their own check reports them).
+    """
     for i, profile in enumerate(profile_list if isinstance(profile_list, list) else ()):
         if not isinstance(profile, Mapping):
             continue
-        yield profile.get("allowed_groups"), path[i].attr("allowed_groups")
+        yield profile, path[i]
         options = profile.get("profile_options")
         for name, option in (options if isinstance(options, Mapping) else {}).items():
             if not isinstance(option, Mapping):
@@ -248,16 +256,16 @@ def _group_entries(profile_list: Any, path: KeyPath):
                 choices if isinstance(choices, Mapping) else {}
             ).items():
                 if isinstance(choice, Mapping):
-                    yield (
-                        choice.get("allowed_groups"),
-                        opath.attr("choices")[key].attr("allowed_groups"),
-                    )
+                    yield choice, opath.attr("choices")[key]
             unlisted = option.get("unlisted_choice")
             if isinstance(unlisted, Mapping):
-                yield (
-                    unlisted.get("allowed_groups"),
-                    opath.attr("unlisted_choice").attr("allowed_groups"),
-                )
+                yield unlisted, opath.attr("unlisted_choice")
+
+
+def _group_entries(profile_list: Any, path: KeyPath):
+    """``(allowed_groups value, its path)`` at every level of a profile list."""
+    for entry, epath in profile_entries(profile_list, path):
+        yield entry.get("allowed_groups"), epath.attr("allowed_groups")
 
 
 def check_allowed_groups(

@@ -24,7 +24,7 @@ from .._validation import ConfigError, KeyPath
 from ..communities import ROOT_PATH, Communities
 from ..config_reading import configured_value
 from ..kube_identity import check_not_on_kubernetes
-from ..profiles import check_default_profiles, check_profile_list
+from ..profiles import check_default_profiles, check_profile_list, profile_entries
 from ..shared_data import (
     check_host_paths_hold_no_home,
     check_host_paths_outside,
@@ -61,20 +61,8 @@ def check_local_overrides(profile_list, path: KeyPath = PROFILE_LIST_PATH) -> No
                     f"cannot be overridden on hubext-local; it takes {', '.join(LOCAL_OVERRIDES)}",
                 )
 
-    for i, profile in enumerate(profile_list):
-        check(profile.get("kubespawner_override"), path[i].attr("kubespawner_override"))
-        for name, option in (profile.get("profile_options") or {}).items():
-            opath = path[i].attr("profile_options")[name]
-            for key, choice in (option.get("choices") or {}).items():
-                check(
-                    choice.get("kubespawner_override"),
-                    opath.attr("choices")[key].attr("kubespawner_override"),
-                )
-            unlisted = option.get("unlisted_choice") or {}
-            check(
-                unlisted.get("kubespawner_override"),
-                opath.attr("unlisted_choice").attr("kubespawner_override"),
-            )
+    for entry, epath in profile_entries(list(profile_list), path):
+        check(entry.get("kubespawner_override"), epath.attr("kubespawner_override"))
 
 
 def system_homes() -> dict[str, str]:
