@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hubext.slugs import community_slug_problem, safe_slug
+from hubext.slugs import community_slug_problem, home_sub_path, safe_slug, stable_name
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -93,3 +94,150 @@ def test_collision_free(names):
     assert len(set(slugs)) == len(slugs)
     for slug in slugs:
         assert DNS_LABEL.fullmatch(slug) and len(slug) <= 63
+
+
+# -- 4. names ----------------------------------------------------------------------------
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(["", "hx-", "hubext-", "a"]),
+    st.text(max_size=200),
+    st.integers(min_value=24, max_value=63),
+)
+def test_stable_name_is_a_short_dns_label(prefix, key, max_length):
+    name = stable_name(prefix, key, max_length)
+    assert DNS_LABEL.fullmatch(name), name
+    assert len(name) <= max_length
+    assert name.startswith(prefix)
+    assert stable_name(prefix, key, max_length) == name
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=80),
+            st.from_regex(r"[a-z0-9-]{1,63}/[a-z0-9-]{1,63}", fullmatch=True),
+        ),
+        min_size=2,
+        max_size=30,
+        unique=True,
+    ),
+    st.sampled_from([("hubext-", 63), ("hx-", 29), ("", 20)]),
+)
+def test_stable_names_of_distinct_keys_are_distinct(keys, shape):
+    prefix, max_length = shape
+    names = [stable_name(prefix, k, max_length) for k in keys]
+    assert len(set(names)) == len(names)
+
+
+def test_stable_name_never_exceeds_max_length():
+    # Like safe_slug: either the name fits, or the length is refused.
+    try:
+        name = stable_name("hx-", "ocean-lab/datasets", 18)
+    except ValueError:
+        return
+    assert len(name) <= 18, name
+
+
+# Usernames as hubext makes them: the provider's name, then the default
+# username_template "{username}@{provider}" (or a template without @provider).
+github_logins = st.from_regex(
+    r"[A-Za-z0-9]([A-Za-z0-9]|-[A-Za-z0-9]){0,19}", fullmatch=True
+)
+eppns = st.one_of(
+    st.emails(),
+    st.from_regex(
+        r"[a-zA-Z0-9._%+-]{1,30}@[a-z0-9-]{1,20}\.(edu|org|ac\.uk)", fullmatch=True
+    ),
+)
+look_alikes = st.text(
+    st.sampled_from(
+        "aliceALICE"
+        "\uff41\uff4c\uff49\uff43\uff45"  # fullwidth alice
+        "\u0430\u0435\u0441"  # Cyrillic a, e, c
+        "\u212a\u0131\u0130"  # Kelvin sign, dotless i, dotted I
+        "\u00e9e\u0301"  # precomposed and combining e-acute
+        "./\\\0 @-_~"
+    ),
+    min_size=1,
+    max_size=40,
+)
+oidc_names = st.one_of(
+    st.text(max_size=300),
+    st.text(st.characters(categories=["Cs", "Cc", "Zs", "Lo"]), max_size=20),
+    look_alikes,
+    st.sampled_from(["..", ".", "../..", "a/../b", "/", "a\0b", "x" * 1000, ""]),
+)
+providers = st.sampled_from(["github", "cilogon", "uni", "keycloak-2"])
+usernames = st.one_of(
+    st.tuples(github_logins, st.just("github")).map("{0[0]}@{0[1]}".format),
+    st.tuples(eppns, st.just("cilogon")).map("{0[0]}@{0[1]}".format),
+    st.tuples(oidc_names, providers).map("{0[0]}@{0[1]}".format),
+    github_logins,
+    eppns,
+    oidc_names,
+)
+
+
+def assert_one_safe_component(sub_path: str) -> None:
+    assert "/" not in sub_path and "\\" not in sub_path
+    assert sub_path not in ("", ".", "..")
+    assert "\0" not in sub_path
+    assert sub_path.isascii() and sub_path.isprintable()
+    assert len(sub_path) <= 63
+    assert DNS_LABEL.fullmatch(sub_path), sub_path
+
+
+@settings(max_examples=1000, deadline=None)
+@given(usernames)
+def test_home_sub_path_is_one_safe_component(username):
+    sub_path = home_sub_path(username)
+    assert_one_safe_component(sub_path)
+    assert home_sub_path(username) == sub_path
+    assert home_sub_path(username, "homes") == f"homes/{sub_path}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(usernames, min_size=2, max_size=30, unique=True))
+def test_home_sub_paths_of_distinct_usernames_are_distinct(names):
+    sub_paths = [home_sub_path(n) for n in names]
+    assert len(set(sub_paths)) == len(sub_paths)
+
+
+def test_look_alikes_and_case_get_their_own_homes():
+    names = [
+        "alice@uni",
+        "Alice@uni",
+        "ALICE@uni",
+        "\uff41\uff4c\uff49\uff43\uff45@uni",  # fullwidth
+        "\u0430lice@uni",  # Cyrillic a
+        unicodedata.normalize("NFC", "ren\u00e9@uni"),
+        unicodedata.normalize("NFD", "ren\u00e9@uni"),
+        "alice",
+        "alice-uni",
+    ]
+    sub_paths = [home_sub_path(n) for n in names]
+    assert len(set(sub_paths)) == len(names)
+    for sub_path in sub_paths:
+        assert_one_safe_component(sub_path)
+
+
+#: The storage contract: homes on shared storage live under these names.
+#: They must NEVER change (an upgrade would lose people's homes); a change of
+#: scheme needs a migration, not an edit of this table.
+HOME_SUB_PATHS = {
+    "alice": "alice",
+    "alice-smith": "alice-smith",
+    "alice@github": "alice-github---326c8a9f4a37aa04",
+    "Alice-Smith@github": "alice-smith-github---2960e6f9a50a5d11",
+    "jdoe@ocean.example.org@cilogon": "jdoe-ocean-example-org-cilogon---29d984b791928ffb",
+    "\uff41\uff4c\uff49\uff43\uff45@uni": "uni---965b8eb4522f20da",
+    "../../etc@uni": "etc-uni---fd06f22432e69ebd",
+}
+
+
+@pytest.mark.parametrize(("username", "sub_path"), HOME_SUB_PATHS.items())
+def test_home_sub_path_golden_values(username, sub_path):
+    assert home_sub_path(username) == sub_path
