@@ -370,6 +370,8 @@ class Simulation:
 
     def _started(self, run: Run, spawner) -> None:
         run.up = self.now
+        # start() returning is a sighting: the hooks record a heartbeat then
+        run.last_seen = self.now
         self.hub_db[run.user] = spawner.get_state()
         self.server_actions.append((self.now, run.user, "start", run.community))
         self._start_polling(run, self.now)

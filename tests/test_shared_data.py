@@ -1,9 +1,8 @@
 """Shared folders: definitions, mount checks and access (hubext.shared_data).
 
-Covers hubext.shared_data (pure), its registration in the community registry,
-the pure parts of hubext.spawners.local_shared and the start-up checks of
-LocalCommunitySpawner. Every refusal names the exact key path of the bad
-value, the way an admin would type it.
+Covers hubext.shared_data (pure) and its registration in the community
+registry; hubext-local's side is in test_local_shared.py. Every refusal names
+the exact key path of the bad value, the way an admin would type it.
 """
 
 from __future__ import annotations

@@ -476,6 +476,8 @@ class UsageRecordingMixin(HasTraits):
             self._usage_starting = False
         self.begin_usage_session()
         self._usage_started = True
+        # seen running now: a crash before the first poll closes it here
+        self.usage_seen_alive()
         return result
 
     async def poll(self):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import random
 import threading
 import time
 import uuid
@@ -58,6 +59,12 @@ def _is_outage(error: StatementError) -> bool:
         error.connection_invalidated
         or type(error).__name__ in ("OperationalError", "InterfaceError")
     )
+
+
+#: Session keys: random, unique, not secret. Not uuid.uuid4(): its
+#: os.urandom() releases the GIL, and a busy writer thread then holds the
+#: hub's event loop for up to a switch interval (benchmarks/bench_usage_overhead.py).
+_KEYS = random.Random()
 
 
 @dataclass(frozen=True)
@@ -162,7 +169,7 @@ class Ledger:
         ``community`` is the community charged, or None for the hub-wide
         account (:data:`~hubext.usage.model.HUB_ACCOUNT`).
         """
-        key = str(uuid.uuid4())
+        key = str(uuid.UUID(int=_KEYS.getrandbits(128), version=4))
         try:
             at = self._now_or(at)
             resources = resources or Resources()
