@@ -83,6 +83,7 @@ from benchmarks import bench_usage_report  # noqa: E402
 from demo.services import free_port, stop_process  # noqa: E402
 from hubext.limits import Demand, parse_limits  # noqa: E402
 from hubext.spawners.limits import DEFAULT_PATH, HubLimits  # noqa: E402
+from hubext.usage.query import aggregate_report  # noqa: E402
 from hubext.usage.store import make_engine  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -316,7 +317,7 @@ class Prometheus:
              f"--storage.tsdb.path={self.dir / 'data'}",
              "--storage.tsdb.retention.time=3650d",
              f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -388,6 +389,23 @@ def run_peer(args, tmp: Path, sqlite_url: str) -> None:
         f"{label:52} first {ms(r['first']):>9} ms   p50 "
         f"{ms(pct(r['times'], 50)):>7} ms   p99 {ms(pct(r['times'], 99)):>7} ms"
         f"   max {ms(max(r['times'])):>7} ms   ({len(r['times'])} decisions)",
+        flush=True,
+    )
+    # what it counted vs the ledger: the member's GiB-hours in the window
+    engine = make_engine(sqlite_url)
+    ledger = aggregate_report(
+        engine, start=NOW - timedelta(days=PEER_DAYS), end=NOW, now=NOW, by="user"
+    ).rows
+    engine.dispose()
+    over = [
+        (user, peer, ledger[user].gib_hours if user in ledger else 0.0)
+        for user, peer in r["used"]
+    ]
+    off = [(u, p, x) for u, p, x in over if abs(p - x) > max(0.05 * x, 1.0)]
+    print(
+        f"peer's GiB-hours vs the ledger's for the same {len(over)} members: "
+        f"{len(off)} differ by more than 5 % (and 1 GiB-hour)"
+        + "".join(f"; {u}: {p:.1f} vs {x:.1f}" for u, p, x in off[:5]),
         flush=True,
     )
     return r
@@ -589,7 +607,7 @@ def main() -> None:
     parser.add_argument(
         "--peer", action="store_true", help="also the peer (Prometheus)"
     )
-    parser.add_argument("--peer-decisions", type=int, default=30)
+    parser.add_argument("--peer-decisions", type=int, default=100)
     parser.add_argument(
         "--peer-wheel", help="jupyterhub_usage_quotas wheel (else pip download)"
     )
