@@ -24,7 +24,6 @@ and the time, as JupyterHub's own.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 from collections.abc import Mapping
@@ -42,12 +41,13 @@ from traitlets import (
     default,
     validate,
 )
-from traitlets.config import Application, catch_config_error
+from traitlets.config import catch_config_error
 
 from .. import __version__
 from .._validation import ConfigError
 from ..communities import Communities, Community
 from ..culling import MIN_USER_SECONDS, CullingPolicy, check_duration, policy_for
+from ..service_app import HubServiceApplication
 from ..service_data import read_communities, read_spawner
 from .arbiter import check_arbiter
 from .client import HubAPI, HubAPIError
@@ -72,7 +72,7 @@ def policies_of(communities: Mapping[str, Community]) -> dict[str, dict]:
     return {slug: dict(c.culling) for slug, c in communities.items() if c.culling}
 
 
-class Culler(Application):
+class Culler(HubServiceApplication):
     """Stop idle single-user servers, with per-community policy."""
 
     name = "hubext-culler"
@@ -123,34 +123,6 @@ class Culler(Application):
         for its services), else ``http://127.0.0.1:8081/hub/api``.
         """,
     )
-
-    @default("log_level")
-    def _log_level_default(self):
-        # One line per action and per pass, in the hub's log.
-        return logging.INFO
-
-    @default("log_format")
-    def _log_format_default(self):
-        # JupyterHub's shape (``[I 2026-11-29 10:00:00.123 JupyterHub ...]``):
-        # the culler's lines sit in the hub's output, between the hub's own.
-        return "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s"
-
-    def get_default_logging_config(self) -> dict:
-        """traitlets' logging set-up, plus: every record scrubbed of the token
-        (and its pieces), and other libraries' warnings (tornado, asyncio) in
-        the same format through the same handler, rather than bare on stderr."""
-        config = super().get_default_logging_config()
-        console = config.get("handlers", {}).get("console")
-        if console is None:  # pythonw: no logging at all
-            return config
-        config.setdefault("filters", {})["redact"] = {
-            "()": RedactFilter,
-            "secret": lambda: self.api_token,
-        }
-        console["filters"] = ["redact"]
-        config["loggers"][self.__class__.__name__]["propagate"] = False
-        config["root"] = {"level": "WARNING", "handlers": ["console"]}
-        return config
 
     @default("url")
     def _url_default(self):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import signal
 from collections.abc import Mapping
@@ -27,14 +26,15 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import start_http_server
 from traitlets import Any, Dict, Integer, Unicode, default
-from traitlets.config import Application, catch_config_error
+from traitlets.config import catch_config_error
 
 from .. import __version__
 from .._validation import KeyPath
 from ..communities import Community
 from ..culler.client import HubAPI, HubAPIError
-from ..culler.redact import RedactFilter, scrub_and_cut
+from ..culler.redact import scrub_and_cut
 from ..limits import Budget, Limits, parse_limits
+from ..service_app import HubServiceApplication
 from ..service_data import read_communities
 from ..usage.model import HUB_ACCOUNT
 from ..usage.service import DB_URL_ENV
@@ -60,7 +60,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class BudgetEnforcer(Application):
+class BudgetEnforcer(HubServiceApplication):
     """Warn at a share of each community's budget; stop its servers when spent."""
 
     name = "hubext-budgets"
@@ -97,28 +97,6 @@ class BudgetEnforcer(Application):
         return os.environ.get(DB_URL_ENV, "")
 
     page_size = Integer(50, config=True, help="Users per page when listing servers.")
-
-    @default("log_level")
-    def _log_level_default(self):
-        return logging.INFO
-
-    @default("log_format")
-    def _log_format_default(self):
-        return "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s] %(message)s"
-
-    def get_default_logging_config(self) -> dict:
-        config = super().get_default_logging_config()
-        console = config.get("handlers", {}).get("console")
-        if console is None:
-            return config
-        config.setdefault("filters", {})["redact"] = {
-            "()": RedactFilter,
-            "secret": lambda: self.api_token,
-        }
-        console["filters"] = ["redact"]
-        config["loggers"][self.__class__.__name__]["propagate"] = False
-        config["root"] = {"level": "WARNING", "handlers": ["console"]}
-        return config
 
     now = Any(help="The clock: a callable returning an aware datetime (tests travel).")
 
