@@ -70,7 +70,6 @@ def spawner_settings(spawner_class: type, config: Mapping) -> dict[str, Any]:
     """
     from jupyterhub.spawner import Spawner
 
-
     settings: dict[str, Any] = {
         "class": f"{spawner_class.__module__}.{spawner_class.__qualname__}",
         "delete_forever": getattr(spawner_class, "delete_forever", None)
