@@ -26,10 +26,8 @@ import pytest
 from tornado import web
 from traitlets.config import Config
 
-from hubext.spawners.kube import CommunityKubeSpawner
-
 from .kube import CORE_RESOURCES, NAMESPACE, as_sent, pod_container
-from .spawner_objects import HUB, hub_user
+from .spawner_objects import kube_spawner as make_spawner
 
 K8S_VERSION = "1.30"
 #: Bound on every start/stop (KubeSpawner's own waits are bounded in config).
@@ -110,17 +108,6 @@ def config(tmp_path):
     config.KubeSpawner.k8s_api_request_retry_timeout = 10
     config.Communities.communities = {"ocean-lab": {}, "astro-101": {}}
     return config
-
-
-def make_spawner(config, name, groups):
-    """A spawner as JupyterHub builds it, minus the database objects."""
-    return CommunityKubeSpawner(
-        config=config,
-        user=hub_user(name, groups),
-        hub=HUB,
-        api_token="not-a-token",
-        oauth_client_id=f"jupyterhub-user-{name}",
-    )
 
 
 def sent_pod(cluster, spawner) -> dict:

@@ -21,7 +21,7 @@ from traitlets.config import Config
 from hubext._validation import ConfigError
 from hubext.spawners.kube import CommunityKubeSpawner
 
-from .spawner_objects import HUB, hub_user
+from .spawner_objects import kube_spawner as make_spawner
 
 KUBECONFIG = Path(__file__).parent / "data" / "kubeconfig.yaml"
 K8S_VERSION = "1.30"
@@ -91,14 +91,6 @@ def config(monkeypatch):
         "astro-101": {},
     }
     return config
-
-
-def make_spawner(config, name, groups, admin=False):
-    spawner = CommunityKubeSpawner(
-        config=config, user=hub_user(name, groups, admin), hub=HUB
-    )
-    spawner.api_token = "not-a-token"
-    return spawner
 
 
 async def manifest_for(spawner, options) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from types import SimpleNamespace
 
 import kubernetes_validate
 import pytest
@@ -24,11 +23,9 @@ from hubext._validation import ConfigError
 from hubext.cli import check_config, main
 from hubext.communities import ROOT_PATH
 from hubext.kube_identity import KubeIdentity, account_for, parse_kubernetes
-from hubext.roles import community_admin_role_name
-from hubext.spawners.kube import CommunityKubeSpawner
 
 from .kube import NAMESPACE
-from .spawner_objects import HUB, hub_user
+from .spawner_objects import kube_spawner as make_spawner
 from .test_check_config import write_config
 
 K8S_VERSION = "1.30"
@@ -80,20 +77,6 @@ def config(tmp_path):
     config.KubeSpawner.k8s_api_request_retry_timeout = 10
     config.Communities.communities = copy.deepcopy(COMMUNITIES)
     return config
-
-
-def make_spawner(config, name, groups, *, admin_of=(), admin=False):
-    """A spawner as JupyterHub builds it, for a user with these groups and roles."""
-    user = hub_user(name, groups, admin=admin)
-    # community admins hold community-admin-<slug> (hubext.roles)
-    user.roles = [SimpleNamespace(name=community_admin_role_name(s)) for s in admin_of]
-    return CommunityKubeSpawner(
-        config=config,
-        user=user,
-        hub=HUB,
-        api_token="not-a-token",
-        oauth_client_id=f"jupyterhub-user-{name}",
-    )
 
 
 def last_sent_pod(cluster, spawner) -> dict:

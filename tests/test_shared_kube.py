@@ -27,7 +27,6 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import kubernetes_validate
 import pytest
@@ -38,12 +37,12 @@ from traitlets.config import Config
 
 from hubext import Communities
 from hubext._validation import ConfigError
-from hubext.roles import community_admin_role_name
 from hubext.slugs import safe_slug
 from hubext.spawners.kube import CommunityKubeSpawner
 
 from .kube import NAMESPACE, as_sent, pod_container
 from .spawner_objects import HUB, hub_user
+from .spawner_objects import kube_spawner as make_spawner
 
 KUBECONFIG = Path(__file__).parent / "data" / "kubeconfig.yaml"
 K8S_VERSION = "1.30"
@@ -173,31 +172,6 @@ def config(monkeypatch, tmp_path):
     config.KubeSpawner.gid = 100
     config.Communities.communities = copy.deepcopy(COMMUNITIES)
     return config
-
-
-def hub_person(name, groups=(), admin_of=()) -> SimpleNamespace:
-    """A hub user in ``groups``, holding the admin roles of ``admin_of``.
-
-    JupyterHub's ``User`` has the roles assigned to the user (hubext's
-    authenticator assigns ``community-admin-<slug>``), next to the default
-    ``user`` role.
-    """
-    user = hub_user(name, groups)
-    user.roles = [SimpleNamespace(name="user")] + [
-        SimpleNamespace(name=community_admin_role_name(slug)) for slug in admin_of
-    ]
-    return user
-
-
-def make_spawner(config, name="ann", groups=(), admin_of=(), **kwargs):
-    return CommunityKubeSpawner(
-        config=config,
-        user=hub_person(name, groups, admin_of),
-        hub=HUB,
-        api_token="not-a-token",
-        oauth_client_id=f"jupyterhub-user-{name}",
-        **kwargs,
-    )
 
 
 async def manifest_of(spawner, options=None) -> dict:
@@ -1096,7 +1070,7 @@ def sent_pod(cluster, spawner) -> dict:
 async def test_spawn_with_shared_folders_and_home(cluster, spawn_config):
     spawner = CommunityKubeSpawner(
         config=spawn_config,
-        user=hub_person("Alice@example.org", ["ocean-lab"], ["astro-101"]),
+        user=hub_user("Alice@example.org", ["ocean-lab"], admin_of=["astro-101"]),
         hub=HUB,
         api_token="not-a-token",
         oauth_client_id="jupyterhub-user-alice",
