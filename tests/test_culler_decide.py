@@ -40,6 +40,14 @@ def server(last_activity=30, started=100, **extra):
             id="no-activity-uses-started",
         ),
         pytest.param("", server(10, started=9 * 3600), POLICY, "max_age", id="too-old"),
+        # boundaries: at the limit is culled, a second before is not
+        pytest.param("", server(3599), POLICY, None, id="idle-just-under"),
+        pytest.param(
+            "", server(10, started=8 * 3600), POLICY, "max_age", id="max-age-at-limit"
+        ),
+        pytest.param(
+            "", server(10, started=8 * 3600 - 1), POLICY, None, id="max-age-just-under"
+        ),
         pytest.param("", server(5000, pending="stop"), POLICY, Skip, id="pending"),
         pytest.param("", server(5000, ready=False), POLICY, Skip, id="not-ready"),
         pytest.param("", server("yesterday"), POLICY, Skip, id="malformed-activity"),
