@@ -45,7 +45,7 @@ time to all answered and to all ready, and the hub's CPU time (its main
 thread: the event loop; and the whole process) over the round's starts.
 
     apt-get install prometheus   # for --peer
-    .venv/bin/python benchmarks/bench_limits.py [--part decision|hub|all] \\
+    .venv/bin/python benchmarks/bench_limits.py [--part decision|peer|hub|all] \\
         [--sessions 2000000] [--postgresql] [--peer] [--rounds 5]
     .venv/bin/python benchmarks/bench_limits.py --part peer   # the peer alone
 
@@ -409,11 +409,19 @@ def run_peer(args, tmp: Path, sqlite_url: str) -> None:
         (user, peer, ledger[user].gib_hours if user in ledger else 0.0)
         for user, peer in r["used"]
     ]
-    off = [(u, p, x) for u, p, x in over if abs(p - x) > max(0.05 * x, 1.0)]
+    names = [f"user{i}" for i in range(USERS)]
+    # the peer's pod regex is a prefix match: user395 is charged for user3950..
+    prefix = {u for u, _, _ in over if any(n != u and n.startswith(u) for n in names)}
+    much = [(u, p, x) for u, p, x in over if p > 1.5 * x + 1]
+    exact = sorted(p / x for u, p, x in over if u not in prefix and x > 0)
     print(
-        f"peer's GiB-hours vs the ledger's for the same {len(over)} members: "
-        f"{len(off)} differ by more than 5 % (and 1 GiB-hour)"
-        + "".join(f"; {u}: {p:.1f} vs {x:.1f}" for u, p, x in off[:5]),
+        f"peer's GiB-hours vs the ledger's, {len(over)} decisions: {len(much)} "
+        f"members charged over 1.5 times their use, "
+        f"{sum(1 for m in much if m[0] in prefix)} "
+        f"of them with a name that prefixes others' ({len(prefix)} such members asked)"
+        + "".join(f"; {u}: {p:.1f} vs {x:.1f}" for u, p, x in much[:4])
+        + f"; the others: peer / ledger median {statistics.median(exact):.3f}, "
+        f"range {exact[0]:.3f}-{exact[-1]:.3f}",
         flush=True,
     )
     return r
