@@ -259,6 +259,10 @@ class Refusal:
     key: str
 
 
+def _servers(count: int) -> str:
+    return f"{count} server" if count == 1 else f"{count} servers"
+
+
 def _cores(value: float) -> str:
     return f"{value:g}"
 
@@ -296,7 +300,7 @@ def decide(
         and len(mine) + 1 > limits.max_servers_per_member
     ):
         return Refusal(
-            f"You have {len(mine)} servers charged to {name} running, its limit "
+            f"You have {_servers(len(mine))} charged to {name} running, its limit "
             f"per member (max_servers_per_member) is "
             f"{limits.max_servers_per_member}. Stop one of them first.",
             "max_servers_per_member",

@@ -151,7 +151,7 @@ def demand(user="ann", cpu=1.0, memory=2**30, gpus=0, community="lab"):
             [demand("ann")],
             demand("ann"),
             "max_servers_per_member",
-            "You have 1 servers charged to Lab running",
+            "You have 1 server charged to Lab running",
         ),
         (
             Limits(max_cpu=4),

@@ -104,7 +104,7 @@ def test_max_servers_per_member_counts_named_servers(hub):
     r = post_server(hub, "alice", {"profile": "ocean-model"}, server="second")
     assert r.status_code == 403, r.text
     message = r.json()["message"]
-    assert "You have 1 servers charged to Ocean Modelling Lab running" in message
+    assert "You have 1 server charged to Ocean Modelling Lab running" in message
     assert "max_servers_per_member" in message
     assert "Stop one of them first" in message
     assert "second" not in hub.api.user("alice")["servers"]
