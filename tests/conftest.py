@@ -45,3 +45,19 @@ async def cluster(tmp_path, caplog):
         if r.levelname == "ERROR"
     ]
     assert errors == []
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for a test module (tests/browser_kit.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from .browser_kit import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()

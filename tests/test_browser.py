@@ -8,23 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
+from .browser_kit import SCREENSHOTS
 from .harness import running_hub
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 
 ACCOUNTS = {
     "alice": {"preferred_username": "alice", "name": "Alice", "groups": ["ocean-lab"]},
@@ -51,17 +40,6 @@ c.LocalCommunitySpawner.profile_list[0]["allowed_groups"] = ["ocean-lab", "astro
 def hub(tmp_path_factory):
     with running_hub(tmp_path_factory, "browser", CONFIG, ACCOUNTS) as hub:
         yield hub
-
-
-@pytest.fixture(scope="module")
-def browser():
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 def sign_in(browser, hub, account):

@@ -12,11 +12,10 @@ Screenshots go to test-artifacts/screenshots/.
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import sync_playwright
 
+from .browser_kit import SCREENSHOTS
 from .harness import running_hub
 from .hubclient import wait_until
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -44,17 +43,6 @@ REFUSAL = (
 def hub(tmp_path_factory):
     with running_hub(tmp_path_factory, "usage-browser", CONFIG, ACCOUNTS) as hub:
         yield hub
-
-
-@pytest.fixture(scope="module")
-def browser():
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 def spawn_form(browser, hub, account):

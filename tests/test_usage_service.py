@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import sync_playwright
 from traitlets import TraitError
 from traitlets.config import Config
 
@@ -46,19 +45,9 @@ from hubext.usage.service import (
     UsageService,
 )
 
+from .browser_kit import SCREENSHOTS
 from .harness import running_hub
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 GIB = 2**30
 PAGE = "/services/hubext-usage/"
 
@@ -538,17 +527,6 @@ def test_tokens_without_the_scope_are_refused(hub):
 
 
 # -- in a browser ----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser():
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 def open_page(browser, hub, account, query: str):
