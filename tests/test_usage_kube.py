@@ -124,3 +124,17 @@ async def test_limits_on_kube_count_resources_before_the_pod_exists(
     # the place is given back when the session ends
     await second.apply_community_options({"profile": "gpu", "image": "base"})
     second.clear_state()
+
+
+async def test_unvalidated_options_never_charge_another_community(
+    cluster,
+    config,  # noqa: F811
+):
+    # An admin's own apply_user_options that skipped hubext's validation:
+    # the options name a community the user is not in.
+    spawner = make_spawner(config, "bo", ["astro-101"])
+    spawner.user_options = {"profile": "astro", "community": "ocean-lab"}
+    await asyncio.wait_for(spawner.start(), TIMEOUT)
+    await asyncio.wait_for(spawner.stop(), TIMEOUT)
+    (row,) = rows(config)
+    assert row["community"] == "_hub"

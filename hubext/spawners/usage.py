@@ -228,6 +228,17 @@ class UsageRecordingMixin(HasTraits):
         options = dict(self.user_options or {})
         community = options.pop(COMMUNITY_OPTION, None)
         profile = options.pop("profile", None)
+        if community is not None and community not in self.member_communities():
+            # Validated options only name the user's own communities; an
+            # apply_user_options of the admin's that skipped hubext's
+            # validation must not let anyone charge another community.
+            self.log.warning(
+                "usage ledger: %s asked to charge %r, not one of the user's "
+                "communities; charged to the hub-wide account",
+                self._log_name,
+                community,
+            )
+            community = None
         return {
             "community": community if isinstance(community, str) else None,
             "profile": profile if isinstance(profile, str) else None,
