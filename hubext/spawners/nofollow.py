@@ -154,11 +154,6 @@ _ENTRY = struct.Struct("<HHI")
 Acl = dict
 
 
-def perm(text: str) -> int:
-    """``"r-x"`` -> 5."""
-    return sum(bit for bit, c in zip((4, 2, 1), text, strict=True) if c != "-")
-
-
 def decode_acl(data: bytes) -> Acl:
     """The kernel's ``system.posix_acl_*`` value as ``{(tag, id): perm}``."""
     if not data:

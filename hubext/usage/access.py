@@ -38,14 +38,6 @@ class Access:
     def anything(self) -> bool:
         return self.everything or bool(self.communities or self.users)
 
-    def sees_community(self, slug: str) -> bool:
-        """Whether every session charged to ``slug`` is visible."""
-        return self.everything or slug in self.communities
-
-    def sees_user(self, name: str) -> bool:
-        """Whether every session of user ``name`` is visible."""
-        return self.everything or name in self.users
-
     def filter(self, community: str | None = None) -> Filter:
         """The sessions this access reads, narrowed to ``community`` if given.
 
