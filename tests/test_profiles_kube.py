@@ -216,3 +216,15 @@ async def test_admins_own_form_template_gets_the_users_list(config):
     )
     spawner = make_spawner(config, "bo", ["astro-101"])
     assert await spawner.community_options_form() == "[small][workshop]"
+
+
+async def test_communities_are_parsed_once_per_configuration(config):
+    first = make_spawner(config, "ann", ["ocean-lab"])
+    second = make_spawner(config, "bo", ["astro-101"])
+    assert first.communities is second.communities
+    # another configuration (a new hub, a test) is parsed anew
+    other = copy.deepcopy(config)
+    assert make_spawner(other, "cy", []).communities is not first.communities
+    assert [c.slug for c in make_spawner(other, "cy", []).communities] == [
+        c.slug for c in first.communities
+    ]

@@ -28,6 +28,7 @@ from traitlets import Bool, HasTraits, Unicode, default
 
 from ..browser_pattern import browser_pattern
 from ..communities import Communities
+from ..config_reading import configured_value
 from ..profiles import (
     COMMUNITY_OPTION,
     MAX_UNLISTED_LENGTH,
@@ -176,12 +177,26 @@ class CommunityOptionsMixin(HasTraits):
 
     @property
     def communities(self) -> Communities:
-        """The hub's communities (validated when the hub started)."""
+        """The hub's communities (validated when the hub started).
+
+        Parsed once per configuration: every spawner of a hub shares one
+        configuration, so the parsed registry is kept on the spawner class
+        and reused while the configured value is the same object.
+        """
         try:
             return self._communities
         except AttributeError:
-            self._communities = Communities(parent=self)
-            return self._communities
+            pass
+        raw = configured_value(Communities, self.config, "communities", None)
+        cls = type(self)
+        cached = cls.__dict__.get("_hubext_communities")
+        if raw is not None and cached is not None and cached[0] is raw:
+            self._communities = cached[1]
+        else:
+            # not parent=self: the class keeps it, not this spawner
+            self._communities = Communities(config=self.config, log=self.log)
+            cls._hubext_communities = (raw, self._communities)
+        return self._communities
 
     # -- the user's list ----------------------------------------------------------
 
