@@ -228,7 +228,9 @@ class UsageRecordingMixin(HasTraits):
         options = dict(self.user_options or {})
         community = options.pop(COMMUNITY_OPTION, None)
         profile = options.pop("profile", None)
-        if community is not None and community not in self.member_communities():
+        if community is not None and community not in {
+            g.name for g in self.user.groups
+        }:
             # Validated options only name the user's own communities; an
             # apply_user_options of the admin's that skipped hubext's
             # validation must not let anyone charge another community.
