@@ -178,19 +178,31 @@ class UsageRecordingMixin(HasTraits):
         return utcnow()
 
     def usage_ledger(self) -> Ledger | None:
-        return hub_ledger(self.usage_settings, self._hub_db_url(), self.log)
+        """The hub's ledger (looked up once per spawner: heartbeats are frequent)."""
+        try:
+            return self._usage_ledger
+        except AttributeError:
+            self._usage_ledger = hub_ledger(
+                self.usage_settings, self._hub_db_url(), self.log
+            )
+            return self._usage_ledger
 
     def usage_metrics(self) -> UsageMetrics | None:
         """The hub's usage counters on ``/hub/metrics`` (with the ledger)."""
-        if not self.usage_settings.enabled:
-            return None
-        return hub_usage_metrics(
-            [c.slug for c in self.communities],
-            db=getattr(self.user, "db", None),
-            user_group_info=self.usage_settings.user_group_info_metric,
-            ledger=self.usage_ledger(),
-            log=self.log,
-        )
+        try:
+            return self._usage_metrics
+        except AttributeError:
+            pass
+        self._usage_metrics = None
+        if self.usage_settings.enabled:
+            self._usage_metrics = hub_usage_metrics(
+                [c.slug for c in self.communities],
+                db=getattr(self.user, "db", None),
+                user_group_info=self.usage_settings.user_group_info_metric,
+                ledger=self.usage_ledger(),
+                log=self.log,
+            )
+        return self._usage_metrics
 
     def _hub_db_url(self) -> str:
         try:
@@ -354,9 +366,18 @@ class UsageRecordingMixin(HasTraits):
             return self._limits_settings
 
     def hub_limits(self) -> HubLimits:
-        settings = self.usage_settings
-        url = settings.resolved_db_url(self._hub_db_url()) if settings.enabled else None
-        return hub_limits(url, self.limits_settings, self.log)
+        """The hub's servers held per community (looked up once per spawner)."""
+        try:
+            return self._hub_limits
+        except AttributeError:
+            settings = self.usage_settings
+            url = (
+                settings.resolved_db_url(self._hub_db_url())
+                if settings.enabled
+                else None
+            )
+            self._hub_limits = hub_limits(url, self.limits_settings, self.log)
+            return self._hub_limits
 
     def limits_for(self, community: str) -> Limits:
         """The community's ``limits``, or ``c.UsageLimits.default``."""
@@ -364,7 +385,12 @@ class UsageRecordingMixin(HasTraits):
             own = self.communities[community].limits
             if own is not None:
                 return own
-        return default_limits(self.limits_settings)
+        try:
+            return self._default_limits
+        except AttributeError:
+            # validated at start-up (check_usage_config); parsed once here
+            self._default_limits = default_limits(self.limits_settings)
+            return self._default_limits
 
     def charged_name(self, community: str) -> str:
         if community in self.communities:
@@ -510,6 +536,7 @@ class UsageRecordingMixin(HasTraits):
             elif (
                 status is None
                 and self._usage_charge is not None
+                and not self._usage_started
                 and not getattr(self, "_spawn_pending", False)
             ):
                 # a server that outlived the previous hub
