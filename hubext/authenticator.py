@@ -35,6 +35,7 @@ from ._validation import ConfigError, ErrorCollector, show
 from .accounts import AUTH_STATE_KEY, Binding, binding_conflict, stored_binding
 from .communities import Communities
 from .handlers import CommunityLogoutHandler, RefusedHandler
+from .identity import atoms_from_json
 from .providers import PROVIDER_KINDS, ProviderUnavailable
 from .providers.base import transient_failures
 from .providers.config import PROVIDERS_PATH, parse_providers
@@ -398,7 +399,12 @@ class CommunityAuthenticator(Authenticator):
         return web.HTTPError(403, "%s", reason, reason="Forbidden")
 
     def _finish_auth_model(self, provider, auth_model):
-        """Username (template, normalization, checks), identity and communities."""
+        """Username (template, normalization, checks), binding and communities.
+
+        Reads the identity the adapter recorded in ``auth_state["hubext"]``
+        (:meth:`hubext.providers.base.ProviderMixin.update_auth_model`) and
+        adds the communities it gives under the current rules.
+        """
         raw_name = provider.hub_username(auth_model)
         problem = username_problem(raw_name)
         if problem:
@@ -421,8 +427,23 @@ class CommunityAuthenticator(Authenticator):
                 "refused by username_pattern",
                 name,
             )
-        subject = provider.subject_from_auth_model(auth_model)
-        if subject is None:
+        # The identity the adapter recorded (ProviderMixin.update_auth_model).
+        auth_state = dict(auth_model.get("auth_state") or {})
+        record = auth_state.get(AUTH_STATE_KEY)
+        atoms = (
+            atoms_from_json(record.get("atoms")) if isinstance(record, dict) else None
+        )
+        if atoms is None or record.get("provider") != provider.provider_name:
+            # Only a refresh_user_hook or modify_auth_state_hook returning a
+            # model of its own can get here: fail closed.
+            raise self._refuse(
+                provider,
+                f"{provider.login_service} sign-in could not be checked. "
+                "Ask the hub's administrators.",
+                "no identity recorded by the provider adapter in auth_state",
+                name,
+            )
+        if record.get("subject") is None:
             raise self._refuse(
                 provider,
                 f"{provider.login_service} did not send a stable identifier for "
@@ -430,13 +451,10 @@ class CommunityAuthenticator(Authenticator):
                 "no subject (stable id) in the provider's answer",
                 name,
             )
-        identity = provider.identity_from_auth_model(auth_model)
-        atoms = identity.atoms()
         memberships = self.communities.rule_index.match(atoms)
-        auth_state = dict(auth_model.get("auth_state") or {})
         auth_state[AUTH_STATE_KEY] = {
-            **Binding(provider.provider_name, subject).as_dict(),
-            "provider_username": auth_model["name"],
+            **Binding(provider.provider_name, record["subject"]).as_dict(),
+            "provider_username": record.get("provider_username"),
             "member_of": sorted(memberships.member_of),
             "admin_of": sorted(memberships.admin_of),
             # The identity as the rules see it, to recompute communities at

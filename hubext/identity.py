@@ -69,6 +69,18 @@ class Identity:
         return atoms
 
 
+def atoms_from_json(value: object) -> set[tuple[str, str]] | None:
+    """The atoms recorded as JSON (``[[key, value], ...]``), or None if ``value``
+    is not a list. Malformed entries are left out."""
+    if not isinstance(value, list):
+        return None
+    return {
+        (key, item)
+        for key, item in (a for a in value if isinstance(a, list) and len(a) == 2)
+        if isinstance(key, str) and isinstance(item, str)
+    }
+
+
 def clean_strings(values: object, what: str, warn) -> frozenset[str]:
     """Keep the printable strings of a claim value; report anything dropped.
 

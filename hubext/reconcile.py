@@ -32,6 +32,7 @@ from jupyterhub.crypto import EncryptionUnavailable, InvalidToken, decrypt
 from sqlalchemy.orm import object_session
 
 from .accounts import AUTH_STATE_KEY
+from .identity import atoms_from_json
 from .roles import community_admin_role_name, community_of_admin_role
 from .rules import RuleIndex
 
@@ -63,14 +64,7 @@ async def recorded_atoms(orm_user: orm.User) -> set[tuple[str, str]] | None:
         )
         return None
     state = (auth_state or {}).get(AUTH_STATE_KEY) or {}
-    atoms = state.get("atoms")
-    if not isinstance(atoms, list):
-        return None
-    return {
-        (key, value)
-        for key, value in (a for a in atoms if isinstance(a, list) and len(a) == 2)
-        if isinstance(key, str) and isinstance(value, str)
-    }
+    return atoms_from_json(state.get("atoms"))
 
 
 async def reconcile_user_at_startup(

@@ -250,3 +250,93 @@ def test_check_config_reports_every_refused_setting_at_once():
         "CommunityAuthenticator.manage_roles",
         "CommunityAuthenticator.providers['p'].config.allowed_organizations",
     ]
+
+
+def _oidc_authenticator():
+    config = Config()
+    config.Communities.communities = {
+        "ocean-lab": {"members": [{"group": "ocean"}], "admins": [{"group": "leads"}]}
+    }
+    config.CommunityAuthenticator.providers = {
+        "uni": {"kind": "oidc", "config": {"client_id": "a", "client_secret": "b"}}
+    }
+    return CommunityAuthenticator(config=config)
+
+
+def _oidc_model(claims):
+    return {
+        "name": claims.get("preferred_username", "ann"),
+        "admin": None,
+        "auth_state": {"oauth_user": claims, "access_token": "not-logged"},
+    }
+
+
+async def test_the_adapter_records_the_identity_in_update_auth_model():
+    provider = _oidc_authenticator().provider_adapters["uni"]
+    model = await provider.update_auth_model(
+        _oidc_model(
+            {
+                "sub": "s-1",
+                "preferred_username": "Ann",
+                "email": "ann@Uni.example",
+                "email_verified": True,
+                "groups": ["ocean", "leads"],
+            }
+        )
+    )
+    assert model["auth_state"]["hubext"] == {
+        "provider": "uni",
+        "subject": "s-1",
+        "provider_username": "Ann",
+        "atoms": [
+            ["email_domain", "uni.example"],
+            ["group", "leads"],
+            ["group", "ocean"],
+            ["provider", "uni"],
+            ["username", "ann"],
+        ],
+    }
+    # A provider with no stable id gives a record without a subject.
+    model = await provider.update_auth_model(_oidc_model({"groups": ["ocean"]}))
+    assert model["auth_state"]["hubext"]["subject"] is None
+
+
+async def test_the_authenticator_reads_the_record_and_adds_communities():
+    auth = _oidc_authenticator()
+    provider = auth.provider_adapters["uni"]
+    model = await provider.update_auth_model(
+        _oidc_model({"sub": "s-1", "preferred_username": "Ann", "groups": ["leads"]})
+    )
+    finished = auth._finish_auth_model(provider, model)
+    assert finished["name"] == "ann@uni"
+    # A community's admins are its members too.
+    assert finished["groups"] == ["ocean-lab"]
+    record = finished["auth_state"]["hubext"]
+    assert record["admin_of"] == ["ocean-lab"] and record["member_of"] == ["ocean-lab"]
+    assert {"name": "community-admin-ocean-lab"} in finished["roles"]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(None, id="no-record"),
+        pytest.param("uni", id="not-a-dict"),
+        pytest.param({"provider": "uni", "subject": "s-1"}, id="no-atoms"),
+        pytest.param(
+            {"provider": "other", "subject": "s-1", "atoms": []}, id="other-provider"
+        ),
+        pytest.param({"provider": "uni", "subject": None, "atoms": []}, id="no-sub"),
+    ],
+)
+def test_a_model_without_the_adapters_record_is_refused(record):
+    # What a refresh_user_hook returning a model of its own could hand over.
+    from tornado import web
+
+    auth = _oidc_authenticator()
+    provider = auth.provider_adapters["uni"]
+    model = _oidc_model({"sub": "s-1", "groups": ["ocean"]})
+    if record is not None:
+        model["auth_state"]["hubext"] = record
+    with pytest.raises(web.HTTPError) as e:
+        auth._finish_auth_model(provider, model)
+    assert e.value.status_code == 403

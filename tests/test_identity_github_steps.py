@@ -70,6 +70,11 @@ def test_github_oauthenticator_steps_are_kept(hub, github):
     assert github.count("/api/v3/user/teams", method="GET") == 1
     assert github.count("/api/v3/user/emails", method="GET") == 1
     assert hub.api.user("hidden@github")["groups"] == ["ocean-lab"]
+    # The identity the adapter recorded after GitHubOAuthenticator's steps.
+    atoms = state["hubext"]["atoms"]
+    assert ["github", "ocean-org"] in atoms
+    assert ["github", "ocean-org:hub-admins"] in atoms
+    assert ["email_domain", "users.example.org"] in atoms
 
 
 def test_public_email_is_kept(hub):

@@ -13,6 +13,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from traitlets import Callable, Float, HasTraits, Unicode, default
 
 from .._validation import show
+from ..accounts import AUTH_STATE_KEY, Binding
 from ..handlers import remember_refusal
 from ..identity import Identity
 
@@ -236,8 +237,43 @@ class ProviderMixin(HasTraits):
     _unavailable_until = 0.0
     _consecutive_failures = 0
 
+    async def update_auth_model(self, auth_model):
+        """OAuthenticator's steps, then who the person is, in ``auth_state["hubext"]``.
+
+        OAuthenticator calls this at sign-in and at every refresh, after it
+        built ``auth_state`` from the provider's answer. The upstream class's
+        own steps run first (and an adapter's own lookups, such as GitHub's
+        organization and team listings, before those), so the identity is
+        made once, from the finished auth model, by the adapter that knows
+        the provider's claims:
+
+        ``auth_state["hubext"]``
+            ``provider`` (this adapter's name), ``subject`` (the provider's
+            stable id of the person, None if it sent none),
+            ``provider_username`` (before the username template) and
+            ``atoms`` (the identity as community rules see it,
+            :meth:`~hubext.identity.Identity.atoms`, as sorted pairs).
+
+        The hub's :class:`~hubext.authenticator.CommunityAuthenticator`
+        reads only this record: it makes the hub username, checks the
+        account's binding and adds the communities (``member_of``,
+        ``admin_of``). It never calls back into the adapter.
+        """
+        auth_model = await super().update_auth_model(auth_model)
+        identity = self.identity_from_auth_model(auth_model)
+        subject = self.subject_from_auth_model(auth_model)
+        auth_model["auth_state"][AUTH_STATE_KEY] = {
+            **Binding(self.provider_name, subject).as_dict(),
+            "provider_username": auth_model["name"],
+            "atoms": sorted([key, value] for key, value in identity.atoms()),
+        }
+        return auth_model
+
     def identity_from_auth_model(self, auth_model: dict) -> Identity:
-        """The normalized identity from this provider's auth model."""
+        """The normalized identity from this provider's auth model.
+
+        Called by :meth:`update_auth_model`, after every other step.
+        """
         raise NotImplementedError
 
     def subject_from_auth_model(self, auth_model: dict) -> str | None:

@@ -54,10 +54,12 @@ class GitHubProvider(ProviderMixin, GitHubOAuthenticator):
     )
 
     async def update_auth_model(self, auth_model):
-        """Orgs, teams and verified emails, and GitHubOAuthenticator's own steps.
+        """Orgs, teams and verified emails, then GitHubOAuthenticator's steps.
 
         Adds ``github_orgs``, ``github_teams`` and ``verified_emails`` to
-        auth_state. GitHubOAuthenticator's steps run too: the primary email
+        auth_state, then calls the next ``update_auth_model``
+        (:meth:`ProviderMixin.update_auth_model`, which records the identity
+        after GitHubOAuthenticator's own steps). Those steps: the primary email
         in the user info when the public one is hidden (taken from the one
         ``/user/emails`` listing made here), and ``teams`` with
         ``populate_teams_in_auth_state`` (taken from the one team listing).
@@ -95,15 +97,6 @@ class GitHubProvider(ProviderMixin, GitHubOAuthenticator):
             if primary:
                 # What GitHubOAuthenticator would fetch: the primary email.
                 user_info["email"] = primary[0]
-        # GitHubOAuthenticator's steps; with the email filled in and the
-        # teams listed (handed over through _paginated_fetch), they need no
-        # more requests.
-        reuse = _listed_teams.set(teams)
-        try:
-            auth_model = await super().update_auth_model(auth_model)
-        finally:
-            _listed_teams.reset(reuse)
-        auth_state = auth_model["auth_state"]
         auth_state["github_orgs"] = sorted(
             {o.get("login", "") for o in orgs if isinstance(o, dict)} - {""}
         )
@@ -118,7 +111,14 @@ class GitHubProvider(ProviderMixin, GitHubOAuthenticator):
         auth_state["verified_emails"] = sorted(
             e["email"] for e in emails if e.get("verified") is True
         )
-        return auth_model
+        # GitHubOAuthenticator's steps, then the identity (ProviderMixin);
+        # with the email filled in and the teams listed (handed over through
+        # _paginated_fetch), they need no more requests.
+        reuse = _listed_teams.set(teams)
+        try:
+            return await super().update_auth_model(auth_model)
+        finally:
+            _listed_teams.reset(reuse)
 
     async def _paginated_fetch(self, api_url, access_token, token_type):
         # GitHubOAuthenticator's team listing (populate_teams_in_auth_state):
