@@ -1,9 +1,17 @@
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from kubernetes_asyncio.config import kube_config
+
+from . import spawner_objects
 from .harness import RunningHub
 from .kube import NAMESPACE, running_cluster
+
+#: A kubeconfig naming no reachable cluster: enough for KubeSpawner to be
+#: built and to build pod manifests.
+DUMMY_KUBECONFIG = Path(__file__).parent / "data" / "kubeconfig.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +53,36 @@ async def cluster(tmp_path, caplog):
         if r.levelname == "ERROR"
     ]
     assert errors == []
+
+
+@pytest.fixture
+def kube_spawner_config(tmp_path, monkeypatch):
+    """Build a CommunityKubeSpawner configuration of the test's own.
+
+    ``kube_spawner_config(profiles, communities, on_cluster=False, **traits)``
+    (``traits`` are KubeSpawner's; tests/spawner_objects.py): sessions go to
+    a ledger in the test's ``tmp_path``. On the cluster (for tests that also
+    take ``cluster``), the spawner works in NAMESPACE; off it, KubeSpawner
+    loads :data:`DUMMY_KUBECONFIG` and can only build manifests.
+    """
+
+    def build(profiles, communities, *, on_cluster=False, **traits):
+        if not on_cluster:
+            # KubeSpawner loads the kubeconfig when it is built; the client
+            # library read $KUBECONFIG when it was imported, so point its
+            # default path here.
+            monkeypatch.setattr(
+                kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(DUMMY_KUBECONFIG)
+            )
+        return spawner_objects.kube_spawner_config(
+            profiles,
+            communities,
+            ledger=tmp_path / "usage.sqlite",
+            namespace=NAMESPACE if on_cluster else None,
+            **traits,
+        )
+
+    return build
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,24 @@
-"""The user and hub objects a spawner is built with, without JupyterHub's database.
+"""What a spawner is built with, without JupyterHub's database.
 
 JupyterHub builds spawners with its ``User`` and ``Hub`` objects; spawners
-read only these attributes of them.
+read only these attributes of them. The configuration of a KubeSpawner test
+is built by :func:`kube_spawner_config` (the ``kube_spawner_config`` fixture
+of tests/conftest.py binds it to the test's own directory).
 """
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from types import SimpleNamespace
 
+from traitlets.config import Config
+
 from hubext.roles import community_admin_role_name
+
+#: KubeSpawner's own waits on the in-memory cluster, bounded well below the
+#: tests' timeouts.
+CLUSTER_WAITS = {"start_timeout": 10, "k8s_api_request_retry_timeout": 10}
 
 HUB = SimpleNamespace(
     public_host="hub.example.org",
@@ -46,3 +56,25 @@ def kube_spawner(config, name="ann", groups=(), admin_of=(), *, admin=False, **k
         oauth_client_id=f"jupyterhub-user-{name}",
         **kwargs,
     )
+
+
+def kube_spawner_config(
+    profiles, communities, *, ledger: Path, namespace: str | None = None, **traits
+) -> Config:
+    """A hub configuration for CommunityKubeSpawner.
+
+    ``profiles`` and ``communities`` are copied (a test may change its own);
+    sessions are recorded in the SQLite file ``ledger``; ``traits`` are
+    KubeSpawner's. With a ``namespace``, the spawner works in it on the
+    in-memory cluster, with its waits bounded (:data:`CLUSTER_WAITS`).
+    """
+    config = Config()
+    config.UsageLedger.db_url = f"sqlite:///{ledger}"
+    config.KubeSpawner.profile_list = copy.deepcopy(profiles)
+    config.Communities.communities = copy.deepcopy(communities)
+    if namespace is not None:
+        config.KubeSpawner.namespace = namespace
+        traits = {**CLUSTER_WAITS, **traits}
+    for name, value in traits.items():
+        config.KubeSpawner[name] = value
+    return config

@@ -18,13 +18,11 @@ The JupyterHub user and hub are plain objects, as in test_profiles_kube.py.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 
 import kubernetes_validate
 import pytest
 from tornado import web
-from traitlets.config import Config
 
 from .kube import CORE_RESOURCES, NAMESPACE, as_sent, pod_container
 from .spawner_objects import kube_spawner as make_spawner
@@ -96,18 +94,13 @@ PROFILES = [
 ]
 
 
+COMMUNITIES = {"ocean-lab": {}, "astro-101": {}}
+
+
 @pytest.fixture
-def config(tmp_path):
-    config = Config()
+def config(kube_spawner_config):
     # the spawner records its sessions (tests/test_usage_kube.py reads them)
-    config.UsageLedger.db_url = f"sqlite:///{tmp_path}/usage.sqlite"
-    config.KubeSpawner.namespace = NAMESPACE
-    config.KubeSpawner.profile_list = copy.deepcopy(PROFILES)
-    # KubeSpawner's own waits, bounded well below the tests' timeouts.
-    config.KubeSpawner.start_timeout = 10
-    config.KubeSpawner.k8s_api_request_retry_timeout = 10
-    config.Communities.communities = {"ocean-lab": {}, "astro-101": {}}
-    return config
+    return kube_spawner_config(PROFILES, COMMUNITIES, on_cluster=True)
 
 
 def sent_pod(cluster, spawner) -> dict:

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
 from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.config import kube_config
 from tornado import web
-from traitlets.config import Config
 
 from hubext._validation import ConfigError
 from hubext.spawners.kube import CommunityKubeSpawner
 
 from .spawner_objects import kube_spawner as make_spawner
 
-KUBECONFIG = Path(__file__).parent / "data" / "kubeconfig.yaml"
 K8S_VERSION = "1.30"
 
 
@@ -79,18 +75,12 @@ PROFILES = [
 ]
 
 
+COMMUNITIES = {"ocean-lab": {"default_profile": "gpu"}, "astro-101": {}}
+
+
 @pytest.fixture
-def config(monkeypatch):
-    # KubeSpawner loads the kubeconfig when it is built; the client library
-    # read $KUBECONFIG when it was imported, so point its default path here.
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(KUBECONFIG))
-    config = Config()
-    config.KubeSpawner.profile_list = copy.deepcopy(PROFILES)
-    config.Communities.communities = {
-        "ocean-lab": {"default_profile": "gpu"},
-        "astro-101": {},
-    }
-    return config
+def config(kube_spawner_config):
+    return kube_spawner_config(PROFILES, COMMUNITIES)
 
 
 async def manifest_for(spawner, options) -> dict:

@@ -17,14 +17,12 @@ import json
 import kubernetes_validate
 import pytest
 from tornado import web
-from traitlets.config import Config
 
 from hubext._validation import ConfigError
 from hubext.cli import check_config, main
 from hubext.communities import ROOT_PATH
 from hubext.kube_identity import KubeIdentity, account_for, parse_kubernetes
 
-from .kube import NAMESPACE
 from .spawner_objects import kube_spawner as make_spawner
 from .test_check_config import write_config
 
@@ -67,15 +65,9 @@ PROFILES = [
 
 
 @pytest.fixture
-def config(tmp_path):
-    config = Config()
-    config.UsageLedger.db_url = f"sqlite:///{tmp_path}/usage.sqlite"
+def config(kube_spawner_config):
+    config = kube_spawner_config(PROFILES, COMMUNITIES, on_cluster=True)
     config.JupyterHub.spawner_class = "hubext-kube"
-    config.KubeSpawner.namespace = NAMESPACE
-    config.KubeSpawner.profile_list = copy.deepcopy(PROFILES)
-    config.KubeSpawner.start_timeout = 10
-    config.KubeSpawner.k8s_api_request_retry_timeout = 10
-    config.Communities.communities = copy.deepcopy(COMMUNITIES)
     return config
 
 

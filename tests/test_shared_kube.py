@@ -31,9 +31,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.config import kube_config
 from traitlets import TraitError
-from traitlets.config import Config
 
 from hubext import Communities
 from hubext._validation import ConfigError
@@ -41,10 +39,8 @@ from hubext.slugs import safe_slug
 from hubext.spawners.kube import CommunityKubeSpawner
 
 from .kube import NAMESPACE, as_sent, pod_container
-from .spawner_objects import HUB, hub_user
 from .spawner_objects import kube_spawner as make_spawner
 
-KUBECONFIG = Path(__file__).parent / "data" / "kubeconfig.yaml"
 K8S_VERSION = "1.30"
 TIMEOUT = 15
 
@@ -161,17 +157,8 @@ HOME_NFS = nfs("/export", "homes")
 
 
 @pytest.fixture
-def config(monkeypatch, tmp_path):
-    # As test_profiles_kube.py: KubeSpawner loads this kubeconfig when built.
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(KUBECONFIG))
-    config = Config()
-    # spawns record their sessions in a ledger of this test's own
-    config.UsageLedger.db_url = f"sqlite:///{tmp_path}/usage.sqlite"
-    config.KubeSpawner.profile_list = copy.deepcopy(PROFILES)
-    config.KubeSpawner.uid = 1000
-    config.KubeSpawner.gid = 100
-    config.Communities.communities = copy.deepcopy(COMMUNITIES)
-    return config
+def config(kube_spawner_config):
+    return kube_spawner_config(PROFILES, COMMUNITIES, uid=1000, gid=100)
 
 
 async def manifest_of(spawner, options=None) -> dict:
@@ -1029,16 +1016,10 @@ async def test_bad_home_storage_is_refused(config, home_storage, suffix):
 
 
 @pytest.fixture
-def spawn_config(tmp_path):
-    config = Config()
-    config.UsageLedger.db_url = f"sqlite:///{tmp_path}/usage.sqlite"
-    config.KubeSpawner.namespace = NAMESPACE
-    config.KubeSpawner.profile_list = copy.deepcopy(PROFILES)
-    config.KubeSpawner.start_timeout = 10
-    config.KubeSpawner.k8s_api_request_retry_timeout = 10
-    config.KubeSpawner.uid = 1000
-    config.KubeSpawner.fs_gid = 100
-    config.Communities.communities = copy.deepcopy(COMMUNITIES)
+def spawn_config(kube_spawner_config):
+    config = kube_spawner_config(
+        PROFILES, COMMUNITIES, on_cluster=True, uid=1000, fs_gid=100
+    )
     config.CommunityKubeSpawner.home_storage = {"pvc": {"claim": "hubext-homes"}}
     return config
 
@@ -1068,12 +1049,8 @@ def sent_pod(cluster, spawner) -> dict:
 
 
 async def test_spawn_with_shared_folders_and_home(cluster, spawn_config):
-    spawner = CommunityKubeSpawner(
-        config=spawn_config,
-        user=hub_user("Alice@example.org", ["ocean-lab"], admin_of=["astro-101"]),
-        hub=HUB,
-        api_token="not-a-token",
-        oauth_client_id="jupyterhub-user-alice",
+    spawner = make_spawner(
+        spawn_config, "Alice@example.org", ["ocean-lab"], admin_of=["astro-101"]
     )
     await create_pvc(cluster, "hubext-homes")
     await create_pvc(cluster, spawner.pvc_name)  # as z2jh's dynamic storage would

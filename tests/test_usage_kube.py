@@ -17,7 +17,8 @@ from sqlalchemy import create_engine, text
 from hubext.spawners.usage import _ledgers
 
 from .kube import NAMESPACE
-from .test_kube_spawn import TIMEOUT, config, make_spawner  # noqa: F401
+from .spawner_objects import kube_spawner as make_spawner
+from .test_kube_spawn import COMMUNITIES, PROFILES, TIMEOUT
 
 
 def rows(spawner_config) -> list[dict]:
@@ -35,7 +36,12 @@ def rows(spawner_config) -> list[dict]:
 
 
 @pytest.fixture
-def sized_config(config):  # noqa: F811
+def config(kube_spawner_config):
+    return kube_spawner_config(PROFILES, COMMUNITIES, on_cluster=True)
+
+
+@pytest.fixture
+def sized_config(config):
     profile = config.KubeSpawner.profile_list[1]  # "gpu", ocean-lab's
     profile["kubespawner_override"].update(
         {"cpu_guarantee": 0.5, "cpu_limit": 2, "mem_guarantee": "1G", "mem_limit": "3G"}
@@ -82,7 +88,7 @@ async def test_resources_after_overrides_and_death_found_by_poll(cluster, sized_
     assert row["stopped_at"] is not None
 
 
-async def test_stop_by_the_hub_itself_and_state_after_restart(cluster, config):  # noqa: F811
+async def test_stop_by_the_hub_itself_and_state_after_restart(cluster, config):
     spawner = make_spawner(config, "bo", ["astro-101"])
     await spawner.apply_community_options({"profile": "astro"})
     await asyncio.wait_for(spawner.start(), TIMEOUT)
@@ -104,7 +110,7 @@ async def test_stop_by_the_hub_itself_and_state_after_restart(cluster, config): 
 
 async def test_limits_on_kube_count_resources_before_the_pod_exists(
     cluster,
-    config,  # noqa: F811
+    config,
 ):
     config.Communities.communities["ocean-lab"] = {"limits": {"max_gpu": 1}}
     first = make_spawner(config, "ann", ["ocean-lab"])
@@ -128,7 +134,7 @@ async def test_limits_on_kube_count_resources_before_the_pod_exists(
 
 async def test_unvalidated_options_never_charge_another_community(
     cluster,
-    config,  # noqa: F811
+    config,
 ):
     # An admin's own apply_user_options that skipped hubext's validation:
     # the options name a community the user is not in.
