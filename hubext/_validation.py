@@ -28,6 +28,23 @@ _short.maxdict = 4
 _short.maxlevel = 2
 
 
+#: Words that mark a setting or an error text as possibly holding a secret.
+SECRET_WORDS = ("secret", "token", "password", "key")
+
+
+def describe_trait_error(error: Exception, name: str = "") -> str:
+    """The first line of a trait's error, without the value when it may be secret.
+
+    ``name`` is the setting's name: a value of a setting named like a secret
+    is never echoed, nor is one whose error text mentions a secret.
+    """
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if any(word in f"{name} {text}".lower() for word in SECRET_WORDS):
+        # Never echo a value that may be a secret.
+        return f"invalid value ({type(error).__name__}); check the types of the values"
+    return text
+
+
 def show(value: Any) -> str:
     """A short, single-line, escaped repr of a user-supplied value for messages."""
     # reprlib escapes control characters in strings (repr does), and truncates.

@@ -31,7 +31,7 @@ from tornado import web
 from traitlets import Bool, Dict, Unicode, default, validate
 
 from . import accounts
-from ._validation import ConfigError, ErrorCollector, show
+from ._validation import ConfigError, ErrorCollector, describe_trait_error, show
 from .accounts import AUTH_STATE_KEY, Binding, binding_conflict, stored_binding
 from .communities import Communities
 from .handlers import CommunityLogoutHandler, RefusedHandler
@@ -47,7 +47,6 @@ from .startup import check_authenticator_config, config_errors_stop_the_hub
 from .usage.model import EndReason
 from .usage.model import stop_reason as usage_stop_reason
 
-_SECRET_WORDS = ("secret", "token", "password", "key")
 _BAD_USERNAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
 _MAX_USERNAME_LENGTH = 255
 
@@ -250,7 +249,7 @@ class CommunityAuthenticator(Authenticator):
                     **entry["config"],
                 )
             except Exception as e:
-                raise ConfigError(path, _describe_trait_error(e)) from None
+                raise ConfigError(path, describe_trait_error(e)) from None
             providers[name] = provider
         return providers
 
@@ -696,11 +695,3 @@ def username_problem(name: str) -> str | None:
 def _escape(text: str) -> str:
     """Escape for HTML, and braces so Jinja renders them as text."""
     return html.escape(text, quote=True).replace("{", "&#123;").replace("}", "&#125;")
-
-
-def _describe_trait_error(error: Exception) -> str:
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    if any(word in text.lower() for word in _SECRET_WORDS):
-        # Never echo a value that may be a secret.
-        return f"invalid value ({type(error).__name__}); check the types of the values"
-    return text

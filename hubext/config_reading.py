@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from traitlets.config import Config
+from traitlets import TraitError
+from traitlets.config import Config, LazyConfigValue
 from traitlets.utils.importstring import import_item
+
+from ._validation import ConfigError, ErrorCollector, describe_trait_error
 
 
 def resolve_class(value, group: str):
@@ -58,3 +61,44 @@ def configured_section(cls, config: Config, name: str) -> str | None:
         if section is not None and name in section:
             return klass.__name__
     return None
+
+
+def check_trait_values(cls, config: Config) -> None:
+    """Start-up: every value configured for ``cls`` is one its trait accepts.
+
+    JupyterHub builds a spawner only when a server starts, so a value of the
+    wrong type (``c.KubeSpawner.cpu_limit = "lots"``) would otherwise fail
+    every spawn instead of stopping the hub. Each value is validated by the
+    class's own trait, as traitlets would when building it, on a bare
+    instance (no ``__init__``: no Kubernetes client, no I/O); the error names
+    the section the admin wrote (``KubeSpawner.cpu_limit``). Values the
+    trait's own validators (``@validate``) check are left to them: the
+    spawners' start-up checks read those. ``c.X.y.append(...)`` values are
+    not checked. Raises :class:`~hubext._validation.ConfigErrors` with
+    every bad value.
+    """
+    traits = cls.class_traits(config=True)
+    probe = cls.__new__(cls)
+    # No cross-validation (@validate methods): they may need a built object.
+    probe._cross_validation_lock = True
+    errors = ErrorCollector()
+    seen: set[str] = set()
+    for klass in cls.__mro__:
+        section = config.get(klass.__name__) if hasattr(config, "get") else None
+        if not isinstance(section, Config):
+            continue
+        for name, value in section.items():
+            if name in seen or name not in traits:
+                continue
+            seen.add(name)
+            if isinstance(value, LazyConfigValue):
+                continue
+            try:
+                traits[name]._validate(probe, value)
+            except TraitError as e:
+                errors.add(
+                    ConfigError(
+                        f"{klass.__name__}.{name}", describe_trait_error(e, name)
+                    )
+                )
+    errors.raise_errors()

@@ -30,17 +30,29 @@ from ._validation import (
     expect_mapping,
 )
 from .communities import Communities, Community, parse_communities
-from .config_reading import configured_section, configured_value, resolve_class
+from .config_reading import (
+    check_trait_values,
+    configured_section,
+    configured_value,
+    resolve_class,
+)
 from .profiles import check_allowed_groups
 
 
 def check_spawner_config(
     config: Config, communities: Communities, spawner_class
 ) -> None:
-    """Run the spawner class's ``check_hub_config`` if it has one."""
+    """Check a hubext spawner's configured values, then run its ``check_hub_config``.
+
+    A spawner without ``check_hub_config`` (not hubext's) is left alone.
+    The values' types are checked first (:func:`check_trait_values`); the
+    spawner's own checks read well-typed values only, so they run when
+    every value has the right type.
+    """
     spawner_class = resolve_class(spawner_class, "jupyterhub.spawners")
     check = getattr(spawner_class, "check_hub_config", None)
     if check is not None:
+        check_trait_values(spawner_class, config)
         check(config, communities)
 
 

@@ -282,3 +282,89 @@ def test_hub_reports_every_error_at_start(tmp_path):
         assert message in line, line
     assert not [line for line in lines if "Traceback" in line], lines[-30:]
     assert "hubext: 4 configuration errors; the hub does not start" in lines[-1]
+
+
+def test_kube_checks_are_all_made(tmp_path, capsys):
+    # One error in each of hubext-kube's independent checks: none hides another,
+    # and each is named as the admin wrote it (c.KubeSpawner, not the subclass).
+    path = tmp_path / "jupyterhub_config.py"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            c = get_config()
+            c.JupyterHub.authenticator_class = "hubext"
+            c.JupyterHub.spawner_class = "hubext-kube"
+            c.Communities.communities = {
+                "ocean-lab": {
+                    "limits": {"budget": {"server_hours": 10}},
+                    "kubernetes": {"service_account": "ocean"},
+                },
+            }
+            c.UsageLedger.enabled = False
+            c.KubeSpawner.service_account = "ocean"
+            c.KubeSpawner.home_mount_path = "relative"
+            c.KubeSpawner.profile_list = [
+                {"display_name": "Staff", "allowed_groups": ["ocean-lab"],
+                 "kubespawner_override": {"service_account": "x"}},
+            ]
+            """
+        )
+    )
+    assert main(["check-config", str(path)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ", 3)[2] for line in lines[:-1]] == [
+        "Communities.communities['ocean-lab'].limits.budget",
+        "KubeSpawner.home_mount_path",
+        "KubeSpawner.service_account",
+        "KubeSpawner.profile_list[0].kubespawner_override.service_account",
+    ], lines
+    assert lines[-1] == "hubext: 4 configuration errors"
+
+
+@pytest.mark.parametrize("spawner", ["hubext-kube", "hubext-local"])
+def test_spawner_values_of_the_wrong_type_stop_the_hub(tmp_path, capsys, spawner):
+    # JupyterHub builds a spawner only at a spawn: checked at start-up instead.
+    path = tmp_path / "jupyterhub_config.py"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            c = get_config()
+            c.JupyterHub.authenticator_class = "hubext"
+            c.JupyterHub.spawner_class = {spawner!r}
+            c.Communities.communities = {{"ocean-lab": {{}}}}
+            c.Spawner.cpu_limit = "lots"
+            c.Spawner.cmd.append("--debug")
+            c.Spawner.http_timeout = 60
+            """
+        )
+        + (
+            'c.KubeSpawner.secret_mount_path = ["s3cr3t-value"]\n'
+            if spawner == "hubext-kube"
+            else "c.LocalCommunitySpawner.home_root = 7\n"
+        )
+    )
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    spawner_class = (
+        "CommunityKubeSpawner" if spawner == "hubext-kube" else "LocalCommunitySpawner"
+    )
+    # In the order of the class's sections (the most derived first).
+    own, cpu = lines[0], lines[1]
+    assert cpu == (
+        "hubext: invalid configuration: Spawner.cpu_limit: The 'cpu_limit' trait "
+        f"of a {spawner_class} instance expected a float, not the str 'lots'."
+    )
+    if spawner == "hubext-kube":
+        assert own == (
+            "hubext: invalid configuration: KubeSpawner.secret_mount_path: "
+            "invalid value (TraitError); check the types of the values"
+        )
+        assert "s3cr3t" not in err
+    else:
+        assert own == (
+            "hubext: invalid configuration: LocalCommunitySpawner.home_root: The "
+            "'home_root' trait of a LocalCommunitySpawner instance expected a "
+            "unicode string, not the int 7."
+        )
+    assert lines[2:] == ["hubext: 2 configuration errors"]

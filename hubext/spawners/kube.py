@@ -25,7 +25,7 @@ from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, Unicode, validate
 from traitlets.config import Config
 
-from .._validation import ConfigError, KeyPath
+from .._validation import ConfigError, ErrorCollector, KeyPath
 from ..communities import ROOT_PATH, Communities
 from ..config_reading import configured_section, configured_value
 from ..kube_identity import (
@@ -57,24 +57,37 @@ class CommunityKubeSpawner(
 
     @classmethod
     def check_hub_config(cls, config: Config, communities: Communities) -> None:
-        """Start-up checks (called by the authenticator)."""
-        cls.check_usage_config(config, communities)
-        cls.check_shared_data(config, communities)
-        section = configured_section(cls, config, "service_account") or "KubeSpawner"
-        account = configured_value(cls, config, "service_account", None)
-        check_default_account(communities, account, f"{section}.service_account")
-        key = f"{cls.__name__}.home_storage"
-        homes = _home_source(configured_value(cls, config, "home_storage", {}), key)
-        if homes is not None:
-            check_apart_from_homes(
-                folder_paths(communities.registry, ROOT_PATH), homes, key
+        """Start-up checks (called by the authenticator).
+
+        Independent checks are all made and their errors raised together, so
+        a profile error does not hide a shared-data error of the same spawner.
+        """
+        errors = ErrorCollector()
+        with errors.check():
+            cls.check_usage_config(config, communities)
+        with errors.check():
+            cls.check_shared_data(config, communities)
+        with errors.check():
+            section = (
+                configured_section(cls, config, "service_account") or "KubeSpawner"
             )
+            account = configured_value(cls, config, "service_account", None)
+            check_default_account(communities, account, f"{section}.service_account")
+        with errors.check():
+            key = f"{cls.__name__}.home_storage"
+            homes = _home_source(configured_value(cls, config, "home_storage", {}), key)
+            if homes is not None:
+                check_apart_from_homes(
+                    folder_paths(communities.registry, ROOT_PATH), homes, key
+                )
         profile_list = configured_value(cls, config, "profile_list", [])
-        if callable(profile_list):
-            return
-        check_profile_list(profile_list, PROFILE_LIST_PATH)
-        check_default_profiles(communities, profile_list)
-        check_profile_overrides(communities, profile_list, PROFILE_LIST_PATH)
+        if not callable(profile_list):
+            with errors.check():
+                check_profile_list(profile_list, PROFILE_LIST_PATH)
+                # Only a well-formed list can be checked against the communities.
+                check_default_profiles(communities, profile_list)
+                check_profile_overrides(communities, profile_list, PROFILE_LIST_PATH)
+        errors.raise_errors()
 
     # -- storage --------------------------------------------------------------------
 

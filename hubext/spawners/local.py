@@ -20,7 +20,7 @@ from tornado import web
 from traitlets import Bool, List, Unicode, default, validate
 from traitlets.config import Config
 
-from .._validation import ConfigError, KeyPath
+from .._validation import ConfigError, ErrorCollector, KeyPath
 from ..communities import ROOT_PATH, Communities
 from ..config_reading import configured_value
 from ..kube_identity import check_not_on_kubernetes
@@ -121,51 +121,72 @@ class LocalCommunitySpawner(
 
     @classmethod
     def check_hub_config(cls, config: Config, communities: Communities) -> None:
-        """Start-up checks of this spawner's configuration (called by the authenticator)."""
-        check_not_on_kubernetes(
-            communities, ROOT_PATH, f"hubext-local ({cls.__name__})"
-        )
-        cls.check_usage_config(config, communities)
-        profile_list = cls(config=config).profile_list
-        check_default_profiles(communities, profile_list)
-        cls.check_shared_data(config, communities)
-        home = cls.configured_home_mount_path(config)
+        """Start-up checks of this spawner's configuration (called by the authenticator).
+
+        Independent checks are all made and their errors raised together.
+        """
+        errors = ErrorCollector()
+        with errors.check():
+            check_not_on_kubernetes(
+                communities, ROOT_PATH, f"hubext-local ({cls.__name__})"
+            )
+        with errors.check():
+            cls.check_usage_config(config, communities)
+        with errors.check():
+            check_default_profiles(communities, cls(config=config).profile_list)
+        home = None
+        with errors.check():
+            cls.check_shared_data(config, communities)
+            # Folders are placed in the home only when it is a home they
+            # leave visible (the check above).
+            home = cls.configured_home_mount_path(config)
         folders = [f for c in communities for f in c.shared_data]
         for community in communities:
             for i, folder in enumerate(community.shared_data):
                 path = ROOT_PATH[community.slug].attr("shared_data")[i]
                 if folder.source.kind != "host_path":
-                    raise ConfigError(
-                        path.attr("source"),
-                        f"hubext-local can use only host_path sources, not {folder.source.kind}",
+                    errors.add(
+                        ConfigError(
+                            path.attr("source"),
+                            "hubext-local can use only host_path sources, "
+                            f"not {folder.source.kind}",
+                        )
                     )
-                if not contains(home, folder.mount_path) or folder.mount_path == home:
-                    raise ConfigError(
-                        path.attr("mount_path"),
-                        f"{folder.mount_path!r} must be inside {cls.__name__}."
-                        f"home_mount_path ({home!r}): hubext-local links shared "
-                        "folders into the home",
+                elif home is not None and (
+                    not contains(home, folder.mount_path) or folder.mount_path == home
+                ):
+                    errors.add(
+                        ConfigError(
+                            path.attr("mount_path"),
+                            f"{folder.mount_path!r} must be inside {cls.__name__}."
+                            f"home_mount_path ({home!r}): hubext-local links shared "
+                            "folders into the home",
+                        )
                     )
         run_as = configured_value(cls, config, "run_as_system_users", False)
         if run_as and config.get("JupyterHub", {}).get("internal_ssl", False):
             # LocalProcessSpawner.move_certs copies the certificates into the
             # user's home and chowns them as root, following links there.
-            raise ConfigError(
-                "JupyterHub.internal_ssl",
-                f"cannot be used with {cls.__name__}.run_as_system_users: "
-                "JupyterHub would write the certificates into each home as root",
+            errors.add(
+                ConfigError(
+                    "JupyterHub.internal_ssl",
+                    f"cannot be used with {cls.__name__}.run_as_system_users: "
+                    "JupyterHub would write the certificates into each home as root",
+                )
             )
-        if folders and run_as:
-            check_host_paths_hold_no_home(
-                folder_paths(communities.registry, ROOT_PATH), system_homes()
-            )
-        if folders and not run_as:
-            home_root = cls(config=config).home_root
-            check_host_paths_outside(
-                folder_paths(communities.registry, ROOT_PATH),
-                home_root,
-                f"{cls.__name__}.home_root",
-            )
+        with errors.check():
+            if folders and run_as:
+                check_host_paths_hold_no_home(
+                    folder_paths(communities.registry, ROOT_PATH), system_homes()
+                )
+            if folders and not run_as:
+                home_root = cls(config=config).home_root
+                check_host_paths_outside(
+                    folder_paths(communities.registry, ROOT_PATH),
+                    home_root,
+                    f"{cls.__name__}.home_root",
+                )
+        errors.raise_errors()
 
     def configured_profile_list(self) -> list:
         return self.profile_list

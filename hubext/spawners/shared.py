@@ -12,7 +12,7 @@ from traitlets.config import Config
 
 from .._validation import ConfigError
 from ..communities import ROOT_PATH, Communities
-from ..config_reading import configured_value
+from ..config_reading import configured_section, configured_value
 from ..environment import environment_for
 from ..roles import community_of_admin_role
 from ..shared_data import Mount, check_home, folder_paths, mounts_for, path_problem
@@ -82,13 +82,22 @@ class SharedDataMixin(HasTraits):
     @classmethod
     def check_shared_data(cls, config: Config, communities: Communities) -> None:
         """Start-up check: no shared folder on or above the home."""
-        key = f"{cls.__name__}.home_mount_path"
         home = cls.configured_home_mount_path(config)
-        check_home(folder_paths(communities.registry, ROOT_PATH), home, key)
+        check_home(
+            folder_paths(communities.registry, ROOT_PATH),
+            home,
+            cls._home_mount_path_key(config),
+        )
 
     @classmethod
     def configured_home_mount_path(cls, config: Config) -> str:
         """``home_mount_path`` as configured for ``cls``, checked (start-up)."""
         home = configured_value(cls, config, "home_mount_path", DEFAULT_HOME_MOUNT_PATH)
-        check_home_mount_path(home, f"{cls.__name__}.home_mount_path")
+        check_home_mount_path(home, cls._home_mount_path_key(config))
         return home
+
+    @classmethod
+    def _home_mount_path_key(cls, config: Config) -> str:
+        # As the admin wrote it (c.KubeSpawner.home_mount_path applies too).
+        section = configured_section(cls, config, "home_mount_path") or cls.__name__
+        return f"{section}.home_mount_path"
