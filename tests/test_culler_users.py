@@ -18,7 +18,7 @@ from traitlets.config import Config, PyFileConfigLoader
 from hubext.culler import CULLER_SCOPES, register
 from hubext.culler.app import Culler
 from hubext.culler.hub_config import load_hub_config
-from hubext.culler.storage import config_spawner_settings, storage_check
+from hubext.culler.storage import config_spawner_settings, storage_verdict
 
 from .culler_kit import fake_hub_culler, one_pass, service_env
 from .fakes.hub_api import FakeHubAPI
@@ -217,6 +217,11 @@ def hub_config(tmp_path, text: str) -> Config:
     return PyFileConfigLoader(path.name, path=str(tmp_path)).load_config()
 
 
+def storage_of(config: Config) -> tuple[str, str]:
+    """The culler's storage verdict for a hub configuration read as data."""
+    return storage_verdict(config_spawner_settings(config))
+
+
 def handed_spawner(tmp_path, text: str) -> dict[str, str]:
     """The environment the hub gives the culler under this hub configuration."""
     return service_env(spawner=config_spawner_settings(hub_config(tmp_path, text)))
@@ -260,7 +265,7 @@ def handed_spawner(tmp_path, text: str) -> dict[str, str]:
     ],
 )
 def test_storage_check(tmp_path, text, verdict):
-    assert storage_check(hub_config(tmp_path, text))[0] == verdict
+    assert storage_of(hub_config(tmp_path, text))[0] == verdict
 
 
 def run_service(*args, env_extra=None):
@@ -336,7 +341,7 @@ def test_register_grants_delete_users_only_with_cull_users(kwargs, deletes):
 
 def test_hubext_kube_keeps_volumes_by_default(tmp_path):
     config = hub_config(tmp_path, 'c.JupyterHub.spawner_class = "hubext-kube"')
-    assert storage_check(config)[0] == "keeps"
+    assert storage_of(config)[0] == "keeps"
 
 
 Z2JH_VALUES = """
@@ -383,7 +388,7 @@ def test_z2jh_values_are_read_without_running_the_chart_config(
     assert culler.load_community_policies() == {
         "astro-101": {"idle_timeout": 900, "cull_users_after": 86400}
     }
-    assert storage_check(config)[0] == verdict
+    assert storage_of(config)[0] == verdict
 
 
 def test_the_service_reads_z2jh_values(tmp_path):

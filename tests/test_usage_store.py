@@ -102,6 +102,20 @@ def test_upgrade_from_an_empty_database(db_url):  # noqa: F811
     engine.dispose()
 
 
+def test_a_ledger_written_by_a_newer_hubext_is_left_alone(db_url):  # noqa: F811
+    # After a downgrade: a clear refusal naming both revisions, nothing changed.
+    engine = store.make_engine(db_url)
+    store.upgrade_to_head(engine)
+    with engine.begin() as connection:
+        connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0099'"))
+    with pytest.raises(store.UnknownSchema) as e:
+        store.upgrade_to_head(engine)
+    assert "revision '0099'" in str(e.value)
+    assert f"its newest is {store.head_revision()!r}" in str(e.value)
+    assert store.current_revision(engine) == "0099"
+    engine.dispose()
+
+
 def test_upgrade_from_the_previous_schema_keeps_the_rows(db_url):  # noqa: F811
     engine = store.make_engine(db_url)
     store.upgrade_to_head(engine, "0001")

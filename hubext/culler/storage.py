@@ -6,7 +6,7 @@ deletes the user's PersistentVolumeClaim (their home) unless
 ``delete_pvc`` is False. The culler deletes users only when the hub's
 spawner settings show that storage is kept: the settings the hub hands to
 its services (:func:`hubext.service_data.spawner_settings`), or those read
-from a zero-to-jupyterhub values file (:func:`storage_check`).
+from a zero-to-jupyterhub values file (:func:`config_spawner_settings`).
 """
 
 from __future__ import annotations
@@ -63,8 +63,3 @@ def config_spawner_settings(config: Config) -> dict[str, Any]:
     if cls is None:
         return {"class": str(value)}
     return spawner_settings(cls, config)
-
-
-def storage_check(config: Config) -> tuple[str, str]:
-    """:func:`storage_verdict` for the hub configuration ``config``."""
-    return storage_verdict(config_spawner_settings(config))

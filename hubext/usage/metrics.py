@@ -181,11 +181,6 @@ class UsageMetrics:
         except Exception:
             self.log.exception("usage metrics: could not count the end of %s", key)
 
-    @property
-    def open_sessions(self) -> int:
-        """Sessions started and not ended."""
-        return len(self._sessions)
-
     # -- counting --------------------------------------------------------------
 
     def _count(self, session: _Session, at: datetime) -> None:

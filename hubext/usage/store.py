@@ -114,26 +114,48 @@ def _alembic_config() -> Config:
     return config
 
 
+class UnknownSchema(RuntimeError):
+    """The ledger's schema is at a revision this hubext does not ship."""
+
+
 def head_revision() -> str:
     """The newest revision of the ledger's schema shipped with this hubext."""
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
+def _revision_of(connection) -> str | None:
+    context = MigrationContext.configure(
+        connection, opts={"version_table": VERSION_TABLE}
+    )
+    return context.get_current_revision()
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision the database at ``engine`` is at (None: no ledger yet)."""
     with engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection, opts={"version_table": VERSION_TABLE}
-        )
-        return context.get_current_revision()
+        return _revision_of(connection)
 
 
 def upgrade_to_head(engine: Engine, revision: str = "head") -> None:
     """Create or upgrade the ledger's schema (run when the hub starts).
 
-    ``revision`` is for tests that build an older schema.
+    A ledger written by a newer hubext (a revision this one does not ship,
+    after a downgrade) raises :class:`UnknownSchema` saying so, and is left
+    as it is. ``revision`` is for tests that build an older schema.
     """
     config = _alembic_config()
+    known = {
+        script.revision
+        for script in ScriptDirectory.from_config(config).walk_revisions()
+    }
     with engine.begin() as connection:
+        current = _revision_of(connection)
+        if current is not None and current not in known:
+            raise UnknownSchema(
+                f"the ledger's schema is at revision {current!r}, which this "
+                f"hubext does not ship (its newest is {head_revision()!r}): a "
+                "newer hubext wrote it. Run that version again, or set "
+                "UsageLedger.db_url to another database."
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
