@@ -38,6 +38,7 @@ from hubext._validation import ConfigError
 from hubext.slugs import safe_slug
 from hubext.spawners.kube import CommunityKubeSpawner
 
+from .golden_kit import golden
 from .kube import NAMESPACE, as_sent, pod_container
 from .spawner_objects import kube_spawner as make_spawner
 
@@ -664,6 +665,40 @@ async def test_folder_owner_is_configurable(config):
     pod = await pod_for(config, "ann", ["ocean-lab"])
     owner, _ = prepare_args(init_containers(pod)[PREPARE])
     assert owner == "1001:2002"
+
+
+#: Every kind of source, with and without a sub path, read-only and
+#: read-write, hashed long names and a home: an admin of every community who
+#: is a member of two.
+GOLDEN_USER = ("ann", ["ocean-lab", "astro-101"], ADMIN_OF_ALL)
+
+
+async def test_pod_storage_equals_its_golden_file(config):
+    config.CommunityKubeSpawner.home_storage = HOME_NFS
+    spawner = make_spawner(config, *GOLDEN_USER)
+    storage = spawner.pod_storage()
+    actual = {
+        "volumes": storage.volumes,
+        "volume_mounts": storage.volume_mounts,
+        "folders": [list(f) for f in storage.folders],
+    }
+
+    assert actual == golden("pod_storage", actual)
+    # and the pod has them, merged with KubeSpawner's own
+    pod = await manifest_of(spawner)
+    assert {n: v for n, v in volumes(pod).items() if n.startswith("hubext-")} == (
+        storage.volumes
+    )
+    mounts = {m["name"]: m for m in hubext_mounts(pod).values()}
+    assert mounts == storage.volume_mounts
+
+
+async def test_prepare_container_equals_its_golden_file(config):
+    config.CommunityKubeSpawner.home_storage = HOME_NFS
+    pod = await pod_for(config, *GOLDEN_USER)
+    init = init_containers(pod)[PREPARE]
+
+    assert init == golden("prepare_folders_container", init)
 
 
 def run_as_container(command: list[str], pod: dict, container: dict):
