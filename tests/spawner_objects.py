@@ -58,6 +58,21 @@ def kube_spawner(config, name="ann", groups=(), admin_of=(), *, admin=False, **k
     )
 
 
+async def pod_manifest(spawner, options=None) -> dict:
+    """The pod of a CommunityKubeSpawner given ``options`` (the user's
+    submission), built as ``start()`` builds it, as JSON data sent over the wire."""
+    from kubernetes_asyncio.client import ApiClient
+
+    await spawner.apply_community_options(options or {})
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    api = ApiClient()
+    try:
+        return api.sanitize_for_serialization(pod)
+    finally:
+        await api.close()
+
+
 def kube_spawner_config(
     profiles, communities, *, ledger: Path, namespace: str | None = None, **traits
 ) -> Config:

@@ -12,13 +12,13 @@ import copy
 
 import kubernetes_validate
 import pytest
-from kubernetes_asyncio.client import ApiClient
 from tornado import web
 
 from hubext._validation import ConfigError
 from hubext.spawners.kube import CommunityKubeSpawner
 
 from .spawner_objects import kube_spawner as make_spawner
+from .spawner_objects import pod_manifest
 
 K8S_VERSION = "1.30"
 
@@ -83,17 +83,6 @@ def config(kube_spawner_config):
     return kube_spawner_config(PROFILES, COMMUNITIES)
 
 
-async def manifest_for(spawner, options) -> dict:
-    await spawner.apply_community_options(options)
-    await spawner.load_user_options()
-    pod = await spawner.get_pod_manifest()
-    api = ApiClient()
-    try:
-        return api.sanitize_for_serialization(pod)
-    finally:
-        await api.close()
-
-
 def all_choices(profiles):
     """Every (profile, option values) a user of these profiles may submit."""
     for profile in profiles:
@@ -122,18 +111,18 @@ async def test_every_allowed_choice_gives_a_valid_pod(config, groups, count):
     assert len(submissions) == count
     for options in submissions:
         spawner = make_spawner(config, "alice@github", groups)
-        manifest = await manifest_for(spawner, options)
+        manifest = await pod_manifest(spawner, options)
         kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
 
 
 async def test_choices_reach_the_pod(config):
     spawner = make_spawner(config, "ann", ["ocean-lab"])
-    pod = await manifest_for(
+    pod = await pod_manifest(
         spawner, {"profile": "small", "image--unlisted-choice": "quay.io/x/y:1"}
     )
     assert pod["spec"]["containers"][0]["image"] == "quay.io/x/y:1"
     spawner = make_spawner(config, "ann", ["ocean-lab"])
-    pod = await manifest_for(spawner, {})  # ocean-lab's default_profile
+    pod = await pod_manifest(spawner, {})  # ocean-lab's default_profile
     container = pod["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     # the async override callable was awaited
@@ -143,7 +132,7 @@ async def test_choices_reach_the_pod(config):
 async def test_configuration_is_not_changed_by_a_spawn(config):
     before = copy.deepcopy(config.KubeSpawner.profile_list)
     spawner = make_spawner(config, "ann", ["ocean-lab"])
-    await manifest_for(spawner, {"profile": "gpu"})
+    await pod_manifest(spawner, {"profile": "gpu"})
     assert config.KubeSpawner.profile_list == before
     # another user's spawner still sees the whole configured list
     other = make_spawner(config, "bo", ["astro-101"])
@@ -154,7 +143,7 @@ async def test_hidden_default_choice_is_not_applied_by_kubespawner(config):
     # astro-101 cannot use "scipy"; KubeSpawner gets astro's own list, so the
     # default it applies is one astro may use.
     spawner = make_spawner(config, "bo", ["astro-101"])
-    pod = await manifest_for(spawner, {"profile": "small"})
+    pod = await pod_manifest(spawner, {"profile": "small"})
     assert pod["spec"]["containers"][0]["image"].endswith("base-notebook:2024-12-02")
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import os
 import re
 import shutil
@@ -30,7 +29,6 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-from kubernetes_asyncio.client import ApiClient
 from traitlets import TraitError
 
 from hubext import Communities
@@ -41,6 +39,8 @@ from hubext.spawners.kube import CommunityKubeSpawner
 from .golden_kit import golden
 from .kube import NAMESPACE, as_sent, pod_container
 from .spawner_objects import kube_spawner as make_spawner
+from .spawner_objects import pod_manifest
+from .test_kube_spawn import sent_pod
 
 K8S_VERSION = "1.30"
 TIMEOUT = 15
@@ -163,15 +163,9 @@ def config(kube_spawner_config):
 
 
 async def manifest_of(spawner, options=None) -> dict:
-    """The spawner's pod, built as start() builds it, as sent over the wire."""
-    await spawner.apply_community_options(options or {})
-    await spawner.load_user_options()
-    pod = await spawner.get_pod_manifest()
-    api = ApiClient()
-    try:
-        manifest = api.sanitize_for_serialization(pod)
-    finally:
-        await api.close()
+    """The spawner's pod (:func:`pod_manifest`), checked against the schema
+    and for what the schema does not check."""
+    manifest = await pod_manifest(spawner, options)
     kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
     check_volume_names(manifest)
     return manifest
@@ -1072,15 +1066,6 @@ async def create_pvc(cluster, name: str) -> None:
     path = f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims"
     async with cluster.api.post(path, json=pvc) as response:
         response.raise_for_status()
-
-
-def sent_pod(cluster, spawner) -> dict:
-    (create,) = [
-        r
-        for r in cluster.requests("create", "pods")
-        if json.loads(r.body)["metadata"]["name"] == spawner.pod_name
-    ]
-    return json.loads(create.body)
 
 
 async def test_spawn_with_shared_folders_and_home(cluster, spawn_config):
