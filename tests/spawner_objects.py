@@ -3,7 +3,8 @@
 JupyterHub builds spawners with its ``User`` and ``Hub`` objects; spawners
 read only these attributes of them. The configuration of a KubeSpawner test
 is built by :func:`kube_spawner_config` (the ``kube_spawner_config`` fixture
-of tests/conftest.py binds it to the test's own directory).
+of tests/conftest.py binds it to the test's own directory), and its pod by
+:func:`pod_manifest`, as ``start()`` builds it.
 """
 
 from __future__ import annotations

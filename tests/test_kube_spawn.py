@@ -99,7 +99,6 @@ COMMUNITIES = {"ocean-lab": {}, "astro-101": {}}
 
 @pytest.fixture
 def config(kube_spawner_config):
-    # the spawner records its sessions (tests/test_usage_kube.py reads them)
     return kube_spawner_config(PROFILES, COMMUNITIES, on_cluster=True)
 
 
