@@ -259,6 +259,34 @@ class Refusal:
     key: str
 
 
+#: How messages name the hub-wide account (servers of profiles no community
+#: of the person offers): ``_hub`` in the ledger.
+HUB_ACCOUNT_NAME = "the hub-wide account"
+
+
+def limits_of(communities: Any, slug: str, default: Limits) -> Limits:
+    """The limits of the account ``slug``: the community's own ``limits``, or
+    ``default`` (``c.UsageLimits.default``) for a community without them and
+    for the hub-wide account. ``communities`` maps slugs to communities."""
+    if slug in communities and communities[slug].limits is not None:
+        return communities[slug].limits
+    return default
+
+
+def account_name(communities: Any, slug: str) -> str:
+    """How messages name the account ``slug``: the community's display name,
+    or :data:`HUB_ACCOUNT_NAME` (written ``The ...`` at a sentence's start:
+    :func:`sentence_start`)."""
+    if slug in communities:
+        return communities[slug].display_name
+    return HUB_ACCOUNT_NAME
+
+
+def sentence_start(name: str) -> str:
+    """``name`` (from :func:`account_name`) at the start of a sentence."""
+    return "The hub-wide account" if name == HUB_ACCOUNT_NAME else name
+
+
 def _servers(count: int) -> str:
     return f"{count} server" if count == 1 else f"{count} servers"
 
@@ -291,7 +319,7 @@ def decide(
     mine = [r for r in running if r.user == demand.user]
     if limits.max_servers is not None and len(running) + 1 > limits.max_servers:
         return Refusal(
-            f"{name} has {len(running)} of its {limits.max_servers} servers "
+            f"{sentence_start(name)} has {len(running)} of its {limits.max_servers} servers "
             "running (max_servers). Try again when one of them stops.",
             "max_servers",
         )
@@ -332,7 +360,7 @@ def decide(
                 spent = used.get((unit, per_member), 0.0)
                 if spent < amount:
                     continue
-                who = "You have" if per_member else f"{name} has"
+                who = "You have" if per_member else f"{sentence_start(name)} has"
                 of = (
                     f"your {amount:g} {UNIT_WORDS[unit]} of {name}'s budget"
                     if per_member
@@ -360,7 +388,10 @@ def summary(
     running = list(running)
     lines = []
     if limits.max_servers is not None:
-        lines.append(f"{name}: {len(running)} of {limits.max_servers} servers running.")
+        lines.append(
+            f"{sentence_start(name)}: {len(running)} of {limits.max_servers} "
+            "servers running."
+        )
     if limits.max_servers_per_member is not None:
         mine = sum(1 for r in running if r.user == user)
         lines.append(
@@ -375,14 +406,15 @@ def summary(
         if limit is not None:
             what = {"max_cpu": " CPUs", "max_memory": "", "max_gpu": " GPUs"}[key]
             lines.append(
-                f"{name}: {show(total)} of {show(limit)}{what} requested by running servers."
+                f"{sentence_start(name)}: {show(total)} of {show(limit)}{what} "
+                "requested by running servers."
             )
     budget = limits.budget
     if budget is not None and used is not None:
         for per_member, hours in ((False, budget.pool), (True, budget.per_member)):
             for unit, amount in hours.items():
                 spent = used.get((unit, per_member), 0.0)
-                who = "You" if per_member else name
+                who = "You" if per_member else sentence_start(name)
                 lines.append(
                     f"{who}: {spent:.1f} of {amount:g} {UNIT_WORDS[unit]} "
                     f"used {budget.period_words()}."

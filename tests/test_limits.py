@@ -10,11 +10,14 @@ import pytest
 from hubext._validation import ConfigErrors, KeyPath
 from hubext.communities import parse_communities
 from hubext.limits import (
+    HUB_ACCOUNT_NAME,
     Budget,
     Demand,
     Limits,
+    account_name,
     decide,
     describe,
+    limits_of,
     parse_limits,
     summary,
 )
@@ -232,6 +235,34 @@ def test_summary_for_the_form():
         "Lab: 1 of 2 GPUs requested by running servers.",
         "Lab: 42.2 of 100 GPU-hours used in the last 30 days.",
     ]
+
+
+def test_the_limits_and_name_of_each_account():
+    communities = parse_communities(
+        {
+            "lab": {"display_name": "Ocean Lab", "limits": {"max_servers": 2}},
+            "open": {},
+        }
+    )
+    default = Limits(max_servers=9)
+    assert limits_of(communities, "lab", default) == Limits(max_servers=2)
+    # a community without limits, and the hub-wide account: the default
+    assert limits_of(communities, "open", default) is default
+    assert limits_of(communities, "_hub", default) is default
+    assert account_name(communities, "lab") == "Ocean Lab"
+    assert account_name(communities, "_hub") == HUB_ACCOUNT_NAME
+    # the hub-wide account is capitalized only where it opens a sentence
+    refusal = decide(
+        Limits(max_servers=1), demand("ann"), [demand("bo")], name=HUB_ACCOUNT_NAME
+    )
+    assert refusal.message.startswith("The hub-wide account has 1 of its 1 servers")
+    refusal = decide(
+        Limits(max_servers_per_member=1),
+        demand("ann"),
+        [demand("ann")],
+        name=HUB_ACCOUNT_NAME,
+    )
+    assert "charged to the hub-wide account running" in refusal.message
 
 
 # -- the hub's reservations and budgets ------------------------------------------------

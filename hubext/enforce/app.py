@@ -30,10 +30,9 @@ from traitlets.config import catch_config_error
 
 from .. import __version__
 from .._validation import KeyPath
-from ..communities import Community
 from ..culler.client import HubAPI, HubAPIError
 from ..culler.redact import scrub_and_cut
-from ..limits import Budget, Limits, parse_limits
+from ..limits import Budget, Limits, account_name, limits_of, parse_limits
 from ..service_app import HubServiceApplication
 from ..service_data import read_communities
 from ..usage.model import HUB_ACCOUNT
@@ -160,16 +159,10 @@ class BudgetEnforcer(HubServiceApplication):
     # -- one pass -------------------------------------------------------------
 
     def limits_of(self, community: str) -> Limits:
-        own = self.communities.get(community)
-        if own is not None and own.limits is not None:
-            return own.limits
-        return self.default_limits
+        return limits_of(self.communities, community, self.default_limits)
 
     def name_of(self, community: str) -> str:
-        own: Community | None = self.communities.get(community)
-        if own is not None:
-            return own.display_name
-        return "the hub" if community == HUB_ACCOUNT else community
+        return account_name(self.communities, community)
 
     def engine(self):
         if self._engine is None:

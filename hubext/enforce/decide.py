@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from ..limits import UNIT_WORDS, Budget, Demand
+from ..limits import UNIT_WORDS, Budget, Demand, sentence_start
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def decide(
 def _used(line: Line, name: str, budget: Budget) -> str:
     if line.member is None:
         return (
-            f"{name} has used {line.used:.1f} of its {line.amount:g} "
+            f"{sentence_start(name)} has used {line.used:.1f} of its {line.amount:g} "
             f"{UNIT_WORDS[line.unit]} {budget.period_words()} ({line.path})"
         )
     return (

@@ -38,7 +38,14 @@ from traitlets import HasTraits
 from .._validation import ConfigError
 from ..communities import ROOT_PATH
 from ..config_reading import configured_value
-from ..limits import Demand, Limits, parse_limits, summary
+from ..limits import (
+    Demand,
+    Limits,
+    account_name,
+    limits_of,
+    parse_limits,
+    summary,
+)
 from ..profiles import COMMUNITY_OPTION
 from ..usage.config import UsageLedger
 from ..usage.ledger import Ledger, Resources
@@ -381,21 +388,15 @@ class UsageRecordingMixin(HasTraits):
 
     def limits_for(self, community: str) -> Limits:
         """The community's ``limits``, or ``c.UsageLimits.default``."""
-        if community in self.communities:
-            own = self.communities[community].limits
-            if own is not None:
-                return own
         try:
-            return self._default_limits
+            default = self._default_limits
         except AttributeError:
             # validated at start-up (check_usage_config); parsed once here
-            self._default_limits = default_limits(self.limits_settings)
-            return self._default_limits
+            default = self._default_limits = default_limits(self.limits_settings)
+        return limits_of(self.communities, community, default)
 
     def charged_name(self, community: str) -> str:
-        if community in self.communities:
-            return self.communities[community].display_name
-        return "The hub-wide account"
+        return account_name(self.communities, community)
 
     def reservation_resources(self) -> Resources:
         """What the server will request, known before ``start()``."""
