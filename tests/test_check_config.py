@@ -143,6 +143,17 @@ def write_config(tmp_path, *lines: str):
     return path
 
 
+def write_hubext_config(tmp_path, spawner: str, body: str):
+    """A configuration of hubext's authenticator and ``spawner``, then ``body``."""
+    path = tmp_path / "jupyterhub_config.py"
+    path.write_text(
+        "c = get_config()\n"
+        'c.JupyterHub.authenticator_class = "hubext"\n'
+        f"c.JupyterHub.spawner_class = {spawner!r}\n" + textwrap.dedent(body)
+    )
+    return path
+
+
 def test_demo_config_is_valid(capsys):
     assert main(["check-config", str(REPO / "jupyterhub_config.py")]) == 0
     out = capsys.readouterr().out
@@ -190,20 +201,16 @@ def test_check_config_reports_every_bad_provider(tmp_path, capsys):
 def test_allowed_groups_named_as_configured_on_kubespawner(tmp_path, capsys):
     # The key path is the section the admin wrote (c.KubeSpawner), not the
     # subclass; names that no community has are refused with or without a typo.
-    path = tmp_path / "jupyterhub_config.py"
-    path.write_text(
-        textwrap.dedent(
-            """\
-            c = get_config()
-            c.JupyterHub.authenticator_class = "hubext"
-            c.JupyterHub.spawner_class = "hubext-kube"
+    path = write_hubext_config(
+        tmp_path,
+        "hubext-kube",
+        """\
             c.Communities.communities = {"astro-101": {}, "ocean-lab": {}}
             c.KubeSpawner.profile_list = [
                 {"display_name": "Workshop", "allowed_groups": ["Astro-101"]},
                 {"display_name": "Staff", "allowed_groups": ["astro101", "staff"]},
             ]
-            """
-        )
+        """,
     )
     assert main(["check-config", str(path)]) == 1
     lines = capsys.readouterr().err.splitlines()
@@ -287,13 +294,10 @@ def test_hub_reports_every_error_at_start(tmp_path):
 def test_kube_checks_are_all_made(tmp_path, capsys):
     # One error in each of hubext-kube's independent checks: none hides another,
     # and each is named as the admin wrote it (c.KubeSpawner, not the subclass).
-    path = tmp_path / "jupyterhub_config.py"
-    path.write_text(
-        textwrap.dedent(
-            """\
-            c = get_config()
-            c.JupyterHub.authenticator_class = "hubext"
-            c.JupyterHub.spawner_class = "hubext-kube"
+    path = write_hubext_config(
+        tmp_path,
+        "hubext-kube",
+        """\
             c.Communities.communities = {
                 "ocean-lab": {
                     "limits": {"budget": {"server_hours": 10}},
@@ -307,8 +311,7 @@ def test_kube_checks_are_all_made(tmp_path, capsys):
                 {"display_name": "Staff", "allowed_groups": ["ocean-lab"],
                  "kubespawner_override": {"service_account": "x"}},
             ]
-            """
-        )
+        """,
     )
     assert main(["check-config", str(path)]) == 1
     lines = capsys.readouterr().err.splitlines()
