@@ -5,6 +5,11 @@ The profile list is KubeSpawner's ``profile_list`` format, unchanged, plus
 ``profile_options``, and an option's ``unlisted_choice``. No
 ``allowed_groups`` means everyone. Group names are compared casefolded.
 
+The checks and the lists are walks of the tree
+(:func:`hubext.profile_tree.walk`), each with its own rule at each profile,
+option, choice and unlisted choice; a submission is read option by option
+(:func:`hubext.profile_tree.options_of`):
+
 - :func:`check_profile_list` validates a list once, at start-up.
 - :func:`initialize_profile_list` fills in what KubeSpawner fills in (slugs,
   default profile and choices) so that the hub and KubeSpawner agree.
@@ -39,6 +44,7 @@ from ._validation import (
     show,
 )
 from .communities import ROOT_PATH as COMMUNITIES_PATH
+from .profile_tree import Kind, Position, options_of, walk
 
 #: What the form's select sends when the free-text choice is picked.
 UNLISTED = "unlisted-choice"
@@ -119,21 +125,27 @@ def check_profile_list(value: Any, path: KeyPath) -> None:
     """Validate a profile list (not a callable) at start-up.
 
     Raises :class:`~hubext._validation.ConfigErrors` with every error found:
-    each profile, option, choice and key is checked on its own.
+    each profile, option, choice and key is checked on its own. What is
+    below an option whose name is refused is not checked.
     """
-    profiles = expect_list(value, path, "a list of profiles")
+    expect_list(value, path, "a list of profiles")
     errors = ErrorCollector()
     slugs: dict[str, int] = {}
-    for i, profile in enumerate(profiles):
+    for at in walk(value, path, descend=_has_usable_name):
         with errors.check():
-            _check_profile(profile, path[i], i, slugs, errors)
+            if at.kind is Kind.PROFILE:
+                _check_profile(at, slugs, errors)
+            elif at.kind is Kind.OPTION:
+                _check_option(at, errors)
+            elif at.kind is Kind.CHOICE:
+                _check_choice(at, errors)
+            else:
+                _check_unlisted_choice(at, errors)
     errors.raise_errors()
 
 
-def _check_profile(
-    profile: Any, ppath: KeyPath, i: int, slugs: dict[str, int], errors: ErrorCollector
-) -> None:
-    expect_mapping(profile, ppath)
+def _check_profile(at: Position, slugs: dict[str, int], errors: ErrorCollector):
+    profile, ppath = expect_mapping(at.entry, at.path), at.path
     with errors.check():
         _check_keys_loosely(profile, _PROFILE_KEYS, ppath)
     with errors.check():
@@ -149,52 +161,56 @@ def _check_profile(
                 ppath.attr("slug"),
                 f"duplicate profile slug {slug!r} (also profile {slugs[slug]})",
             )
-        slugs[slug] = i
+        slugs[slug] = at.key
     if "allowed_groups" in profile:
         with errors.check():
             _check_groups(profile["allowed_groups"], ppath.attr("allowed_groups"))
-    options = expect_mapping(
-        profile.get("profile_options", {}), ppath.attr("profile_options")
-    )
-    for name, option in options.items():
-        with errors.check():
-            _check_option(name, option, ppath.attr("profile_options")[name], errors)
+    expect_mapping(profile.get("profile_options", {}), ppath.attr("profile_options"))
 
 
-def _check_option(name: Any, option: Any, opath: KeyPath, errors: ErrorCollector):
+def _option_name_problem(name: Any) -> str | None:
     if (
         not isinstance(name, str)
         or not _OPTION_NAME.fullmatch(name)
         or UNLISTED_SUFFIX in name
     ):
-        raise ConfigError(opath, "option names are letters, digits, '_', '.' and '-'")
+        return "option names are letters, digits, '_', '.' and '-'"
     if name == COMMUNITY_OPTION:
-        raise ConfigError(
-            opath,
+        return (
             f"{COMMUNITY_OPTION!r} is reserved: it names the community a server "
-            "is charged to; give the option another name",
+            "is charged to; give the option another name"
         )
-    expect_mapping(option, opath)
+    return None
+
+
+def _has_usable_name(at: Position) -> bool:
+    """Whether to check what is below: not below an option with a refused name."""
+    return at.kind is not Kind.OPTION or _option_name_problem(at.key) is None
+
+
+def _check_option(at: Position, errors: ErrorCollector) -> None:
+    problem = _option_name_problem(at.key)
+    if problem:
+        raise ConfigError(at.path, problem)
+    option = expect_mapping(at.entry, at.path)
     with errors.check():
-        _check_keys_loosely(option, _OPTION_KEYS, opath)
-    choices: Mapping | None = None
+        _check_keys_loosely(option, _OPTION_KEYS, at.path)
+    expect_mapping(option.get("choices", {}), at.path.attr("choices"))
+
+
+def _check_choice(at: Position, errors: ErrorCollector) -> None:
+    expect(at.key, str, at.path, "a string choice key")
+    if at.key == UNLISTED:
+        raise ConfigError(at.path, f"{UNLISTED!r} is reserved for the free-text choice")
+    choice = expect_mapping(at.entry, at.path)
     with errors.check():
-        choices = expect_mapping(option.get("choices", {}), opath.attr("choices"))
-    for key, choice in (choices or {}).items():
-        with errors.check():
-            cpath = opath.attr("choices")[key]
-            expect(key, str, cpath, "a string choice key")
-            if key == UNLISTED:
-                raise ConfigError(
-                    cpath, f"{UNLISTED!r} is reserved for the free-text choice"
-                )
-            expect_mapping(choice, cpath)
-            with errors.check():
-                _check_keys_loosely(choice, _CHOICE_KEYS, cpath)
-            if "allowed_groups" in choice:
-                _check_groups(choice["allowed_groups"], cpath.attr("allowed_groups"))
-    upath = opath.attr("unlisted_choice")
-    unlisted = expect_mapping(option.get("unlisted_choice", {}), upath)
+        _check_keys_loosely(choice, _CHOICE_KEYS, at.path)
+    if "allowed_groups" in choice:
+        _check_groups(choice["allowed_groups"], at.path.attr("allowed_groups"))
+
+
+def _check_unlisted_choice(at: Position, errors: ErrorCollector) -> None:
+    unlisted, upath = expect_mapping(at.entry, at.path), at.path
     with errors.check():
         _check_keys_loosely(unlisted, _UNLISTED_KEYS, upath)
     if "allowed_groups" in unlisted:
@@ -210,8 +226,11 @@ def _check_option(name: Any, option: Any, opath: KeyPath, errors: ErrorCollector
                 raise ConfigError(
                     upath.attr("validation_regex"), f"invalid regex: {e}"
                 ) from None
-    if choices is not None and not choices and not unlisted.get("enabled"):
-        raise ConfigError(opath, "has no choices and no enabled unlisted_choice")
+    # Last of its option: the option as a whole must offer something.
+    option = at.parent
+    choices = option.entry.get("choices", {})
+    if isinstance(choices, Mapping) and not choices and not unlisted.get("enabled"):
+        raise ConfigError(option.path, "has no choices and no enabled unlisted_choice")
 
 
 def check_default_profiles(communities, profile_list) -> None:
@@ -235,31 +254,18 @@ def check_default_profiles(communities, profile_list) -> None:
 def profile_entries(
     profile_list: Any, path: KeyPath
 ) -> Iterator[tuple[Mapping, KeyPath]]:
-    """Every entry of a profile list with its key path: each profile, then
-    each of its options' choices and unlisted choice.
+    """Every entry that may hold ``allowed_groups`` or a ``kubespawner_override``
+    (each profile, choice and unlisted choice), with its key path.
 
-    The one walk of a configured list that the start-up checks share
-    (``allowed_groups``, hubext-local's overrides, service accounts);
-    entries that are not mappings are skipped (their own check reports them).
+    What the start-up checks of ``allowed_groups``, hubext-local's overrides
+    and service accounts read; entries that are not mappings are skipped
+    (:func:`check_profile_list` reports them).
     """
-    for i, profile in enumerate(profile_list if isinstance(profile_list, list) else ()):
-        if not isinstance(profile, Mapping):
-            continue
-        yield profile, path[i]
-        options = profile.get("profile_options")
-        for name, option in (options if isinstance(options, Mapping) else {}).items():
-            if not isinstance(option, Mapping):
-                continue
-            opath = path[i].attr("profile_options")[name]
-            choices = option.get("choices")
-            for key, choice in (
-                choices if isinstance(choices, Mapping) else {}
-            ).items():
-                if isinstance(choice, Mapping):
-                    yield choice, opath.attr("choices")[key]
-            unlisted = option.get("unlisted_choice")
-            if isinstance(unlisted, Mapping):
-                yield unlisted, opath.attr("unlisted_choice")
+    if not isinstance(profile_list, list):
+        return
+    for at in walk(profile_list, path):
+        if at.kind is not Kind.OPTION and isinstance(at.entry, Mapping):
+            yield at.entry, at.path
 
 
 def _group_entries(profile_list: Any, path: KeyPath):
@@ -327,32 +333,35 @@ def profile_slugs(profile_list: Iterable[Mapping]) -> list[str]:
 def initialize_profile_list(profile_list: Iterable[Mapping]) -> list[dict]:
     """A deep copy with slugs, one default profile and default choices set.
 
-    The same defaults KubeSpawner's ``_get_initialized_profile_list`` applies.
+    The same defaults KubeSpawner's ``_get_initialized_profile_list`` applies:
+    a slug from the display name, the first choice the default of an option
+    without one, a disabled ``unlisted_choice`` where there is none.
     """
     profiles = copy.deepcopy(list(profile_list))
-    for profile in profiles:
-        profile["slug"] = profile_slug(profile)
-        for option in profile.get("profile_options", {}).values():
-            choices = option.get("choices") or {}
-            if choices and not any(c.get("default") for c in choices.values()):
-                next(iter(choices.values()))["default"] = True
+    for at in walk(profiles):
+        if at.kind is Kind.PROFILE:
+            at.entry["slug"] = profile_slug(at.entry)
+        elif at.kind is Kind.OPTION:
+            option = at.entry
+            _default_to_first(list((option.get("choices") or {}).values()))
             unlisted = option.setdefault("unlisted_choice", {})
             unlisted.setdefault("enabled", False)
             if unlisted["enabled"]:
                 unlisted.setdefault("display_name_in_choices", "Other...")
-    if profiles and not any(p.get("default") for p in profiles):
-        profiles[0]["default"] = True
+    _default_to_first(profiles)
     return profiles
+
+
+def _default_to_first(entries: list) -> None:
+    """KubeSpawner's rule: with no default among ``entries``, the first one is."""
+    if entries and not any(e.get("default") for e in entries):
+        entries[0]["default"] = True
 
 
 def _allowed(entry: Mapping, groups: frozenset[str], see_all: bool) -> bool:
     if see_all or "allowed_groups" not in entry:
         return True
     return any(str(g).casefold() in groups for g in entry["allowed_groups"])
-
-
-def _strip(entry: Mapping) -> dict:
-    return {k: v for k, v in entry.items() if k != "allowed_groups"}
 
 
 def visible_profile_list(
@@ -365,42 +374,45 @@ def visible_profile_list(
     """The profiles, choices and unlisted choices a user with ``groups`` may use.
 
     ``profile_list`` must be initialized (:func:`initialize_profile_list`).
-    An option whose choices are all hidden, and whose unlisted choice is
-    hidden or disabled, is dropped. ``default_profile`` (a slug), when
-    visible, becomes the only default.
+    A copy of the profiles the user may use, without the choices they may
+    not use, with an unlisted choice they may not use disabled, and without
+    ``allowed_groups`` keys. An option whose choices are all hidden, and
+    whose unlisted choice is hidden or disabled, is dropped.
+    ``default_profile`` (a slug), when visible, becomes the only default.
     """
     groups = frozenset(g.casefold() for g in groups)
-    visible = []
-    for profile in profile_list:
-        if not _allowed(profile, groups, see_all):
-            continue
-        profile = _strip(copy.deepcopy(profile))
-        options = {}
-        for name, option in profile.get("profile_options", {}).items():
-            choices = {
-                key: _strip(choice)
-                for key, choice in (option.get("choices") or {}).items()
-                if _allowed(choice, groups, see_all)
-            }
-            unlisted = dict(option.get("unlisted_choice") or {"enabled": False})
-            if unlisted.get("enabled") and not _allowed(unlisted, groups, see_all):
+
+    def allowed(entry: Mapping) -> bool:
+        return _allowed(entry, groups, see_all)
+
+    visible = [copy.deepcopy(p) for p in profile_list if allowed(p)]
+    for at in walk(visible):
+        if at.kind is Kind.OPTION:
+            # before the walk goes to the choices: only the allowed ones stay
+            option = at.entry
+            choices = option.get("choices") or {}
+            option["choices"] = {k: c for k, c in choices.items() if allowed(c)}
+            unlisted = option.get("unlisted_choice") or {"enabled": False}
+            if unlisted.get("enabled") and not allowed(unlisted):
                 unlisted["enabled"] = False
-            unlisted = _strip(unlisted)
-            if not choices and not unlisted.get("enabled"):
-                continue
-            if choices and not any(c.get("default") for c in choices.values()):
-                next(iter(choices.values()))["default"] = True
-            options[name] = {**option, "choices": choices, "unlisted_choice": unlisted}
+            option["unlisted_choice"] = unlisted
+            _default_to_first(list(option["choices"].values()))
+        else:
+            at.entry.pop("allowed_groups", None)
+    for profile in visible:  # options left with nothing to pick are dropped
         if "profile_options" in profile:
-            profile["profile_options"] = options
-        visible.append(profile)
+            profile["profile_options"] = {
+                name: option
+                for name, option in profile["profile_options"].items()
+                if option["choices"] or option["unlisted_choice"].get("enabled")
+            }
     if visible:
         slugs = [p["slug"] for p in visible]
         if default_profile in slugs:
             for p in visible:
                 p["default"] = p["slug"] == default_profile
-        elif not any(p.get("default") for p in visible):
-            visible[0]["default"] = True
+        else:
+            _default_to_first(visible)
     return visible
 
 
@@ -457,11 +469,11 @@ def validate_user_options(
 def _explicit_options(
     profile: Mapping, sent: Mapping, full_profile: Mapping | None = None
 ) -> dict:
-    options = profile.get("profile_options", {})
+    options = list(options_of(profile))
     all_options = (full_profile or profile).get("profile_options", {})
     expected = {"profile"}
-    for name in options:
-        expected |= {name, name + UNLISTED_SUFFIX}
+    for at in options:
+        expected |= {at.key, at.key + UNLISTED_SUFFIX}
     for key in sorted(set(sent) - expected, key=str):
         base = str(key).removesuffix(UNLISTED_SUFFIX)
         if base in all_options:
@@ -473,7 +485,8 @@ def _explicit_options(
             f"Unexpected option {show(key)} for the profile {show(profile['slug'])}.",
         )
     result = {"profile": profile["slug"]}
-    for name, option in options.items():
+    for at in options:
+        name, option = at.key, at.entry
         choice = sent.get(name)
         text = sent.get(name + UNLISTED_SUFFIX)
         label = option.get("display_name") or name
@@ -558,7 +571,8 @@ def chosen(profile: Mapping, user_options: Mapping) -> list[tuple[Mapping, str |
     overrides, charging and limits all use.
     """
     entries: list[tuple[Mapping, str | None]] = [(profile, None)]
-    for name, option in (profile.get("profile_options") or {}).items():
+    for at in options_of(profile):
+        name, option = at.key, at.entry
         text = user_options.get(name + UNLISTED_SUFFIX)
         if text is not None:
             entries.append((option.get("unlisted_choice") or {}, text))

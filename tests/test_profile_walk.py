@@ -1,11 +1,14 @@
-"""The one walk of a configured profile list, and the checks built on it."""
+"""The one walk of a profile list (hubext.profile_tree), and what is built on it."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
-from hubext._validation import ConfigError, KeyPath
-from hubext.profiles import profile_entries
+from hubext._validation import ConfigError, ConfigErrors, KeyPath
+from hubext.profile_tree import Kind, options_of, walk, walk_profile
+from hubext.profiles import check_profile_list, profile_entries
 from hubext.spawners.local import check_local_overrides
 
 PATH = KeyPath("LocalCommunitySpawner.profile_list")
@@ -30,6 +33,191 @@ PROFILES = [
     "not a profile",
     {"slug": "b", "display_name": "B"},
 ]
+
+
+P = KeyPath("P")
+
+
+def _places(positions):
+    return [(at.kind.value, at.key, str(at.path)) for at in positions]
+
+
+def test_walk_visits_every_kind_of_place_in_order_with_its_key_path():
+    assert _places(walk(PROFILES, P)) == [
+        ("profile", 0, "P[0]"),
+        ("option", "size", "P[0].profile_options['size']"),
+        ("choice", "s", "P[0].profile_options['size'].choices['s']"),
+        ("choice", "m", "P[0].profile_options['size'].choices['m']"),
+        ("unlisted_choice", None, "P[0].profile_options['size'].unlisted_choice"),
+        # yielded as it is; nothing below what is not a mapping
+        ("option", "broken", "P[0].profile_options['broken']"),
+        ("profile", 1, "P[1]"),
+        ("profile", 2, "P[2]"),
+    ]
+    assert [at.entry for at in walk(PROFILES, P) if at.kind is Kind.PROFILE] == [
+        PROFILES[0],
+        "not a profile",
+        PROFILES[2],
+    ]
+    assert list(walk("not a list", P)) == []
+    assert list(walk({"a": {}}, P)) == []
+    # the default path, for walks that report nothing
+    assert str(next(walk([{}])).path) == "profile_list[0]"
+
+
+def test_positions_know_the_places_above_them():
+    choice = next(at for at in walk(PROFILES, P) if at.kind is Kind.CHOICE)
+    profile, option = choice.parents
+    assert (profile.kind, profile.entry) == (Kind.PROFILE, PROFILES[0])
+    assert (option.kind, option.key) == (Kind.OPTION, "size")
+    assert option.entry is PROFILES[0]["profile_options"]["size"]
+    assert choice.parent is option and option.parent is profile
+    assert profile.parent is None and profile.parents == ()
+    assert choice.entry is option.entry["choices"]["s"]
+
+
+def test_every_option_has_an_unlisted_choice():
+    """A missing one is KubeSpawner's disabled ``{}``; one that is there is itself."""
+    profiles = [
+        {
+            "display_name": "A",
+            "profile_options": {
+                "plain": {"choices": {"x": {}}},
+                "own": {"choices": {}, "unlisted_choice": {"enabled": True}},
+                "none": {"unlisted_choice": None},
+            },
+        }
+    ]
+    unlisted = {
+        at.parent.key: at.entry
+        for at in walk(profiles, P)
+        if at.kind is Kind.UNLISTED_CHOICE
+    }
+    assert unlisted == {"plain": {}, "own": {"enabled": True}, "none": None}
+    own = profiles[0]["profile_options"]["own"]["unlisted_choice"]
+    assert (
+        next(
+            at.entry
+            for at in walk(profiles, P)
+            if at.kind is Kind.UNLISTED_CHOICE and at.parent.key == "own"
+        )
+        is own
+    )
+
+
+def test_nothing_is_walked_below_what_is_not_a_mapping():
+    profiles = [
+        {"display_name": "A", "profile_options": ["x"]},
+        {"display_name": "B", "profile_options": {"o": {"choices": ["x"]}}},
+        {"display_name": "C", "profile_options": {"o": None}},
+    ]
+    assert _places(walk(profiles, P)) == [
+        ("profile", 0, "P[0]"),
+        ("profile", 1, "P[1]"),
+        ("option", "o", "P[1].profile_options['o']"),
+        ("unlisted_choice", None, "P[1].profile_options['o'].unlisted_choice"),
+        ("profile", 2, "P[2]"),
+        ("option", "o", "P[2].profile_options['o']"),
+    ]
+
+
+def test_descend_false_skips_what_is_below():
+    def not_below_size(at):
+        return at.key != "size"
+
+    assert _places(walk(PROFILES, P, descend=not_below_size)) == [
+        ("profile", 0, "P[0]"),
+        ("option", "size", "P[0].profile_options['size']"),
+        ("option", "broken", "P[0].profile_options['broken']"),
+        ("profile", 1, "P[1]"),
+        ("profile", 2, "P[2]"),
+    ]
+    assert _places(walk(PROFILES, P, descend=lambda at: False)) == [
+        ("profile", 0, "P[0]"),
+        ("profile", 1, "P[1]"),
+        ("profile", 2, "P[2]"),
+    ]
+
+
+def test_walk_is_top_down_a_caller_may_edit_what_is_below():
+    """Like os.walk: what is below a place is read after the caller had it."""
+    profiles = copy.deepcopy(PROFILES)
+    seen = []
+    for at in walk(profiles, P):
+        if at.kind is Kind.PROFILE and at.key == 2:
+            at.entry["profile_options"] = {"late": {"choices": {"z": {}}}}
+        if at.kind is Kind.OPTION and at.key == "size":
+            del at.entry["choices"]["s"]
+            at.entry["unlisted_choice"] = {"enabled": False, "new": True}
+        seen.append((str(at.path), at.entry))
+    assert "P[0].profile_options['size'].choices['s']" not in dict(
+        seen
+    )  # removed before the walk got there
+    assert dict(seen)["P[0].profile_options['size'].unlisted_choice"] == {
+        "enabled": False,
+        "new": True,
+    }
+    assert dict(seen)["P[2].profile_options['late'].choices['z']"] == {}
+
+
+def test_one_profile_and_its_options():
+    profile = PROFILES[0]
+    assert _places(walk_profile(profile, P[0], key=0)) == _places(
+        at for at in walk(PROFILES, P) if str(at.path).startswith("P[0]")
+    )
+    assert [(at.key, at.entry) for at in options_of(profile)] == [
+        ("size", profile["profile_options"]["size"]),
+        ("broken", "not a mapping"),
+    ]
+    assert [str(at.path) for at in options_of(profile, P[0])] == [
+        "P[0].profile_options['size']",
+        "P[0].profile_options['broken']",
+    ]
+    assert list(options_of({"display_name": "no options"})) == []
+    assert list(options_of({"profile_options": None})) == []
+    assert list(options_of("not a profile")) == []
+
+
+def test_the_check_skips_what_is_below_an_option_it_refuses():
+    """An option refused for its name: its choices are not checked too."""
+    profiles = [
+        {
+            "display_name": "A",
+            "profile_options": {
+                "a b": {"choices": {"x": {"display_nme": "X"}}},
+                "community": {"unlisted_choice": {"validation_regex": "("}},
+                "ok": {"choices": {"x": {"display_nme": "X"}}},
+            },
+        }
+    ]
+    with pytest.raises(ConfigErrors) as info:
+        check_profile_list(profiles, P)
+    assert [e.path for e in info.value.errors] == [
+        "P[0].profile_options['a b']",
+        "P[0].profile_options['community']",
+        "P[0].profile_options['ok'].choices['x'].display_nme",
+    ]
+
+
+def test_an_empty_option_is_reported_after_its_unlisted_choice():
+    profiles = [
+        {
+            "display_name": "A",
+            "profile_options": {
+                "img": {"choices": {}, "unlisted_choice": {"enabeld": True}},
+                "bad": {"choices": {}, "unlisted_choice": "yes"},
+            },
+        }
+    ]
+    with pytest.raises(ConfigErrors) as info:
+        check_profile_list(profiles, P)
+    assert [str(e) for e in info.value.errors] == [
+        "P[0].profile_options['img'].unlisted_choice.enabeld: unknown key "
+        "(did you mean 'enabled'?)",
+        "P[0].profile_options['img']: has no choices and no enabled unlisted_choice",
+        "P[0].profile_options['bad'].unlisted_choice: expected a mapping (dict), "
+        "got 'yes' (str)",
+    ]
 
 
 def test_every_entry_in_order_with_its_path():

@@ -17,6 +17,7 @@ profile and every option's choice.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import time
@@ -29,6 +30,7 @@ from traitlets import Bool, HasTraits, Unicode, default
 from ..browser_pattern import browser_pattern
 from ..communities import Communities
 from ..config_reading import configured_value
+from ..profile_tree import Kind, options_of, walk
 from ..profiles import (
     COMMUNITY_OPTION,
     MAX_UNLISTED_LENGTH,
@@ -90,17 +92,10 @@ def form_profile_list(profiles: list[dict]) -> list[dict]:
     browser pattern (``v`` flag). It becomes its translation, or is left out
     when it has none (the hub checks every value anyway).
     """
-    rendered = []
-    for profile in profiles:
-        options = {}
-        for name, option in (profile.get("profile_options") or {}).items():
-            unlisted = dict(option.get("unlisted_choice") or {})
-            if unlisted.get("validation_regex"):
-                unlisted["validation_regex"] = browser_pattern(
-                    unlisted["validation_regex"]
-                )
-            options[name] = {**option, "unlisted_choice": unlisted}
-        rendered.append({**profile, "profile_options": options} if options else profile)
+    rendered = copy.deepcopy(profiles)
+    for at in walk(rendered):
+        if at.kind is Kind.UNLISTED_CHOICE and at.entry.get("validation_regex"):
+            at.entry["validation_regex"] = browser_pattern(at.entry["validation_regex"])
     return rendered
 
 
@@ -115,7 +110,8 @@ def resubmitted_options(profiles: list[dict], submitted: dict) -> dict:
     if profile is None:
         return {}
     shown = {"profile": slug}
-    for name, option in (profile.get("profile_options") or {}).items():
+    for at in options_of(profile):
+        name, option = at.key, at.entry
         text = submitted.get(name + UNLISTED_SUFFIX)
         choice = submitted.get(name)
         if isinstance(text, str) and (option.get("unlisted_choice") or {}).get(
