@@ -241,3 +241,25 @@ HOME_SUB_PATHS = {
 @pytest.mark.parametrize(("username", "sub_path"), HOME_SUB_PATHS.items())
 def test_home_sub_path_golden_values(username, sub_path):
     assert home_sub_path(username) == sub_path
+
+
+#: The storage contract of shared folders: Kubernetes volume names
+#: (``hubext-``, 63) and hubext-local's system groups (``hx-``, 29 before
+#: ``-ro``/``-rw``) are made from a folder's key ``<community>/<name>``.
+#: They must NEVER change: a group name is on the folders' ACLs.
+STABLE_NAMES = {
+    ("hubext-", "ocean-lab/datasets", 63): "hubext-ocean-lab-datasets-9efba7f8ac6c1a0c",
+    ("hx-", "ocean-lab/datasets", 29): "hx-ocean-lab-9efba7f8ac6c1a0c",
+    ("hubext-", "astro-101/scratch", 63): "hubext-astro-101-scratch-5af857426a874ead",
+    ("hx-", "astro-101/scratch", 29): "hx-astro-101-5af857426a874ead",
+    ("hubext-", "Ocean_Lab/Big Data", 63): "hubext-ocean-lab-big-data-02d643ef11dcc524",
+    ("hx-", "lab/--", 29): "hx-lab-236d2f691df4eae8",
+    ("hubext-", "a" * 40 + "/" + "b" * 40, 63): (
+        "hubext-" + "a" * 39 + "-a5710c34e5369dda"
+    ),
+}
+
+
+@pytest.mark.parametrize(("arguments", "name"), STABLE_NAMES.items())
+def test_stable_name_golden_values(arguments, name):
+    assert stable_name(*arguments) == name
