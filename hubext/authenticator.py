@@ -433,8 +433,8 @@ class CommunityAuthenticator(Authenticator):
             atoms_from_json(record.get("atoms")) if isinstance(record, dict) else None
         )
         if atoms is None or record.get("provider") != provider.provider_name:
-            # Only a refresh_user_hook or modify_auth_state_hook returning a
-            # model of its own can get here: fail closed.
+            # Only a provider's refresh_user_hook returning a model of its own
+            # (not made by update_auth_model) can get here: fail closed.
             raise self._refuse(
                 provider,
                 f"{provider.login_service} sign-in could not be checked. "
