@@ -7,13 +7,24 @@ KubeSpawner's ``profile_list`` is a tree four levels deep::
             .choices['base']                     a choice of the option
             .unlisted_choice                     its free-text choice
 
-:func:`walk` visits it in that order, each place as a :class:`Position`
-(what kind of place, the entry there, its key path and the places above
-it). Everything hubext does with a profile list is a walk with its own
+:func:`walk` visits it in that order, each place as a :class:`Position`:
+its kind, the entry there, its key path and the places above it.
+Everything hubext does with a profile list is such a walk, with its own
 rule at each kind of place: the start-up checks, KubeSpawner's
-initialization, one user's visible list, the overrides and the
-``allowed_groups`` a start-up check reads. Only here is it written where
-the options of a profile and the choices of an option are.
+initialization, one user's visible list, the entries whose
+``allowed_groups`` and ``kubespawner_override`` other start-up checks
+read. Where the options of a profile and the choices of an option are,
+and what happens when they are not mappings, is written only here.
+
+KubeSpawner's ``_get_initialized_profile_list``, for instance, is this walk
+(:func:`hubext.profiles.initialize_profile_list`)::
+
+    profiles = copy.deepcopy(profile_list)
+    for at in walk(profiles):
+        if at.kind is Kind.PROFILE:
+            at.entry["slug"] = profile_slug(at.entry)
+        elif at.kind is Kind.OPTION:
+            ...  # the first choice the default; a disabled unlisted_choice
 """
 
 from __future__ import annotations
@@ -59,7 +70,7 @@ class Position:
         """The position just above (a choice's option), None for a profile."""
         return self.parents[-1] if self.parents else None
 
-    def below(self, kind: Kind, key: Any, entry: Any, path: KeyPath) -> Position:
+    def _child(self, kind: Kind, key: Any, entry: Any, path: KeyPath) -> Position:
         return Position(kind, key, entry, path, (*self.parents, self))
 
 
@@ -86,32 +97,12 @@ def walk(
     if not isinstance(profile_list, list | tuple):
         return
     for i, profile in enumerate(profile_list):
-        yield from walk_profile(profile, path[i], key=i, descend=descend)
-
-
-def walk_profile(
-    profile: Any,
-    path: KeyPath = PROFILE_LIST,
-    *,
-    key: int | None = None,
-    descend: Descend | None = None,
-) -> Iterator[Position]:
-    """The walk of one profile (see :func:`walk`): it, then what is below it."""
-    at = Position(Kind.PROFILE, key, profile, path)
-    yield at
-    for option in _options(at, descend):
-        yield option
-        if _goes_below(option, descend):
-            choices = option.entry.get("choices")
-            cpath = option.path.attr("choices")
-            for key, choice in choices.items() if isinstance(choices, Mapping) else ():
-                yield option.below(Kind.CHOICE, key, choice, cpath[key])
-            yield option.below(
-                Kind.UNLISTED_CHOICE,
-                None,
-                option.entry.get("unlisted_choice", {}),
-                option.path.attr("unlisted_choice"),
-            )
+        at = Position(Kind.PROFILE, i, profile, path[i])
+        yield at
+        for option in _options(at, descend):
+            yield option
+            if _goes_below(option, descend):
+                yield from _choices(option)
 
 
 def options_of(profile: Any, path: KeyPath = PROFILE_LIST) -> Iterator[Position]:
@@ -125,7 +116,18 @@ def _options(at: Position, descend: Descend | None) -> Iterator[Position]:
     options = at.entry.get("profile_options")
     opath = at.path.attr("profile_options")
     for name, option in options.items() if isinstance(options, Mapping) else ():
-        yield at.below(Kind.OPTION, name, option, opath[name])
+        yield at._child(Kind.OPTION, name, option, opath[name])
+
+
+def _choices(option: Position) -> Iterator[Position]:
+    """The choices of an option, then its unlisted choice."""
+    choices = option.entry.get("choices")
+    cpath = option.path.attr("choices")
+    for key, choice in choices.items() if isinstance(choices, Mapping) else ():
+        yield option._child(Kind.CHOICE, key, choice, cpath[key])
+    unlisted = option.entry.get("unlisted_choice", {})
+    upath = option.path.attr("unlisted_choice")
+    yield option._child(Kind.UNLISTED_CHOICE, None, unlisted, upath)
 
 
 def _goes_below(at: Position, descend: Descend | None) -> bool:

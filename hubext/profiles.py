@@ -259,7 +259,8 @@ def profile_entries(
 
     What the start-up checks of ``allowed_groups``, hubext-local's overrides
     and service accounts read; entries that are not mappings are skipped
-    (:func:`check_profile_list` reports them).
+    (:func:`check_profile_list` reports them), and an option without an
+    ``unlisted_choice`` gives an empty one (the walk's ``{}``).
     """
     if not isinstance(profile_list, list):
         return

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from hubext._validation import ConfigError, ConfigErrors, KeyPath
-from hubext.profile_tree import Kind, options_of, walk, walk_profile
+from hubext.profile_tree import Kind, options_of, walk
 from hubext.profiles import check_profile_list, profile_entries
 from hubext.spawners.local import check_local_overrides
 
@@ -160,11 +160,8 @@ def test_walk_is_top_down_a_caller_may_edit_what_is_below():
     assert dict(seen)["P[2].profile_options['late'].choices['z']"] == {}
 
 
-def test_one_profile_and_its_options():
+def test_the_options_of_one_profile():
     profile = PROFILES[0]
-    assert _places(walk_profile(profile, P[0], key=0)) == _places(
-        at for at in walk(PROFILES, P) if str(at.path).startswith("P[0]")
-    )
     assert [(at.key, at.entry) for at in options_of(profile)] == [
         ("size", profile["profile_options"]["size"]),
         ("broken", "not a mapping"),
@@ -321,8 +318,41 @@ EDGE_PROFILES = [
     {"display_name": "Later default", "slug": "later", "default": True},
 ]
 
+#: Options that differ only in what KubeSpawner fills in.
+OPTION_EDGES = [
+    {
+        "display_name": "Options",
+        "slug": "options",
+        "default": False,
+        "profile_options": {
+            "free": {
+                "display_name": "Only free text",
+                "unlisted_choice": {"enabled": True},
+            },
+            "off": {
+                "display_name": "Disabled free text",
+                "choices": {"x": {"display_name": "X", "default": False}},
+                "unlisted_choice": {"enabled": False, "display_name": "Own"},
+            },
+            "named": {
+                "display_name": "Named other",
+                "choices": {
+                    "x": {"display_name": "X"},
+                    "y": {"display_name": "Y", "default": True},
+                },
+                "unlisted_choice": {
+                    "enabled": True,
+                    "display_name_in_choices": "Something else",
+                },
+            },
+            "empty": {"display_name": "No choices", "choices": {}},
+        },
+    },
+    {"display_name": "Second", "slug": "second", "profile_options": {}},
+]
 
-@pytest.mark.parametrize("which", ["kube-tests", "demo", "edge"])
+
+@pytest.mark.parametrize("which", ["kube-tests", "demo", "edge", "option-edges"])
 def test_initialized_list_is_kubespawners_own(which):
     """Golden: hubext initializes a profile list exactly as KubeSpawner does."""
     import copy
@@ -338,6 +368,7 @@ def test_initialized_list_is_kubespawners_own(which):
         "kube-tests": KUBE_PROFILES,
         "demo": _demo_profiles(),
         "edge": EDGE_PROFILES,
+        "option-edges": OPTION_EDGES,
     }[which]
 
     def plain(value):  # override callables compared by name
@@ -347,3 +378,5 @@ def test_initialized_list_is_kubespawners_own(which):
     # KubeSpawner's own initialization does not use the instance
     theirs = KubeSpawner._get_initialized_profile_list(None, copy.deepcopy(profiles))
     assert plain(ours) == plain(theirs)
+    # key order too: the form renders the list in order
+    assert json.dumps(plain(ours)) == json.dumps(plain(theirs))

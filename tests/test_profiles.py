@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -112,6 +113,65 @@ def test_hidden_choices_and_unlisted():
     assert ocean["unlisted_choice"]["enabled"] is True
     # no allowed_groups key reaches the rendered list
     assert "allowed_groups" not in str(visible(["ocean-lab"]))
+
+
+def test_visible_list_golden():
+    """One user's list, exactly, key order included (the form renders it in order)."""
+    unlisted = {
+        "enabled": True,
+        "display_name": "Image name",
+        "validation_regex": r"[a-z0-9./-]+:[a-z0-9.-]+",
+        "validation_message": "name:tag",
+        "kubespawner_override": {"image": "{value}"},
+        "display_name_in_choices": "Other...",
+    }
+    expected = [
+        {
+            "display_name": "Small CPU",
+            "slug": "cpu",
+            "profile_options": {
+                "image": {
+                    "display_name": "Image",
+                    "choices": {
+                        "base": {"display_name": "Base", "default": True},
+                        "ocean": {"display_name": "Ocean tools"},
+                    },
+                    "unlisted_choice": unlisted,
+                }
+            },
+            "default": True,
+        },
+        {
+            "display_name": "GPU (ocean-lab)",
+            "slug": "gpu",
+            "profile_options": {
+                "gpus": {
+                    "display_name": "GPUs",
+                    "choices": {"one": {"display_name": "1", "default": True}},
+                    "unlisted_choice": {"enabled": False},
+                }
+            },
+        },
+    ]
+    ours = visible(["ocean-lab"])
+    assert ours == expected
+    assert json.dumps(ours) == json.dumps(expected)
+    # nobody's: the unlisted choice is kept, disabled
+    nobody = visible([])
+    assert json.dumps(nobody) == json.dumps(
+        [
+            {
+                **expected[0],
+                "profile_options": {
+                    "image": {
+                        "display_name": "Image",
+                        "choices": {"base": {"display_name": "Base", "default": True}},
+                        "unlisted_choice": {**unlisted, "enabled": False},
+                    }
+                },
+            }
+        ]
+    )
 
 
 def test_option_with_all_choices_hidden_is_dropped():
