@@ -342,6 +342,10 @@ def initialize_profile_list(profile_list: Iterable[Mapping]) -> list[dict]:
     for at in walk(profiles):
         if at.kind is Kind.PROFILE:
             at.entry["slug"] = profile_slug(at.entry)
+            # A callable's list is not checked at start-up: fail here, as
+            # KubeSpawner does, rather than walk past options it cannot read.
+            options = at.entry.get("profile_options", {})
+            expect_mapping(options, at.path.attr("profile_options"))
         elif at.kind is Kind.OPTION:
             option = at.entry
             _default_to_first(list((option.get("choices") or {}).values()))
@@ -387,6 +391,7 @@ def visible_profile_list(
         return _allowed(entry, groups, see_all)
 
     visible = [copy.deepcopy(p) for p in profile_list if allowed(p)]
+    nothing_to_pick = []
     for at in walk(visible):
         if at.kind is Kind.OPTION:
             # before the walk goes to the choices: only the allowed ones stay
@@ -398,15 +403,12 @@ def visible_profile_list(
                 unlisted["enabled"] = False
             option["unlisted_choice"] = unlisted
             _default_to_first(list(option["choices"].values()))
+            if not option["choices"] and not unlisted.get("enabled"):
+                nothing_to_pick.append(at)
         else:
             at.entry.pop("allowed_groups", None)
-    for profile in visible:  # options left with nothing to pick are dropped
-        if "profile_options" in profile:
-            profile["profile_options"] = {
-                name: option
-                for name, option in profile["profile_options"].items()
-                if option["choices"] or option["unlisted_choice"].get("enabled")
-            }
+    for at in nothing_to_pick:  # dropped after the walk went through them
+        del at.parent.entry["profile_options"][at.key]
     if visible:
         slugs = [p["slug"] for p in visible]
         if default_profile in slugs:

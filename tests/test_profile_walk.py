@@ -380,3 +380,20 @@ def test_initialized_list_is_kubespawners_own(which):
     assert plain(ours) == plain(theirs)
     # key order too: the form renders the list in order
     assert json.dumps(plain(ours)) == json.dumps(plain(theirs))
+
+
+@pytest.mark.parametrize("options", [["size"], None, "size"])
+def test_initialization_refuses_options_it_cannot_read(options):
+    """A callable's list is not checked at start-up: KubeSpawner fails on it,
+    and so does hubext, naming the key, rather than walk past the options."""
+    from hubext.profiles import initialize_profile_list
+
+    profiles = [
+        {"display_name": "A"},
+        {"display_name": "B", "profile_options": options},
+    ]
+    with pytest.raises(ConfigError) as e:
+        initialize_profile_list(profiles)
+    assert str(e.value).startswith(
+        "profile_list[1].profile_options: expected a mapping (dict)"
+    )
