@@ -117,14 +117,10 @@ def test_hidden_choices_and_unlisted():
 
 def test_visible_list_golden():
     """One user's list, exactly, key order included (the form renders it in order)."""
-    unlisted = {
-        "enabled": True,
-        "display_name": "Image name",
-        "validation_regex": r"[a-z0-9./-]+:[a-z0-9.-]+",
-        "validation_message": "name:tag",
-        "kubespawner_override": {"image": "{value}"},
-        "display_name_in_choices": "Other...",
-    }
+    # the configured one, without allowed_groups, with KubeSpawner's label
+    configured = PROFILES[0]["profile_options"]["image"]["unlisted_choice"]
+    unlisted = {k: v for k, v in configured.items() if k != "allowed_groups"}
+    unlisted["display_name_in_choices"] = "Other..."
     expected = [
         {
             "display_name": "Small CPU",
