@@ -262,8 +262,6 @@ def profile_entries(
     (:func:`check_profile_list` reports them), and an option without an
     ``unlisted_choice`` gives an empty one (the walk's ``{}``).
     """
-    if not isinstance(profile_list, list):
-        return
     for at in walk(profile_list, path):
         if at.kind is not Kind.OPTION and isinstance(at.entry, Mapping):
             yield at.entry, at.path

@@ -371,3 +371,23 @@ def test_spawner_values_of_the_wrong_type_stop_the_hub(tmp_path, capsys, spawner
             "unicode string, not the int 7."
         )
     assert lines[2:] == ["hubext: 2 configuration errors"]
+
+
+def test_a_profile_list_given_as_a_tuple_is_checked_too(tmp_path, capsys):
+    # traitlets turns the tuple into a list in the spawner: the check must
+    # read it the same, or the name would slip through to the spawner.
+    path = write_hubext_config(
+        tmp_path,
+        "hubext-kube",
+        """\
+        c.Communities.communities = {"ocean-lab": {}}
+        c.KubeSpawner.profile_list = (
+            {"display_name": "Staff", "allowed_groups": ["staff"]},
+        )
+        """,
+    )
+    assert main(["check-config", str(path)]) == 1
+    assert capsys.readouterr().err.startswith(
+        "hubext: invalid configuration: KubeSpawner.profile_list[0]"
+        ".allowed_groups[0]: no community 'staff'"
+    )
