@@ -101,4 +101,8 @@ def check_trait_values(cls, config: Config) -> None:
                         f"{klass.__name__}.{name}", describe_trait_error(e, name)
                     )
                 )
+            except Exception:
+                # A trait whose validation needs a built object: it is
+                # checked when the spawner is built, as without this check.
+                continue
     errors.raise_errors()
