@@ -7,6 +7,8 @@ from datetime import datetime
 
 from hubext.culler.app import Culler
 from hubext.culler.client import HubAPI
+from hubext.culler.engine import CullPass, PassSettings
+from hubext.culling import CullingPolicy
 from hubext.service_data import SERVICE_ENV, hand_to_services
 
 
@@ -36,6 +38,29 @@ async def one_pass(culler: Culler, **api_kwargs):
     api = HubAPI(culler.url, culler.api_token, **api_kwargs)
     try:
         return await culler.cull_pass(api)
+    finally:
+        api.close()
+
+
+async def engine_pass(
+    url: str,
+    token: str,
+    now: datetime,
+    settings: PassSettings,
+    policies=None,
+    default: CullingPolicy | None = None,
+):
+    """One pass of the engine alone (no Application), from explicit inputs."""
+    engine = CullPass(
+        settings,
+        policies or {},
+        default or CullingPolicy(idle_timeout=3600),
+        now=lambda: now,
+        log=logging.getLogger("hubext.culler.test"),
+    )
+    api = HubAPI(url, token)
+    try:
+        return await engine.run(api)
     finally:
         api.close()
 

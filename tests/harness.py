@@ -99,6 +99,24 @@ class RunningHub:
         self.idp = self.hub = None
         self.starts = 0
 
+    def ledger_rows(self) -> list[dict]:
+        """The usage ledger's sessions (SQLite beside the hub's database),
+        oldest start first; none before the ledger's file exists."""
+        from sqlalchemy import create_engine, text
+
+        files = list(Path(self.env.data_dir).rglob("hubext-usage.sqlite"))
+        if not files:
+            return []
+        engine = create_engine(f"sqlite:///{files[0]}")
+        try:
+            with engine.connect() as conn:
+                result = conn.execute(
+                    text("SELECT * FROM hubext_usage_sessions ORDER BY started_at")
+                )
+                return [dict(row._mapping) for row in result]
+        finally:
+            engine.dispose()
+
     def start(self) -> RunningHub:
         os.environ["HUBEXT_TEST_TOKEN"] = self.token
         with open(self.idp_log_path, "wb") as idp_log:

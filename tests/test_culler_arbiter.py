@@ -15,12 +15,11 @@ from traitlets.config import Config
 from hubext._validation import ConfigError
 from hubext.culler import Cull, Culler, register
 from hubext.culler.arbiter import check_arbiter
-from hubext.culler.client import HubAPI
-from hubext.culler.engine import CullPass, PassSettings
+from hubext.culler.engine import PassSettings
 from hubext.culling import CullingPolicy
 from hubext.service_data import SERVICE_ENV
 
-from .culler_kit import fake_hub_culler, one_pass, service_env
+from .culler_kit import engine_pass, fake_hub_culler, one_pass, service_env
 from .fakes.hub_api import FakeHubAPI
 
 TOKEN = "a1" * 32
@@ -71,18 +70,14 @@ def stopped(hub) -> list[str]:
 
 async def test_the_engine_runs_from_explicit_inputs(hub):
     """No Application: settings, policies, default, clock and client only."""
-    engine = CullPass(
+    result = await engine_pass(
+        hub.url,
+        TOKEN,
+        NOW,
         PassSettings(concurrency=2, stop_spacing=0),
         {"lab": {"idle_timeout": 2 * 3600}},
         CullingPolicy(idle_timeout=3600),
-        now=lambda: NOW,
-        log=logging.getLogger("hubext.culler.test"),
     )
-    api = HubAPI(hub.url, TOKEN)
-    try:
-        result = await engine.run(api)
-    finally:
-        api.close()
     assert result.errors == []
     assert stopped(hub) == ["idle", "on-call"]  # lab's 2 hours are not over
     assert result.servers == 5

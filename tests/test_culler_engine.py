@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hubext.culler.client import HubAPI
-from hubext.culler.engine import CullPass, Pacer, PassSettings
-from hubext.culling import CullingPolicy
+from hubext.culler.engine import Pacer, PassSettings
 
+from .culler_kit import engine_pass
 from .fakes.hub_api import FakeHubAPI
 
 TOKEN = "c3" * 32
@@ -65,17 +63,11 @@ async def test_stops_overlap_up_to_the_concurrency(concurrency):
             hub.add_user(f"idle-{i}", {"": idle_server()})
         # each stop takes 50 ms, so stops in flight overlap
         hub.fail("delete", None, times=8, hang=0.05)
-        engine = CullPass(
+        result = await engine_pass(
+            hub.url,
+            TOKEN,
+            NOW,
             PassSettings(concurrency=concurrency, stop_spacing=0),
-            {},
-            CullingPolicy(idle_timeout=3600),
-            now=lambda: NOW,
-            log=logging.getLogger("hubext.culler.test"),
         )
-        api = HubAPI(hub.url, TOKEN)
-        try:
-            result = await engine.run(api)
-        finally:
-            api.close()
     assert len(result.culled) == 8 and result.errors == []
     assert result.peak_concurrent_stops == concurrency

@@ -200,23 +200,6 @@ c.LocalCommunitySpawner.profile_list.append(
         yield hub
 
 
-def crowd_sessions(hub) -> list[dict]:
-    from pathlib import Path
-
-    from sqlalchemy import create_engine, text
-
-    paths = list(Path(hub.env.data_dir).rglob("hubext-usage.sqlite"))
-    if not paths:
-        return []
-    engine = create_engine(f"sqlite:///{paths[0]}")
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT * FROM hubext_usage_sessions"))
-            return [dict(r._mapping) for r in rows]
-    finally:
-        engine.dispose()
-
-
 def max_overlap(sessions) -> int:
     """The most sessions open at once (an open session runs until now)."""
     edges = []
@@ -249,8 +232,8 @@ def test_200_starts_at_once_start_exactly_the_limit(crowd_hub):
     assert set(statuses) <= {201, 202, 403}, sorted(set(statuses))
     # every accepted start has its session in the ledger (written in order:
     # a failure that gave its place back is written before the start after it)
-    assert wait_until(lambda: len(crowd_sessions(hub)) == len(started), timeout=60)
-    sessions = crowd_sessions(hub)
+    assert wait_until(lambda: len(hub.ledger_rows()) == len(started), timeout=60)
+    sessions = hub.ledger_rows()
     # never more than the limit at once, in the ledger's own record
     assert max_overlap(sessions) <= LIMIT
     # a start that failed (timed out) gave its place to a later one

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from .harness import running_hub
 from .hubclient import wait_until
@@ -73,23 +72,8 @@ def hub(tmp_path_factory):
         yield hub
 
 
-def ledger_rows(hub) -> list[dict]:
-    files = list(Path(hub.env.data_dir).rglob("hubext-usage.sqlite"))
-    if not files:
-        return []
-    engine = create_engine(f"sqlite:///{files[0]}")
-    try:
-        with engine.connect() as conn:
-            result = conn.execute(
-                text("SELECT * FROM hubext_usage_sessions ORDER BY started_at")
-            )
-            return [dict(row._mapping) for row in result]
-    finally:
-        engine.dispose()
-
-
 def sessions_of(hub, user: str) -> list[dict]:
-    return [r for r in ledger_rows(hub) if r["username"] == user]
+    return [r for r in hub.ledger_rows() if r["username"] == user]
 
 
 def wait_for_rows(hub, user: str, count: int, ended: bool = True) -> list[dict]:
