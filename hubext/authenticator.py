@@ -42,6 +42,7 @@ from .providers.config import PROVIDERS_PATH, parse_providers
 from .reconcile import reconcile_user_at_startup, remove_stale_groups
 from .roles import community_admin_role_name, community_admin_roles, hub_admin_roles
 from .service_data import hand_to_hub_services
+from .spawners.limits import start_hub_limits
 from .spawners.usage import start_hub_usage
 from .startup import check_authenticator_config, config_errors_stop_the_hub
 from .usage.model import EndReason
@@ -226,6 +227,7 @@ class CommunityAuthenticator(Authenticator):
         # The usage ledger and metrics from start-up: the previous hub's open
         # sessions are closed now, and every community's series exist.
         start_hub_usage(kwargs.get("parent"), self.communities, self.log)
+        start_hub_limits(kwargs.get("parent"), self.communities, self.log)
         self._stale_groups_removed = False
         if not self._providers:
             self.log.warning(
@@ -524,6 +526,20 @@ class CommunityAuthenticator(Authenticator):
             binding.provider if binding else None,
             token if isinstance(token, str) else None,
         )
+
+    async def pre_spawn_start(self, user, spawner):
+        """Let a hubext spawner decide on the server before the spawn waits.
+
+        The first step of JupyterHub's spawn with the options known: the
+        spawner validates them and checks its community's limits
+        (``check_before_spawn``), so a refusal is the answer to the start
+        request even when the hub is too busy to finish a spawn within
+        ``slow_spawn_timeout`` (see hubext's upstream notes on JupyterHub).
+        """
+        await maybe_future(super().pre_spawn_start(user, spawner))
+        check = getattr(spawner, "check_before_spawn", None)
+        if check is not None:
+            await check()
 
     async def refresh_user(self, user, handler=None):
         """Re-check the user's identity and communities with their provider.

@@ -17,9 +17,11 @@ without one and for the hub-wide account)::
     }
 
 A server's CPU and memory are its requests (its limits when no request is
-set, as Kubernetes does); a budget counts what the usage report counts
-(requests). :func:`decide` says whether one more server fits, and if not, why
-and when to try again, in words for the person starting it.
+set, as Kubernetes does: :func:`hubext.usage.model.counted`); a budget
+counts what the usage report counts, by the same rule. :func:`decide` says
+whether one more server fits, and if not, why and when to try again, in
+words for the person starting it: numbers as precise as the limit they are
+compared with (:func:`amount_used`), words in the singular for one.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ UNIT_WORDS = {
     "gib_hours": "GiB-hours",
     "gpu_hours": "GPU-hours",
 }
+#: The same for exactly one
+UNIT_WORD = {unit: words[:-1] for unit, words in UNIT_WORDS.items()}
 COUNTS = ("max_servers", "max_servers_per_member", "max_gpu")
 KEYS = (*COUNTS, "max_cpu", "max_memory", "budget")
 GIB = 2**30
@@ -66,7 +70,9 @@ class Budget:
         return now - timedelta(days=self.days)
 
     def period_words(self) -> str:
-        return "this month" if self.days is None else f"in the last {self.days} days"
+        if self.days is None:
+            return "this month"
+        return f"in the last {self.days} {plural(self.days, 'day')}"
 
     def renews(self, now: datetime) -> str:
         """When a spent budget can be used again, in words."""
@@ -75,7 +81,7 @@ class Budget:
             nxt = (start + timedelta(days=32)).replace(day=1)
             return f"It renews on {nxt:%Y-%m-%d} at 00:00 UTC."
         return (
-            f"Usage older than {self.days} days stops counting: try again "
+            f"Usage older than {self.days} {plural(self.days, 'day')} stops counting: try again "
             "when enough of it has aged out of the window."
         )
 
@@ -208,22 +214,26 @@ def describe(limits: Limits | None) -> str:
         return "-"
     parts = []
     if limits.max_servers is not None:
-        parts.append(f"{limits.max_servers} servers")
+        parts.append(_servers(limits.max_servers))
     if limits.max_servers_per_member is not None:
         parts.append(f"{limits.max_servers_per_member}/member")
     if limits.max_cpu is not None:
-        parts.append(f"{_cores(limits.max_cpu)} CPUs")
+        parts.append(f"{_cores(limits.max_cpu)} {plural(limits.max_cpu, 'CPU')}")
     if limits.max_memory is not None:
         parts.append(_gib(limits.max_memory))
     if limits.max_gpu is not None:
-        parts.append(f"{limits.max_gpu} GPUs")
+        parts.append(f"{limits.max_gpu} {plural(limits.max_gpu, 'GPU')}")
     budget = limits.budget
     if budget is not None:
-        period = "month" if budget.days is None else f"{budget.days} days"
+        period = (
+            "month"
+            if budget.days is None
+            else f"{budget.days} {plural(budget.days, 'day')}"
+        )
         for unit, amount in budget.pool.items():
-            parts.append(f"{amount:g} {UNIT_WORDS[unit]}/{period}")
+            parts.append(f"{hours_of(amount, unit)}/{period}")
         for unit, amount in budget.per_member.items():
-            parts.append(f"{amount:g} {UNIT_WORDS[unit]}/member/{period}")
+            parts.append(f"{hours_of(amount, unit)}/member/{period}")
     return ", ".join(parts)
 
 
@@ -287,8 +297,13 @@ def sentence_start(name: str) -> str:
     return "The hub-wide account" if name == HUB_ACCOUNT_NAME else name
 
 
+def plural(count: float, one: str, many: str | None = None) -> str:
+    """``one`` for exactly 1 (a count or an amount), else ``many`` (``one`` + s)."""
+    return one if count == 1 else (many or one + "s")
+
+
 def _servers(count: int) -> str:
-    return f"{count} server" if count == 1 else f"{count} servers"
+    return f"{count} {plural(count, 'server')}"
 
 
 def _cores(value: float) -> str:
@@ -297,6 +312,31 @@ def _cores(value: float) -> str:
 
 def _gib(value: float) -> str:
     return f"{value / GIB:.3g} GiB"
+
+
+def hours_of(amount: float, unit: str) -> str:
+    """``amount`` of ``unit`` in words: ``1 server-hour``, ``0.5 GPU-hours``."""
+    return f"{amount:g} {UNIT_WORD[unit] if amount == 1 else UNIT_WORDS[unit]}"
+
+
+def _decimals(amount: float) -> int:
+    """The decimals ``amount`` is written with (at least 1, at most 6)."""
+    text = f"{amount:.6f}".rstrip("0")
+    return min(6, max(1, len(text.split(".")[1])))
+
+
+def amount_used(used: float, amount: float) -> str:
+    """``used`` written as precisely as the ``amount`` it is compared with.
+
+    With as many decimals as ``amount`` has (at least one), so that a
+    budget of 0.01 spent never reads "used 0.0 of its 0.01", and a use
+    that is not zero never reads as zero ("less than 0.1").
+    """
+    decimals = _decimals(amount)
+    text = f"{used:.{decimals}f}"
+    if used > 0 and float(text) == 0:
+        return f"less than {10**-decimals:.{decimals}f}"
+    return text
 
 
 def decide(
@@ -319,8 +359,9 @@ def decide(
     mine = [r for r in running if r.user == demand.user]
     if limits.max_servers is not None and len(running) + 1 > limits.max_servers:
         return Refusal(
-            f"{sentence_start(name)} has {len(running)} of its {limits.max_servers} servers "
-            "running (max_servers). Try again when one of them stops.",
+            f"{sentence_start(name)} has {len(running)} of its "
+            f"{_servers(limits.max_servers)} running (max_servers). "
+            "Try again when one of them stops.",
             "max_servers",
         )
     if (
@@ -341,13 +382,11 @@ def decide(
         limit = getattr(limits, key)
         if limit is None or not want or total + want <= limit:
             continue
-        what = {"max_cpu": "CPUs", "max_memory": "memory", "max_gpu": "GPUs"}[key]
-        unit_word = "" if key == "max_memory" else f" {what}"
         return Refusal(
             f"Servers charged to {name} request {show(total)} of its "
-            f"{show(limit)}{unit_word} ({key}) and this one requests "
-            f"{show(want)}{unit_word}. Try again when some stop, or choose "
-            "smaller options.",
+            f"{show(limit)}{_unit_word(key, limit)} ({key}) and this one requests "
+            f"{show(want)}{_unit_word(key, want)}. Try again when some stop, or "
+            "choose smaller options.",
             key,
         )
     budget = limits.budget
@@ -362,14 +401,14 @@ def decide(
                     continue
                 who = "You have" if per_member else f"{sentence_start(name)} has"
                 of = (
-                    f"your {amount:g} {UNIT_WORDS[unit]} of {name}'s budget"
+                    f"your {hours_of(amount, unit)} of {name}'s budget"
                     if per_member
-                    else f"its {amount:g} {UNIT_WORDS[unit]}"
+                    else f"its {hours_of(amount, unit)}"
                 )
                 key = f"budget.per_member.{unit}" if per_member else f"budget.{unit}"
                 return Refusal(
-                    f"{who} used {spent:.1f} of {of} {budget.period_words()} "
-                    f"({key}). {budget.renews(now)}",
+                    f"{who} used {amount_used(spent, amount)} of {of} "
+                    f"{budget.period_words()} ({key}). {budget.renews(now)}",
                     key,
                 )
     return None
@@ -389,13 +428,14 @@ def summary(
     lines = []
     if limits.max_servers is not None:
         lines.append(
-            f"{sentence_start(name)}: {len(running)} of {limits.max_servers} "
-            "servers running."
+            f"{sentence_start(name)}: {len(running)} of "
+            f"{_servers(limits.max_servers)} running."
         )
     if limits.max_servers_per_member is not None:
         mine = sum(1 for r in running if r.user == user)
         lines.append(
-            f"You: {mine} of {limits.max_servers_per_member} servers charged to {name}."
+            f"You: {mine} of {_servers(limits.max_servers_per_member)} charged "
+            f"to {name}."
         )
     for key, total, show in (
         ("max_cpu", sum(r.cpu for r in running), _cores),
@@ -404,10 +444,9 @@ def summary(
     ):
         limit = getattr(limits, key)
         if limit is not None:
-            what = {"max_cpu": " CPUs", "max_memory": "", "max_gpu": " GPUs"}[key]
             lines.append(
-                f"{sentence_start(name)}: {show(total)} of {show(limit)}{what} "
-                "requested by running servers."
+                f"{sentence_start(name)}: {show(total)} of {show(limit)}"
+                f"{_unit_word(key, limit)} requested by running servers."
             )
     budget = limits.budget
     if budget is not None and used is not None:
@@ -416,7 +455,15 @@ def summary(
                 spent = used.get((unit, per_member), 0.0)
                 who = "You" if per_member else sentence_start(name)
                 lines.append(
-                    f"{who}: {spent:.1f} of {amount:g} {UNIT_WORDS[unit]} "
+                    f"{who}: {amount_used(spent, amount)} of {hours_of(amount, unit)} "
                     f"used {budget.period_words()}."
                 )
     return lines
+
+
+def _unit_word(key: str, value: float) -> str:
+    """The word after a number of ``key`` (``max_cpu``, ``max_gpu``; memory has
+    its unit in the number)."""
+    if key == "max_memory":
+        return ""
+    return " " + plural(value, {"max_cpu": "CPU", "max_gpu": "GPU"}[key])

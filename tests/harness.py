@@ -99,15 +99,18 @@ class RunningHub:
         self.idp = self.hub = None
         self.starts = 0
 
-    def ledger_rows(self) -> list[dict]:
-        """The usage ledger's sessions (SQLite beside the hub's database),
-        oldest start first; none before the ledger's file exists."""
+    def ledger_rows(self, url: str | None = None) -> list[dict]:
+        """The usage ledger's sessions (at ``url``, by default SQLite beside
+        the hub's database), oldest start first; none before the ledger's
+        file exists."""
         from sqlalchemy import create_engine, text
 
-        files = list(Path(self.env.data_dir).rglob("hubext-usage.sqlite"))
-        if not files:
-            return []
-        engine = create_engine(f"sqlite:///{files[0]}")
+        if url is None:
+            files = list(Path(self.env.data_dir).rglob("hubext-usage.sqlite"))
+            if not files:
+                return []
+            url = f"sqlite:///{files[0]}"
+        engine = create_engine(url)
         try:
             with engine.connect() as conn:
                 result = conn.execute(

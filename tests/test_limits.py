@@ -231,7 +231,7 @@ def test_summary_for_the_form():
     )
     assert lines == [
         "Lab: 2 of 3 servers running.",
-        "You: 1 of 1 servers charged to Lab.",
+        "You: 1 of 1 server charged to Lab.",
         "Lab: 1 of 2 GPUs requested by running servers.",
         "Lab: 42.2 of 100 GPU-hours used in the last 30 days.",
     ]
@@ -255,7 +255,7 @@ def test_the_limits_and_name_of_each_account():
     refusal = decide(
         Limits(max_servers=1), demand("ann"), [demand("bo")], name=HUB_ACCOUNT_NAME
     )
-    assert refusal.message.startswith("The hub-wide account has 1 of its 1 servers")
+    assert refusal.message.startswith("The hub-wide account has 1 of its 1 server")
     refusal = decide(
         Limits(max_servers_per_member=1),
         demand("ann"),
@@ -339,3 +339,93 @@ async def test_an_unreadable_ledger_counts_running_servers_and_says_so(
     used = await hub.budget_use("lab", "ann", Budget(pool={"server_hours": 1}))
     assert used == {}
     assert "cannot read the usage of lab from the ledger" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("used", "amount", "text"),
+    [
+        pytest.param(0.0104, 0.01, "0.01", id="as-precise-as-a-small-budget"),
+        pytest.param(0.012, 0.01, "0.01", id="rounded-at-the-budgets-precision"),
+        pytest.param(0.0, 0.01, "0.00", id="nothing-used"),
+        pytest.param(0.004, 0.01, "less than 0.01", id="something-never-reads-zero"),
+        pytest.param(4.1234, 2, "4.1", id="at-least-one-decimal"),
+        pytest.param(151.47, 200, "151.5", id="large-budget"),
+        pytest.param(0.26, 0.25, "0.26", id="two-decimals"),
+        pytest.param(0.03, 100, "less than 0.1", id="small-use-of-a-large-budget"),
+    ],
+)
+def test_amounts_used_are_as_precise_as_the_limit(used, amount, text):
+    from hubext.limits import amount_used
+
+    assert amount_used(used, amount) == text
+
+
+def test_a_spent_small_budget_never_reads_as_unused():
+    # "has used 0.0 of its 0.01 server-hours" while refusing: the numbers
+    # a person reads must show why
+    limits = Limits(budget=Budget(pool={"server_hours": 0.01}))
+    refusal = decide(
+        limits,
+        demand("ann"),
+        [],
+        name="Lab",
+        used={("server_hours", False): 0.0104},
+        now=NOW,
+    )
+    assert refusal.message.startswith(
+        "Lab has used 0.01 of its 0.01 server-hours this month (budget.server_hours)."
+    )
+    lines = summary(
+        limits, "lab", "ann", [], name="Lab", used={("server_hours", False): 0.004}
+    )
+    assert lines == ["Lab: less than 0.01 of 0.01 server-hours used this month."]
+
+
+@pytest.mark.parametrize(
+    ("limits", "running", "wanted", "words"),
+    [
+        pytest.param(
+            Limits(max_servers=1), [demand("bo")], demand("ann"),
+            "Lab has 1 of its 1 server running (max_servers).", id="one-server",
+        ),
+        pytest.param(
+            Limits(max_cpu=1), [demand("bo", cpu=1)], demand("ann", cpu=1),
+            "request 1 of its 1 CPU (max_cpu) and this one requests 1 CPU.",
+            id="one-cpu",
+        ),
+        pytest.param(
+            Limits(max_gpu=2), [demand("bo", gpus=1)], demand("ann", gpus=2),
+            "request 1 of its 2 GPUs (max_gpu) and this one requests 2 GPUs.",
+            id="gpus",
+        ),
+        pytest.param(
+            Limits(budget=Budget(pool={"gpu_hours": 1})), [], demand("ann", gpus=1),
+            "Lab has used 1.0 of its 1 GPU-hour this month", id="one-gpu-hour",
+        ),
+    ],
+)  # fmt: skip
+def test_words_are_singular_for_one(limits, running, wanted, words):
+    refusal = decide(
+        limits, wanted, running, name="Lab", used={("gpu_hours", False): 1.0}, now=NOW
+    )
+    assert words in refusal.message
+
+
+def test_the_forms_summary_and_check_config_say_one_in_the_singular():
+    limits = Limits(
+        max_servers=1,
+        max_servers_per_member=1,
+        max_cpu=1,
+        max_gpu=1,
+        budget=Budget(pool={"cpu_hours": 1}, days=1),
+    )
+    assert summary(
+        limits, "lab", "ann", [], name="Lab", used={("cpu_hours", False): 0.0}
+    ) == [
+        "Lab: 0 of 1 server running.",
+        "You: 0 of 1 server charged to Lab.",
+        "Lab: 0 of 1 CPU requested by running servers.",
+        "Lab: 0 of 1 GPU requested by running servers.",
+        "Lab: 0.0 of 1 CPU-hour used in the last 1 day.",
+    ]
+    assert describe(limits) == "1 server, 1/member, 1 CPU, 1 GPU, 1 CPU-hour/1 day"

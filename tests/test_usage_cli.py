@@ -175,9 +175,13 @@ def test_the_window_query_finds_every_overlapping_session(db_url, capsys):  # no
             started_at=start,
             last_seen_at=stop or start + length,
             stopped_at=stop,
-            cpu_request=rng.choice([None, 1.0, 2.5]),
-            mem_request=rng.choice([None, GIB]),
+            cpu_request=rng.choice([None, 0.0, 1.0, 2.5]),
+            mem_request=rng.choice([None, 0, GIB]),
             gpus=rng.choice([0, 1]),
+            # a limit alone counts as the request (the one rule of
+            # hubext.usage.model.counted, in SQL and in Python)
+            cpu_limit=rng.choice([None, 4.0]),
+            mem_limit=rng.choice([None, 2 * GIB]),
         )
         spans.append(span)
         rows.append(
@@ -188,7 +192,9 @@ def test_the_window_query_finds_every_overlapping_session(db_url, capsys):  # no
                 "community": span.community,
                 "profile": span.profile,
                 "cpu_request": span.cpu_request,
+                "cpu_limit": span.cpu_limit,
                 "mem_request": span.mem_request,
+                "mem_limit": span.mem_limit,
                 "gpus": span.gpus,
                 "started_at": span.started_at,
                 "last_seen_at": span.last_seen_at,

@@ -72,6 +72,33 @@ def test_open_sessions_up_to_their_last_sighting_when_asked():
     assert (now.total.server_hours, seen.total.server_hours) == (5, 3)
 
 
+@pytest.mark.parametrize(
+    ("request_", "limit", "counted"),
+    [
+        pytest.param(1.5, 4.0, 1.5, id="request"),
+        pytest.param(None, 4.0, 4.0, id="limit-without-request"),
+        pytest.param(0.0, 4.0, 4.0, id="zero-request-is-none-as-in-kubespawner"),
+        pytest.param(None, None, 0.0, id="neither"),
+    ],
+)
+def test_cpu_and_memory_are_the_request_or_the_limit_without_one(
+    request_, limit, counted
+):
+    # The rule of the limits' decision (hubext.limits.Demand), the ledger's
+    # reports and budgets: Kubernetes gives a container with a limit and no
+    # request its limit as request.
+    session = span(
+        T0,
+        T0 + 2 * H,
+        cpu_request=request_,
+        cpu_limit=limit,
+        mem_request=None if request_ is None else int(request_ * GIB),
+        mem_limit=None if limit is None else int(limit * GIB),
+    )
+    total = build_report([session], start=LO, end=HI, now=NOW).total
+    assert (total.cpu_hours, total.gib_hours) == (2 * counted, 2 * counted)
+
+
 def test_resources_are_counted_by_request():
     sessions = [
         span(T0, T0 + 2 * H, cpu_request=1.5, mem_request=4 * GIB, gpus=2),
@@ -201,6 +228,8 @@ def spans(draw):
         cpu_request=draw(st.sampled_from([None, 0.25, 1.0, 3.5])),
         mem_request=draw(st.sampled_from([None, 2**29, 3 * GIB])),
         gpus=draw(st.integers(0, 2)),
+        cpu_limit=draw(st.sampled_from([None, 2.0])),
+        mem_limit=draw(st.sampled_from([None, 4 * GIB])),
     )
 
 

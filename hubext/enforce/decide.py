@@ -26,7 +26,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from ..limits import UNIT_WORDS, Budget, Demand, sentence_start
+from ..limits import (
+    UNIT_WORDS,
+    Budget,
+    Demand,
+    amount_used,
+    hours_of,
+    plural,
+    sentence_start,
+)
 
 
 @dataclass(frozen=True)
@@ -163,13 +171,14 @@ def decide(
 def _used(line: Line, name: str, budget: Budget) -> str:
     if line.member is None:
         return (
-            f"{sentence_start(name)} has used {line.used:.1f} of its {line.amount:g} "
-            f"{UNIT_WORDS[line.unit]} {budget.period_words()} ({line.path})"
+            f"{sentence_start(name)} has used {amount_used(line.used, line.amount)} "
+            f"of its {hours_of(line.amount, line.unit)} {budget.period_words()} "
+            f"({line.path})"
         )
     return (
-        f"{line.member} has used {line.used:.1f} of their {line.amount:g} "
-        f"{UNIT_WORDS[line.unit]} of {name}'s budget {budget.period_words()} "
-        f"({line.path})"
+        f"{line.member} has used {amount_used(line.used, line.amount)} of their "
+        f"{hours_of(line.amount, line.unit)} of {name}'s budget "
+        f"{budget.period_words()} ({line.path})"
     )
 
 
@@ -184,7 +193,7 @@ def warning_message(
     line: Line, name: str, budget: Budget, grace_period: float, now: datetime
 ) -> str:
     """The warning at ``warn_at`` of ``line`` (also a spent line's first word)."""
-    minutes = f"{grace_period / 60:g} minutes"
+    minutes = f"{grace_period / 60:g} {plural(grace_period / 60, 'minute')}"
     return (
         f"{_used(line, name, budget)}. When it is spent, {_whose(line, name)} "
         f"are stopped {minutes} later (your files are kept)."

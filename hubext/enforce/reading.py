@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 
 from ..limits import UNITS, Budget, Demand
-from ..usage.model import HUB_ACCOUNT, sessions
+from ..usage.model import HUB_ACCOUNT, Resources, sessions
 from ..usage.query import aggregate_report
 from .decide import Line, Server
 
@@ -50,13 +50,31 @@ def open_demands(engine: Engine) -> dict[tuple[str, str], Demand]:
     """``{(user, server name): Demand}`` of the ledger's open sessions."""
     t = sessions.c
     query = select(
-        t.username, t.server_name, t.community, t.cpu_request, t.mem_request, t.gpus
+        t.username,
+        t.server_name,
+        t.community,
+        t.cpu_request,
+        t.cpu_limit,
+        t.mem_request,
+        t.mem_limit,
+        t.gpus,
     ).where(t.stopped_at.is_(None))
     demands = {}
     with engine.connect() as connection:
-        for user, name, community, cpu, mem, gpus in connection.execute(query):
-            demands[(user, name or "")] = Demand(
-                community, user, cpu=cpu or 0.0, memory=mem or 0, gpus=gpus or 0
+        for row in connection.execute(query):
+            resources = Resources(
+                cpu_request=row.cpu_request,
+                cpu_limit=row.cpu_limit,
+                mem_request=row.mem_request,
+                mem_limit=row.mem_limit,
+                gpus=row.gpus or 0,
+            )
+            demands[(row.username, row.server_name or "")] = Demand(
+                row.community,
+                row.username,
+                cpu=resources.cpu,
+                memory=resources.memory,
+                gpus=resources.gpus,
             )
     return demands
 

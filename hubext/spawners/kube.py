@@ -42,7 +42,8 @@ from ..profiles import (
     chosen_entries,
 )
 from ..shared_data import Source, check_apart_from_homes, folder_paths, parse_source
-from ..usage.ledger import Resources
+from ..usage.model import Resources
+from .limits import LimitsMixin
 from .options import CommunityOptionsMixin
 from .shared import SharedDataMixin
 from .usage import UsageRecordingMixin
@@ -51,7 +52,11 @@ PROFILE_LIST_PATH = KeyPath("KubeSpawner.profile_list")
 
 
 class CommunityKubeSpawner(
-    UsageRecordingMixin, SharedDataMixin, CommunityOptionsMixin, KubeSpawner
+    UsageRecordingMixin,
+    LimitsMixin,
+    SharedDataMixin,
+    CommunityOptionsMixin,
+    KubeSpawner,
 ):
     """KubeSpawner whose profiles, shared folders and homes follow the user's communities."""
 
@@ -64,7 +69,7 @@ class CommunityKubeSpawner(
         """
         errors = ErrorCollector()
         with errors.check():
-            cls.check_usage_config(config, communities)
+            cls.check_limits_config(config, communities)
         with errors.check():
             cls.check_shared_data(config, communities)
         with errors.check():
@@ -292,33 +297,9 @@ class CommunityKubeSpawner(
         # what start() will apply, for the limits checked before it
         self._hubext_overrides = self.selected_overrides(profile, user_options)
 
-    def reservation_resources(self) -> Resources:
-        """The resources after the chosen overrides, before start() applies them.
-
-        As KubeSpawner applies them: in order, a dict merged into the
-        configured dict (``extra_resource_limits``), anything else replacing
-        the configured value.
-        """
-        values = {
-            name: getattr(self, name)
-            for name in ("cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit")
-        }
-        extra = dict(self.extra_resource_limits or {})
-        traits = self.traits()
-        for override in getattr(self, "_hubext_overrides", ()):
-            for name, value in override.items():
-                if name in values:
-                    values[name] = traits[name].validate(self, value)
-                elif name == "extra_resource_limits" and isinstance(value, dict):
-                    extra.update(value)
-                    extra = {k: v for k, v in extra.items() if v is not None}
-        return Resources(
-            cpu_request=values["cpu_guarantee"],
-            cpu_limit=values["cpu_limit"],
-            mem_request=values["mem_guarantee"],
-            mem_limit=values["mem_limit"],
-            gpus=self.gpus_of(extra),
-        )
+    def applied_resources(self) -> Resources | None:
+        """The resources after the chosen overrides, before start() applies them."""
+        return self.resources_after(getattr(self, "_hubext_overrides", ()))
 
 
 def _keyed(value) -> dict:

@@ -1,12 +1,19 @@
-"""Limits and budgets, enforced in the hub before a server starts.
+"""Limits and budgets, enforced in the hub before a server's spawn begins.
 
 One :class:`HubLimits` per hub process keeps every server charged to each
 community (running, or reserved by a start in progress) and the budgets'
 usage read from the ledger. :meth:`HubLimits.reserve` decides and reserves in
 one step with no ``await`` in between, so on the hub's one event loop two
 starts can never both take the last place: 200 starts at once against
-``max_servers: 10`` start exactly 10. A reservation ends with its session
+``max_servers: 10`` start exactly 10. A reservation ends with its server
 (stopped, failed, died), or when a start that never began is cleaned up.
+
+:class:`LimitsMixin` gives a spawner the decision, made before JupyterHub's
+spawn can answer "pending" (202), so that a refused start is answered with
+its 403 whatever the hub's load: in the request for the spawn form
+(``options_from_form``), at the first step of the spawn for the REST API
+(``pre_spawn_start`` of hubext's authenticator, see
+:meth:`~hubext.spawners.options.CommunityOptionsMixin.check_before_spawn`).
 
 Budgets: the usage in the budget's window (a calendar month or a rolling
 number of days) comes from the ledger (``hubext.usage.query``), read in a
@@ -20,23 +27,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from jupyterhub.spawner import SpawnException
 from sqlalchemy import Engine
-from traitlets import Dict, Float
+from traitlets import Dict, Float, HasTraits
 from traitlets.config import Configurable
 
-from .._validation import KeyPath
-from ..limits import Budget, Demand, Limits, Refusal, decide, parse_limits
-from ..usage.model import sessions, utcnow
+from .._validation import ConfigError, KeyPath
+from ..communities import ROOT_PATH
+from ..config_reading import configured_value
+from ..limits import (
+    Budget,
+    Demand,
+    Limits,
+    Refusal,
+    account_name,
+    decide,
+    limits_of,
+    parse_limits,
+    summary,
+)
+from ..profiles import COMMUNITY_OPTION, find_profile
+from ..usage.config import UsageLedger
+from ..usage.model import HUB_ACCOUNT, Resources, sessions, utcnow
 from ..usage.query import aggregate_report
 from ..usage.store import make_engine, password_of
+from .options import install_one_line_refusals, refused
 
 DEFAULT_PATH = KeyPath("UsageLimits.default")
+
+#: JupyterHub's ``reason`` of a start refused by a limit (its spawn metrics).
+REFUSAL_REASON = "community-limit"
+
+#: Seconds a place reserved by the spawn form is kept for a spawn that has
+#: not begun (JupyterHub may refuse to begin it: too many pending spawns).
+FORM_HOLD_SECONDS = 30.0
 
 
 class UsageLimits(Configurable):
@@ -82,6 +113,9 @@ class UsageLimits(Configurable):
 class _Held:
     demand: Demand
     since: datetime
+    #: a place reserved for a spawn not begun yet: kept until this moment
+    #: (``time.monotonic()``); None once its spawn has begun
+    until: float | None = None
 
 
 @dataclass
@@ -117,7 +151,13 @@ class HubLimits:
 
     # -- servers ------------------------------------------------------------
 
+    def _forget_expired(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, h in self.held.items() if h.until and h.until < now]:
+            del self.held[key]
+
     def running(self, community: str) -> list[Demand]:
+        self._forget_expired()
         return [h.demand for h in self.held.values() if h.demand.community == community]
 
     def reserve(
@@ -129,8 +169,14 @@ class HubLimits:
         name: str,
         used=None,
         now: datetime | None = None,
+        hold_for: float | None = None,
     ) -> Refusal | None:
-        """Decide, and hold ``demand`` if it fits (one step: no await)."""
+        """Decide, and hold ``demand`` if it fits (one step: no await).
+
+        ``hold_for``: seconds to keep the place for a spawn that has not
+        begun (:meth:`begun` keeps it then for as long as the server runs).
+        """
+        self._forget_expired()
         others = [
             h.demand
             for k, h in self.held.items()
@@ -138,8 +184,22 @@ class HubLimits:
         ]
         refusal = decide(limits, demand, others, name=name, used=used, now=now)
         if refusal is None:
-            self.held[key] = _Held(demand, now or self.clock())
+            until = None if hold_for is None else time.monotonic() + hold_for
+            self.held[key] = _Held(demand, now or self.clock(), until)
         return refusal
+
+    def holds(self, key: tuple[str, str], demand: Demand) -> bool:
+        """Whether ``key`` holds a place for exactly ``demand`` (and keep it)."""
+        self._forget_expired()
+        held = self.held.get(key)
+        if held is None or held.demand != demand:
+            return False
+        held.until = None
+        return True
+
+    def reserved_not_begun(self, key: tuple[str, str]) -> bool:
+        held = self.held.get(key)
+        return held is not None and held.until is not None
 
     def track(self, key: tuple[str, str], demand: Demand, since: datetime) -> None:
         """Hold a server already running (found again after a hub restart)."""
@@ -254,3 +314,359 @@ def default_limits(settings: UsageLimits) -> Limits:
     return (
         parse_limits(settings.default, DEFAULT_PATH) if settings.default else Limits()
     )
+
+
+def start_hub_limits(app, communities, log) -> None:
+    """At hub start-up: read the budgets' usage, so that no start waits for it.
+
+    ``app`` is the JupyterHub application (anything else: nothing happens).
+    """
+    try:
+        from jupyterhub.app import JupyterHub
+
+        if not isinstance(app, JupyterHub):
+            return
+        settings = UsageLimits(parent=app)
+        default = default_limits(settings)
+        tracker = hub_limits(
+            ledger_url_of(UsageLedger(parent=app), app.db_url), settings, log
+        )
+        accounts = {HUB_ACCOUNT: default}
+        for community in communities:
+            accounts[community.slug] = limits_of(communities, community.slug, default)
+        warm_budgets(tracker, accounts)
+    except Exception:
+        log.exception("usage limits: could not read the budgets at start-up")
+
+
+def warm_budgets(tracker: HubLimits, accounts: dict[str, Limits]) -> None:
+    """Read the budgets' usage of ``accounts`` now, in threads (hub start-up).
+
+    Then no start waits for the ledger: a decision reads the kept usage.
+    Does nothing outside a running event loop.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    for community, limits in accounts.items():
+        if limits.budget is not None:
+            task = loop.create_task(tracker.budget_use(community, "", limits.budget))
+            _warming.add(task)
+            task.add_done_callback(_warming.discard)
+
+
+#: budget readings begun at start-up (referenced until done)
+_warming: set[asyncio.Task] = set()
+
+
+class LimitsMixin(HasTraits):
+    """The community's limits, decided before the server's spawn begins.
+
+    Put it after :class:`~hubext.spawners.usage.UsageRecordingMixin` and
+    before :class:`~hubext.spawners.options.CommunityOptionsMixin` among a
+    spawner's bases. The decision needs the options validated and the
+    resources the server will have:
+
+    - the spawn form: in ``options_from_form``, in the request; the place
+      is held for the spawn that follows (:data:`FORM_HOLD_SECONDS` if it
+      never begins);
+    - every spawn: in :meth:`check_before_spawn` (hubext's authenticator's
+      ``pre_spawn_start``), the first step of JupyterHub's spawn;
+    - and again in ``apply_user_options`` if the resources changed in
+      between (JupyterHub's ``group_overrides``, an override given as a
+      callable) or nothing decided before (another authenticator).
+
+    The place is given back when the server stops, dies or fails to
+    start, or when JupyterHub clears the spawner's state.
+    """
+
+    @classmethod
+    def check_limits_config(cls, config, communities) -> None:
+        """Start-up checks of ``c.UsageLimits`` against ``c.UsageLedger``."""
+        raw = configured_value(UsageLimits, config, "default", {})
+        default = parse_limits(raw, DEFAULT_PATH) if raw else Limits()
+        if configured_value(UsageLedger, config, "enabled", True):
+            return
+        budgets = [("UsageLimits.default.budget", default.budget)] + [
+            (
+                str(ROOT_PATH[c.slug].attr("limits").attr("budget")),
+                c.limits.budget,
+            )
+            for c in communities
+            if c.limits is not None
+        ]
+        for key, budget in budgets:
+            if budget is not None:
+                raise ConfigError(
+                    key,
+                    "a budget is read from the usage ledger, and "
+                    "UsageLedger.enabled is False: enable the ledger or remove the budget",
+                )
+
+    # -- settings ---------------------------------------------------------------
+
+    @property
+    def limits_settings(self) -> UsageLimits:
+        try:
+            return self._limits_settings
+        except AttributeError:
+            self._limits_settings = UsageLimits(parent=self)
+            return self._limits_settings
+
+    def hub_limits(self) -> HubLimits:
+        """The hub's servers held per community (looked up once per spawner)."""
+        try:
+            return self._hub_limits
+        except AttributeError:
+            self._hub_limits = hub_limits(
+                ledger_url_of(UsageLedger(parent=self), self._hub_db_url()),
+                self.limits_settings,
+                self.log,
+            )
+            return self._hub_limits
+
+    def _hub_db_url(self) -> str:
+        try:
+            return str(self.user.db.get_bind().url)
+        except Exception:
+            return self.config.JupyterHub.get("db_url", "sqlite:///jupyterhub.sqlite")
+
+    def limits_for(self, community: str) -> Limits:
+        """The community's ``limits``, or ``c.UsageLimits.default``."""
+        try:
+            default = self._default_limits
+        except AttributeError:
+            # validated at start-up (check_limits_config); parsed once here
+            default = self._default_limits = default_limits(self.limits_settings)
+        return limits_of(self.communities, community, default)
+
+    def charged_name(self, community: str) -> str:
+        return account_name(self.communities, community)
+
+    # -- what a server takes ------------------------------------------------------
+
+    def resources_after(self, overrides) -> Resources | None:
+        """The server's resources once ``overrides`` are applied, or None.
+
+        As both spawners apply them: in order, a dict merged into the
+        configured dict (``extra_resource_limits``), anything else
+        replacing the configured value. None when an override of a
+        resource is a callable (known only once applied).
+        """
+        values = {
+            name: getattr(self, name)
+            for name in ("cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit")
+        }
+        extra = dict(getattr(self, "extra_resource_limits", None) or {})
+        traits = self.traits()
+        for override in overrides:
+            for name, value in override.items():
+                if name not in values and name != "extra_resource_limits":
+                    continue
+                if callable(value):
+                    return None
+                if name in values:
+                    values[name] = traits[name].validate(self, value)
+                elif isinstance(value, dict):
+                    extra.update(value)
+                    extra = {k: v for k, v in extra.items() if v is not None}
+        return Resources(
+            cpu_request=values["cpu_guarantee"],
+            cpu_limit=values["cpu_limit"],
+            mem_request=values["mem_guarantee"],
+            mem_limit=values["mem_limit"],
+            gpus=self.gpus_of(extra),
+        )
+
+    def planned_resources(self) -> Resources | None:
+        """The resources the validated options give, before they are applied.
+
+        None when the options were not validated here (then decided when
+        they are applied).
+        """
+        checked = self.__dict__.get("_hubext_checked")
+        if checked is None:
+            return None
+        options, visible = checked
+        if visible is None:  # no profile list
+            return self.resources_after(())
+        profile = find_profile(visible, options.get("profile"))
+        if profile is None:
+            return None
+        return self.resources_after(self.selected_overrides(profile, options))
+
+    def applied_resources(self) -> Resources:
+        """The resources after the options are applied (before ``start()``)."""
+        return self.usage_resources()
+
+    def _demand(self, community: str, resources: Resources) -> Demand:
+        return Demand(
+            community=community,
+            user=self.user.name,
+            cpu=resources.cpu,
+            memory=resources.memory,
+            gpus=int(resources.gpus or 0),
+        )
+
+    @property
+    def _limits_key(self) -> tuple[str, str]:
+        return (self.user.name, self.name)
+
+    # -- the decision ---------------------------------------------------------------
+
+    async def hold_place(
+        self, options: dict, resources: Resources | None, hold_for: float | None = None
+    ) -> None:
+        """Hold a place for this server under its community's limits, or refuse (403).
+
+        ``options`` are the validated options (they name the community
+        charged); ``resources`` None: not known yet, decided later. A
+        place already held for the same server and demand is kept.
+        """
+        if resources is None:
+            return
+        community = options.get(COMMUNITY_OPTION) or HUB_ACCOUNT
+        demand = self._demand(community, resources)
+        tracker = self.hub_limits()
+        if tracker.holds(self._limits_key, demand):
+            return
+        limits = self.limits_for(community)
+        used = None
+        if limits.budget is not None:
+            used = await tracker.budget_use(community, self.user.name, limits.budget)
+        name = self.charged_name(community)
+        refusal = tracker.reserve(
+            self._limits_key, demand, limits, name=name, used=used, hold_for=hold_for
+        )
+        if refusal is None:
+            return
+        install_one_line_refusals(self.log)
+        self.log.warning(
+            "hubext: refusing a server for %s (%s, %s): %s",
+            self._log_name,
+            community,
+            refusal.key,
+            refusal.message,
+        )
+        error = SpawnException(refusal.message, reason=REFUSAL_REASON, status_code=403)
+        error.jupyterhub_message = refusal.message
+        raise refused(error)
+
+    def release_place(self) -> None:
+        try:
+            self.hub_limits().release(self._limits_key)
+        except Exception:
+            self.log.exception("usage limits: could not release %s", self._log_name)
+
+    # -- where it is decided ----------------------------------------------------------
+
+    async def check_form_options(self, options: dict) -> None:
+        await super().check_form_options(options)
+        # in the request: a refusal is the form's answer, whatever the load
+        await self.hold_place(
+            options, self.planned_resources(), hold_for=FORM_HOLD_SECONDS
+        )
+
+    async def check_before_spawn(self) -> None:
+        await super().check_before_spawn()
+        await self.hold_place(self.user_options, self.planned_resources())
+
+    async def apply_community_options(self, user_options) -> None:
+        await super().apply_community_options(user_options)
+        await self.hold_place(self.user_options, self.applied_resources())
+
+    # -- what is left, on the form ------------------------------------------------------
+
+    async def limits_summary(self) -> list[str]:
+        """What is left of the limits of the user's communities (for the form)."""
+        tracker = self.hub_limits()
+        lines = []
+        for community in self.member_communities():
+            limits = self.limits_for(community)
+            if limits.empty:
+                continue
+            used = None
+            if limits.budget is not None:
+                used = await tracker.budget_use(
+                    community, self.user.name, limits.budget
+                )
+            lines += summary(
+                limits,
+                community,
+                self.user.name,
+                tracker.running(community),
+                name=self.charged_name(community),
+                used=used,
+            )
+        return lines
+
+    async def community_options_form(self, spawner=None):
+        form = await super().community_options_form(spawner)
+        if not form:
+            return form
+        try:
+            lines = await self.limits_summary()
+        except Exception:
+            self.log.exception("usage limits: cannot show what is left")
+            lines = []
+        if not lines:
+            return form
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+        return (
+            '<div class="alert alert-info hubext-limits" role="status">'
+            f"<ul class='mb-0'>{items}</ul></div>\n{form}"
+        )
+
+    # -- the server's life --------------------------------------------------------------
+
+    def kept_demand(self) -> Demand | None:
+        """What a server found running after a hub restart takes (from its state)."""
+        charge = getattr(self, "_usage_charge", None)
+        if not charge:
+            return None
+        return self._demand(
+            charge["community"] or HUB_ACCOUNT, Resources(**charge["resources"])
+        )
+
+    async def start(self):
+        try:
+            return await super().start()
+        except BaseException:
+            self.release_place()
+            raise
+
+    async def poll(self):
+        status = await super().poll()
+        try:
+            tracker = self.hub_limits()
+            key = self._limits_key
+            if status is not None:
+                if not getattr(self, "_spawn_pending", False):
+                    tracker.release(key)
+            elif key not in tracker.held and not getattr(self, "_spawn_pending", False):
+                # a server that outlived the previous hub holds its place
+                demand = self.kept_demand()
+                if demand is not None:
+                    tracker.track(key, demand, utcnow())
+        except Exception:
+            self.log.exception("usage limits: could not follow %s", self._log_name)
+        return status
+
+    async def stop(self, now=False):
+        try:
+            return await super().stop(now=now)
+        finally:
+            self.release_place()
+
+    def clear_state(self):
+        super().clear_state()
+        # JupyterHub clears the state after a stop and as a spawn begins:
+        # a place the spawn form reserved for that spawn stays
+        if not self.hub_limits().reserved_not_begun(self._limits_key):
+            self.release_place()
+
+
+def ledger_url_of(settings: UsageLedger, hub_db_url: str) -> str | None:
+    """The ledger's URL budgets are read from (None: the ledger is off)."""
+    return settings.resolved_db_url(hub_db_url) if settings.enabled else None

@@ -33,6 +33,7 @@ from ..shared_data import (
 )
 from ..slugs import safe_slug
 from . import local_shared, nofollow
+from .limits import LimitsMixin
 from .options import CommunityOptionsMixin
 from .shared import SharedDataMixin
 from .usage import UsageRecordingMixin
@@ -73,7 +74,11 @@ def system_homes() -> dict[str, str]:
 
 
 class LocalCommunitySpawner(
-    UsageRecordingMixin, SharedDataMixin, CommunityOptionsMixin, LocalProcessSpawner
+    UsageRecordingMixin,
+    LimitsMixin,
+    SharedDataMixin,
+    CommunityOptionsMixin,
+    LocalProcessSpawner,
 ):
     """Local single-user servers that know the hub's communities.
 
@@ -131,7 +136,7 @@ class LocalCommunitySpawner(
                 communities, ROOT_PATH, f"hubext-local ({cls.__name__})"
             )
         with errors.check():
-            cls.check_usage_config(config, communities)
+            cls.check_limits_config(config, communities)
         with errors.check():
             check_default_profiles(communities, cls(config=config).profile_list)
         home = None

@@ -17,6 +17,7 @@ profile and every option's choice.
 
 from __future__ import annotations
 
+import collections
 import copy
 import functools
 import logging
@@ -25,6 +26,7 @@ import time
 from jinja2 import ChoiceLoader, Environment, PackageLoader
 from jupyterhub.utils import maybe_future
 from tornado import web
+from tornado.log import app_log
 from traitlets import Bool, HasTraits, Unicode, default
 
 from ..browser_pattern import browser_pattern
@@ -61,27 +63,54 @@ def options_http_error(error: OptionsError) -> web.HTTPError:
     # JupyterHub's spawn page and error page show this text to the person.
     http_error.jupyterhub_message = error.message
     # hubext has logged it in one line; see _OneLineRefusals
-    http_error.hubext_refusal = True
+    refused(http_error)
     return http_error
 
 
-class _OneLineRefusals(logging.Filter):
-    """Drop JupyterHub's traceback of a refusal hubext has already logged.
+#: The texts of the latest refusals (what JupyterHub's own error lines
+#: about them contain), for :class:`_OneLineRefusals`.
+_recent_refusals: collections.deque[str] = collections.deque(maxlen=256)
 
-    JupyterHub's spawn-form handler logs any error of ``options_from_form``
-    with ``exc_info`` (an ERROR and a full traceback): a person's refused
-    choice is not a hub error.
+
+def refused(error: Exception) -> Exception:
+    """Mark ``error``, a refusal hubext has logged in one line, and return it.
+
+    JupyterHub logs an error raised while it starts a server again, at
+    ERROR level, sometimes with a traceback (``Failed to spawn
+    single-user server with form``, ``Not starting <user>'s server``,
+    ``Error starting ...``): a person's refused choice or a community's
+    spent limit is not a hub error. :class:`_OneLineRefusals` drops those
+    lines: the records whose exception is marked, and the ERROR records of
+    the hub's logger that quote a marked refusal.
     """
+    error.hubext_refusal = True
+    _recent_refusals.append(str(error))
+    return error
+
+
+class _OneLineRefusals(logging.Filter):
+    """Drop JupyterHub's error lines and tracebacks of a refusal hubext logged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not getattr(error, "hubext_refusal", False)
+        if getattr(error, "hubext_refusal", False):
+            return False
+        if record.levelno >= logging.ERROR and _recent_refusals:
+            text = record.getMessage()
+            return not any(refusal in text for refusal in _recent_refusals)
+        return True
 
 
-def _install_one_line_refusals(log: logging.Logger | logging.LoggerAdapter) -> None:
-    logger = getattr(log, "logger", log)  # a LoggerAdapter's logger
-    if not any(isinstance(f, _OneLineRefusals) for f in logger.filters):
-        logger.addFilter(_OneLineRefusals())
+def install_one_line_refusals(log: logging.Logger | logging.LoggerAdapter) -> None:
+    """Install :class:`_OneLineRefusals` where JupyterHub logs a spawn's errors, once.
+
+    On ``log`` (the hub's logger, its handlers' and spawners') and on
+    tornado's application logger, which JupyterHub's ``User`` logs with
+    (a logger's filters do not see its children's records).
+    """
+    for logger in (getattr(log, "logger", log), app_log):  # a LoggerAdapter's logger
+        if not any(isinstance(f, _OneLineRefusals) for f in logger.filters):
+            logger.addFilter(_OneLineRefusals())
 
 
 def form_profile_list(profiles: list[dict]) -> list[dict]:
@@ -348,11 +377,53 @@ class CommunityOptionsMixin(HasTraits):
                     options[key[len(prefix) :]] = values[0]
         # kept for the form JupyterHub renders again if this is refused
         self._hubext_submitted = (time.monotonic(), options)
-        validated = await self.validated_options(options)
+        explicit, visible = await self._check_options(options)
+        # what the spawn will apply (validated again when it begins)
+        self._hubext_checked = (explicit, visible)
+        await self.check_form_options(explicit)
         self.__dict__.pop("_hubext_submitted", None)
-        return validated
+        return explicit
+
+    async def check_form_options(self, options: dict) -> None:
+        """More checks of the form's validated options, in the request.
+
+        Raise an HTTPError (marked with :func:`refused`) to refuse them:
+        the form is shown again with the submitted choices and the message.
+        """
 
     # -- validation before start -----------------------------------------------------
+
+    async def check_before_spawn(self) -> None:
+        """Validate ``user_options`` as JupyterHub's spawn begins.
+
+        Called by hubext's authenticator from ``pre_spawn_start``, the
+        earliest hook of a spawn that has the options, before anything
+        in the spawn waits (JupyterHub answers a start with 202 "pending"
+        once its ``slow_spawn_timeout`` passes): a refusal is the answer
+        to the request, whatever the hub's load. ``user_options`` become
+        the explicit, validated options, which the REST API then shows and
+        the database keeps (with the community charged) across restarts;
+        :meth:`apply_community_options` applies them without validating
+        again. With another authenticator, the options are validated in
+        ``apply_user_options``, later in the spawn.
+        """
+        await self._validate_for_spawn(self.user_options)
+
+    async def _validate_for_spawn(self, user_options) -> None:
+        """Validate ``user_options``; keep the explicit ones (and save them)."""
+        if not await self.uses_profiles():
+            self._check_charge_without_profiles(user_options)
+            self._hubext_checked = (self.user_options, None)
+        else:
+            explicit, visible = await self._check_options(user_options)
+            self.user_options = explicit
+            self._hubext_checked = (explicit, visible)
+        # JupyterHub saved the options as requested: keep the explicit
+        # ones, so that the REST API names the community charged after a
+        # hub restart too (the hub commits once start() is called)
+        orm_spawner = getattr(self, "orm_spawner", None)
+        if orm_spawner is not None:
+            orm_spawner.user_options = self.user_options
 
     async def validated_options(self, user_options) -> dict:
         """Explicit user_options, or an HTTPError (400/403) naming the option."""
@@ -372,7 +443,7 @@ class CommunityOptionsMixin(HasTraits):
         """
         full = await self.full_profile_list()
         visible = await self.visible_profiles(full)
-        _install_one_line_refusals(self.log)
+        install_one_line_refusals(self.log)
         if not visible:
             error = self.no_profile_error()
             self.log.warning(
@@ -417,14 +488,19 @@ class CommunityOptionsMixin(HasTraits):
         """JupyterHub's ``apply_user_options`` hook: validate, then apply.
 
         Runs before ``start()`` for every spawn (form, REST API, saved
-        options). If you configure your own ``apply_user_options``, call
+        options). Options validated by :meth:`check_before_spawn` are
+        applied as they are. If you configure your own
+        ``apply_user_options``, call
         ``await spawner.apply_community_options(user_options)`` first.
         """
-        if not await self.uses_profiles():
-            self._check_charge_without_profiles(user_options)
-            return
-        explicit, visible = await self._check_options(user_options)
+        checked = self.__dict__.pop("_hubext_checked", None)
+        if checked is None or checked[0] != user_options:
+            await self._validate_for_spawn(user_options)
+            checked = self.__dict__.pop("_hubext_checked")
+        explicit, visible = checked
         self.user_options = explicit
+        if visible is None:  # no profile list
+            return
         await maybe_future(
             self.apply_profile(
                 find_profile(visible, explicit["profile"]), explicit, visible
@@ -441,7 +517,7 @@ class CommunityOptionsMixin(HasTraits):
         try:
             charged = self._charged(None, {}, requested)
         except OptionsError as e:
-            _install_one_line_refusals(self.log)
+            install_one_line_refusals(self.log)
             self.log.warning(
                 "hubext: refusing server options for %s: %s", self._log_name, e.message
             )

@@ -27,37 +27,17 @@ from __future__ import annotations
 import asyncio
 import atexit
 import dataclasses
-import html
 import logging
 from datetime import datetime
 from typing import Any
 
-from jupyterhub.spawner import SpawnException
 from traitlets import HasTraits
 
-from .._validation import ConfigError
-from ..communities import ROOT_PATH
-from ..config_reading import configured_value
-from ..limits import (
-    Demand,
-    Limits,
-    account_name,
-    limits_of,
-    parse_limits,
-    summary,
-)
 from ..profiles import COMMUNITY_OPTION
 from ..usage.config import UsageLedger
-from ..usage.ledger import Ledger, Resources
+from ..usage.ledger import Ledger
 from ..usage.metrics import UsageMetrics, hub_usage_metrics
-from ..usage.model import HUB_ACCOUNT, EndReason, stop_reason, utcnow
-from .limits import (
-    DEFAULT_PATH,
-    HubLimits,
-    UsageLimits,
-    default_limits,
-    hub_limits,
-)
+from ..usage.model import EndReason, Resources, stop_reason, utcnow
 
 #: The hub process's ledgers, by database URL: one writer per database.
 _ledgers: dict[str, Ledger] = {}
@@ -315,7 +295,6 @@ class UsageRecordingMixin(HasTraits):
                 recorder.seen_alive([self._usage_key], at=at)
 
     def end_usage_session(self, reason: EndReason) -> None:
-        self.release_server()
         key, self._usage_key = self._usage_key, None
         if key is None:
             return
@@ -338,167 +317,6 @@ class UsageRecordingMixin(HasTraits):
     def _usage_failed(self) -> bool:
         """Stopped before the hub saw the server answer: it failed to start."""
         return not self._usage_started or getattr(self, "_waiting_for_response", False)
-
-    # -- limits ----------------------------------------------------------------
-
-    @classmethod
-    def check_usage_config(cls, config, communities) -> None:
-        """Start-up checks of ``c.UsageLimits`` against ``c.UsageLedger``."""
-        raw = configured_value(UsageLimits, config, "default", {})
-        default = parse_limits(raw, DEFAULT_PATH) if raw else Limits()
-        if configured_value(UsageLedger, config, "enabled", True):
-            return
-        budgets = [("UsageLimits.default.budget", default.budget)] + [
-            (
-                str(ROOT_PATH[c.slug].attr("limits").attr("budget")),
-                c.limits.budget,
-            )
-            for c in communities
-            if c.limits is not None
-        ]
-        for key, budget in budgets:
-            if budget is not None:
-                raise ConfigError(
-                    key,
-                    "a budget is read from the usage ledger, and "
-                    "UsageLedger.enabled is False: enable the ledger or remove the budget",
-                )
-
-    @property
-    def limits_settings(self) -> UsageLimits:
-        try:
-            return self._limits_settings
-        except AttributeError:
-            self._limits_settings = UsageLimits(parent=self)
-            return self._limits_settings
-
-    def hub_limits(self) -> HubLimits:
-        """The hub's servers held per community (looked up once per spawner)."""
-        try:
-            return self._hub_limits
-        except AttributeError:
-            settings = self.usage_settings
-            url = (
-                settings.resolved_db_url(self._hub_db_url())
-                if settings.enabled
-                else None
-            )
-            self._hub_limits = hub_limits(url, self.limits_settings, self.log)
-            return self._hub_limits
-
-    def limits_for(self, community: str) -> Limits:
-        """The community's ``limits``, or ``c.UsageLimits.default``."""
-        try:
-            default = self._default_limits
-        except AttributeError:
-            # validated at start-up (check_usage_config); parsed once here
-            default = self._default_limits = default_limits(self.limits_settings)
-        return limits_of(self.communities, community, default)
-
-    def charged_name(self, community: str) -> str:
-        return account_name(self.communities, community)
-
-    def reservation_resources(self) -> Resources:
-        """What the server will request, known before ``start()``."""
-        return self.usage_resources()
-
-    def _demand(self, community: str, resources: Resources) -> Demand:
-        cpu = resources.cpu_request
-        memory = resources.mem_request
-        return Demand(
-            community=community,
-            user=self.user.name,
-            cpu=float(cpu if cpu is not None else resources.cpu_limit or 0),
-            memory=int(memory if memory is not None else resources.mem_limit or 0),
-            gpus=int(resources.gpus or 0),
-        )
-
-    @property
-    def _limits_key(self) -> tuple[str, str]:
-        return (self.user.name, self.name)
-
-    async def reserve_server(self) -> None:
-        """Check the limits of the community charged; hold a place or refuse (403)."""
-        community = (self.user_options or {}).get(COMMUNITY_OPTION) or HUB_ACCOUNT
-        limits = self.limits_for(community)
-        tracker = self.hub_limits()
-        demand = self._demand(community, self.reservation_resources())
-        used = None
-        if limits.budget is not None:
-            used = await tracker.budget_use(community, self.user.name, limits.budget)
-        name = self.charged_name(community)
-        refusal = tracker.reserve(
-            self._limits_key, demand, limits, name=name, used=used
-        )
-        if refusal is not None:
-            self.log.warning(
-                "hubext: refusing a server for %s (%s, %s): %s",
-                self._log_name,
-                community,
-                refusal.key,
-                refusal.message,
-            )
-            error = SpawnException(
-                refusal.message, reason="community-limit", status_code=403
-            )
-            error.jupyterhub_message = refusal.message
-            raise error
-
-    def release_server(self) -> None:
-        try:
-            self.hub_limits().release(self._limits_key)
-        except Exception:
-            self.log.exception("usage limits: could not release %s", self._log_name)
-
-    async def apply_community_options(self, user_options) -> None:
-        await super().apply_community_options(user_options)
-        try:
-            await self.reserve_server()
-        except SpawnException:
-            raise
-        except Exception:
-            self.release_server()
-            raise
-
-    async def limits_summary(self) -> list[str]:
-        """What is left of the limits of the user's communities (for the form)."""
-        tracker = self.hub_limits()
-        lines = []
-        for community in self.member_communities():
-            limits = self.limits_for(community)
-            if limits.empty:
-                continue
-            used = None
-            if limits.budget is not None:
-                used = await tracker.budget_use(
-                    community, self.user.name, limits.budget
-                )
-            lines += summary(
-                limits,
-                community,
-                self.user.name,
-                tracker.running(community),
-                name=self.charged_name(community),
-                used=used,
-            )
-        return lines
-
-    async def community_options_form(self, spawner=None):
-        form = await super().community_options_form(spawner)
-        if not form:
-            return form
-        try:
-            lines = await self.limits_summary()
-        except Exception:
-            self.log.exception("usage limits: cannot show what is left")
-            lines = []
-        if not lines:
-            return form
-        items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-        return (
-            '<div class="alert alert-info hubext-limits" role="status">'
-            f"<ul class='mb-0'>{items}</ul></div>\n{form}"
-        )
 
     # -- the spawner's methods -------------------------------------------------
 
@@ -543,15 +361,6 @@ class UsageRecordingMixin(HasTraits):
                 # a server that outlived the previous hub
                 self.begin_usage_session(self._usage_charge)
                 self._usage_started = True
-                charge = self._usage_charge
-                self.hub_limits().track(
-                    self._limits_key,
-                    self._demand(
-                        charge["community"] or HUB_ACCOUNT,
-                        Resources(**charge["resources"]),
-                    ),
-                    self.usage_now(),
-                )
         except Exception:
             self.log.exception(
                 "usage ledger: could not record a poll of %s", self._log_name
@@ -588,7 +397,6 @@ class UsageRecordingMixin(HasTraits):
     def clear_state(self):
         super().clear_state()
         self._usage_charge = None
-        self.release_server()
 
 
 def _valid_charge(charge: dict) -> bool:

@@ -11,8 +11,8 @@
 """
 
 from .config import UsageLedger
-from .ledger import Ledger, Resources
-from .model import HUB_ACCOUNT, EndReason
+from .ledger import Ledger
+from .model import HUB_ACCOUNT, EndReason, Resources
 
 
 def register_page(c, **kwargs) -> None:

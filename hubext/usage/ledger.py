@@ -47,7 +47,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, update
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from .model import HUB_ACCOUNT, EndReason, sessions, utcnow
+from .model import HUB_ACCOUNT, EndReason, Resources, sessions, utcnow
 from .store import make_engine, password_of, redact, upgrade_to_head
 
 _HEARTBEAT_CHUNK = 500
@@ -65,17 +65,6 @@ def _is_outage(error: StatementError) -> bool:
 #: os.urandom() releases the GIL, and a busy writer thread then holds the
 #: hub's event loop for up to a switch interval (benchmarks/bench_usage_overhead.py).
 _KEYS = random.Random()
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What a server requested, after every override (None: not set)."""
-
-    cpu_request: float | None = None  # cores
-    cpu_limit: float | None = None  # cores
-    mem_request: int | None = None  # bytes
-    mem_limit: int | None = None  # bytes
-    gpus: int = 0
 
 
 @dataclass

@@ -6,10 +6,10 @@ communities, never by users):
 
 - ``hubext_usage_server_seconds_total{community}``: seconds of server time;
 - ``hubext_usage_resource_seconds_total{community,resource}``: the
-  *requested* resources times the seconds they were held, the same rule as
-  the usage report (:mod:`hubext.usage.report`): ``resource="cpu"`` in
-  core-seconds (CPU request), ``"memory"`` in byte-seconds (memory request),
-  ``"gpu"`` in GPU-seconds;
+  resources times the seconds they were held, the same rule as the usage
+  report (:func:`hubext.usage.model.counted`: the request, or the limit
+  without one): ``resource="cpu"`` in core-seconds, ``"memory"`` in
+  byte-seconds, ``"gpu"`` in GPU-seconds;
 - ``hubext_usage_running_servers{community}``: servers running now.
 
 The spawners' usage hooks call it next to the ledger, from the hub's event
@@ -46,8 +46,8 @@ from pathlib import Path
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from .ledger import Ledger, Resources
-from .model import HUB_ACCOUNT, utcnow
+from .ledger import Ledger
+from .model import HUB_ACCOUNT, Resources, utcnow
 
 #: The values of the ``resource`` label, in the order they are created.
 RESOURCES = ("cpu", "memory", "gpu")
@@ -100,9 +100,9 @@ class UsageMetrics:
         )
         self.resource_seconds = Counter(
             "hubext_usage_resource_seconds",
-            "Requested resources times the seconds they were held, per "
-            "community: cpu in core-seconds, memory in byte-seconds, gpu in "
-            "GPU-seconds (requests, not limits)",
+            "Resources times the seconds they were held, per community: cpu "
+            "in core-seconds, memory in byte-seconds, gpu in GPU-seconds "
+            "(requests, or limits without a request)",
             ["community", "resource"],
             registry=registry,
         )
@@ -149,8 +149,8 @@ class UsageMetrics:
             self._sessions[key] = _Session(
                 community,
                 (
-                    float(resources.cpu_request or 0),
-                    float(resources.mem_request or 0),
+                    resources.cpu,
+                    float(resources.memory),
                     float(resources.gpus or 0),
                 ),
                 self._now_or(at),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import enum
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -98,6 +99,39 @@ class UTCDateTime(TypeDecorator):
 def utcnow() -> datetime:
     """The current time, aware, in UTC (the ledger's default clock)."""
     return datetime.now(UTC)
+
+
+def counted(request, limit):
+    """What a server uses of a resource (CPU cores or memory bytes).
+
+    Its request, or its limit when it has no request: Kubernetes gives a
+    container with a limit and no request the limit as its request, and
+    KubeSpawner sets no request for a guarantee of 0 or None. The one rule
+    for the decision of limits, the ledger's reports, the budgets, the
+    metrics and the usage page.
+    """
+    return request or limit or 0
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a server requested, after every override (None: not set)."""
+
+    cpu_request: float | None = None  # cores
+    cpu_limit: float | None = None  # cores
+    mem_request: int | None = None  # bytes
+    mem_limit: int | None = None  # bytes
+    gpus: int = 0
+
+    @property
+    def cpu(self) -> float:
+        """Cores the server uses (:func:`~hubext.usage.model.counted`)."""
+        return float(counted(self.cpu_request, self.cpu_limit))
+
+    @property
+    def memory(self) -> int:
+        """Bytes the server uses (:func:`~hubext.usage.model.counted`)."""
+        return int(counted(self.mem_request, self.mem_limit))
 
 
 metadata = MetaData()

@@ -42,6 +42,8 @@ _COLUMNS = (
     sessions.c.cpu_request,
     sessions.c.mem_request,
     sessions.c.gpus,
+    sessions.c.cpu_limit,
+    sessions.c.mem_limit,
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -90,6 +92,12 @@ def _epoch_us(column, dialect: str):
     return cast(extract("epoch", column) * 1_000_000, BigInteger)
 
 
+def _counted(request, limit):
+    """:func:`~hubext.usage.model.counted` in SQL: the request, or the
+    limit when there is no request (NULL or 0), or 0."""
+    return func.coalesce(func.nullif(request, 0), limit, 0)
+
+
 def _least(a, b, dialect: str):
     # each argument evaluated once (a CASE would repeat it)
     return func.min(a, b) if dialect == "sqlite" else func.least(a, b)
@@ -132,8 +140,8 @@ def aggregate_report(
             t.community.label("community"),
             started.label("s"),
             (stopped if half == 0 else open_end).label("e"),
-            func.coalesce(t.cpu_request, 0.0).label("cpu"),
-            cast(func.coalesce(t.mem_request, 0), Float).label("mem"),
+            _counted(t.cpu_request, t.cpu_limit).label("cpu"),
+            cast(_counted(t.mem_request, t.mem_limit), Float).label("mem"),
             t.gpus.label("gpus"),
         ).where(condition if where is None else and_(condition, where))
         for half, condition in enumerate(_window_filter(start, end))

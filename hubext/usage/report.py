@@ -1,8 +1,9 @@
 """Usage over a time window, per community, user or profile (pure: no I/O).
 
 For each row: the sessions that overlap the window, their server-hours, and
-the CPU-hours, GiB-hours and GPU-hours they *requested* (CPU and memory
-requests, GPUs), over the part of each session inside the window: a session
+the CPU-hours, GiB-hours and GPU-hours they used (CPU and memory requests,
+or limits where a server has no request: :func:`~hubext.usage.model.counted`,
+the rule of the limits too; GPUs), over the part of each session inside the window: a session
 crossing an edge of the window counts only its part inside it. An open
 session counts up to the report's ``now`` (or up to its ``last_seen_at`` with
 ``open_until="last-seen"``).
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .model import HUB_ACCOUNT
+from .model import HUB_ACCOUNT, counted
 from .prices import UnitPrices, cost
 
 GROUPINGS = ("community", "user", "profile")
@@ -46,6 +47,8 @@ class Span:
     cpu_request: float | None = None
     mem_request: int | None = None
     gpus: int = 0
+    cpu_limit: float | None = None
+    mem_limit: int | None = None
 
 
 @dataclass
@@ -145,8 +148,8 @@ def usage_of(
     usage = Usage(
         sessions=1,
         server_us=us,
-        cpu_seconds=(span.cpu_request or 0.0) * seconds,
-        gib_seconds=(span.mem_request or 0) / GIB * seconds,
+        cpu_seconds=counted(span.cpu_request, span.cpu_limit) * seconds,
+        gib_seconds=counted(span.mem_request, span.mem_limit) / GIB * seconds,
         gpu_seconds=(span.gpus or 0) * seconds,
     )
     if prices is not None:
