@@ -1,4 +1,5 @@
-"""The ``hubext`` command: ``hubext check-config PATH`` and ``hubext usage report``.
+"""The ``hubext`` command: ``hubext check-config PATH``, ``hubext usage report``
+and ``hubext starter-config``.
 
 Loads a JupyterHub configuration file the way JupyterHub does (so
 ``load_subconfig`` of ``jupyterhub_config.d/*.py`` works), runs the same
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 from traitlets.config import Config, PyFileConfigLoader
 
-from . import __version__
+from . import __version__, starter
 from ._validation import ConfigError, errors_of
 from .authenticator import CommunityAuthenticator
 from .communities import Communities
@@ -101,9 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check.add_argument("path", help="path to jupyterhub_config.py")
     usage_command.add_parser(commands)
+    starter.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "usage":
         return usage_command.run(args)
+    if args.command == "starter-config":
+        return starter.run(args)
 
     if not os.path.isfile(args.path):
         print(f"hubext: no such file: {args.path}", file=sys.stderr)
