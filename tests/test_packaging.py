@@ -122,6 +122,31 @@ VERSION_CLAIMS = {
     "Python": re.compile(r"\bPython (3\.\d+)(?:\+| or (?:newer|later))"),
     "Node.js": re.compile(r"\bNode\.js (\d+)(?:\+| or (?:newer|later))"),
 }
+#: Where a hub admin or a contributor reads which versions they need.
+CLAIMING_FILES = ("README.md", "docs/quickstart.md", "docs/install.md")
+
+
+def claimed_versions() -> dict[str, dict[str, set[str]]]:
+    """``{"Python": {file: versions claimed}, "Node.js": {...}}``."""
+    claims = {name: {} for name in VERSION_CLAIMS}
+    for name, pattern in VERSION_CLAIMS.items():
+        for path in (*CLAIMING_FILES, "demo/services.py"):
+            found = set(pattern.findall((REPO / path).read_text()))
+            if found or path in CLAIMING_FILES:
+                claims[name][path] = found
+    return claims
+
+
+def test_the_docs_claim_the_versions_pyproject_and_ci_use():
+    claims = claimed_versions()
+    python = re.fullmatch(r">=\s*(3\.\d+)", PYPROJECT["project"]["requires-python"])
+    assert claims["Python"] == {f: {python[1]} for f in CLAIMING_FILES}, claims
+    # every file names one Node.js version, the same one (demo/services.py
+    # says it when node is missing)
+    node = claims["Node.js"]
+    assert set(node) == {*CLAIMING_FILES, "demo/services.py"}, node
+    assert len(set().union(*node.values())) == 1, node
+    assert all(len(versions) == 1 for versions in node.values()), node
 
 
 def test_the_identity_provider_runs_on_the_claimed_node_without_warning(tmp_path):
