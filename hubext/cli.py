@@ -1,5 +1,4 @@
-"""The ``hubext`` command: ``hubext check-config PATH``, ``hubext usage report``
-and ``hubext starter-config``.
+"""The ``hubext`` command: ``hubext check-config PATH`` and ``hubext usage report``.
 
 Loads a JupyterHub configuration file the way JupyterHub does (so
 ``load_subconfig`` of ``jupyterhub_config.d/*.py`` works), runs the same
