@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from traitlets.config import Config, PyFileConfigLoader
 
-from . import __version__
+from . import __version__, starter
 from ._validation import ConfigError, errors_of
 from .authenticator import CommunityAuthenticator
 from .communities import Communities
@@ -101,9 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check.add_argument("path", help="path to jupyterhub_config.py")
     usage_command.add_parser(commands)
+    starter.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "usage":
         return usage_command.run(args)
+    if args.command == "starter-config":
+        return starter.run(args)
 
     if not os.path.isfile(args.path):
         print(f"hubext: no such file: {args.path}", file=sys.stderr)

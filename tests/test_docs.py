@@ -15,6 +15,7 @@ import pkgutil
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -195,3 +196,33 @@ def test_architecture_names_every_module():
         if not _named_in_architecture(m, text)
     ]
     assert missing == []
+
+
+def test_readme_links_are_absolute():
+    # The README is hubext's description on PyPI, where a relative link
+    # (docs/..., jupyterhub_config.d/) leads nowhere: links into the
+    # repository are absolute, on the main branch of its Source URL, and
+    # name something that exists.
+    text = (REPO / "README.md").read_text()
+    # not in code: fenced blocks and inline code spans
+    text = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    targets = [
+        *re.findall(r"\]\(([^)\s]+)\)", text),
+        *re.findall(r"^\[[^\]]+\]:\s*(\S+)", text, re.MULTILINE),
+        *re.findall(r'(?:href|src)="([^"]*)"', text),
+    ]
+    assert len(targets) >= 5
+    assert [t for t in targets if not t.startswith("https://")] == []
+    source = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"][
+        "Source"
+    ]
+    into_repo = [t for t in targets if t.startswith(f"{source}/")]
+    assert [t for t in into_repo if not t.startswith(f"{source}/blob/main/")] == []
+    missing = [
+        t
+        for t in into_repo
+        if not (REPO / t.removeprefix(f"{source}/blob/main/").split("#")[0]).exists()
+    ]
+    assert missing == []
+    assert f"{source}/blob/main/docs/install.md" in into_repo

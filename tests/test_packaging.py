@@ -1,14 +1,19 @@
-"""What pyproject.toml claims is what CI runs: Python and the lowest dependencies."""
+"""What pyproject.toml and the docs claim is what CI runs: Python, Node.js, the
+lowest dependencies."""
 
 from __future__ import annotations
 
 import ast
+import os
 import re
+import shutil
+import subprocess
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
 
 from ci.lowest_constraints import CONSTRAINTS, REPO, lower_bounds, render
+from demo.services import free_port, stop_process, wait_for_http
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
@@ -110,3 +115,73 @@ def test_pre_commit_runs_the_ruff_of_the_test_extra():
     assert sorted(hook["id"] for hook in ruff_hooks) == ["ruff-check", "ruff-format"]
     for hook in ruff_hooks:
         assert hook["additional_dependencies"] == pinned, hook
+
+
+#: "Python 3.11+", "Python 3.11 or newer": a version a document claims.
+VERSION_CLAIMS = {
+    "Python": re.compile(r"\bPython (3\.\d+)(?:\+| or (?:newer|later))"),
+    "Node.js": re.compile(r"\bNode\.js (\d+)(?:\+| or (?:newer|later))"),
+}
+#: Where a hub admin or a contributor reads which versions they need.
+CLAIMING_FILES = ("README.md", "docs/quickstart.md", "docs/install.md")
+
+
+def claimed_versions() -> dict[str, dict[str, set[str]]]:
+    """``{"Python": {file: versions claimed}, "Node.js": {...}}``."""
+    claims = {name: {} for name in VERSION_CLAIMS}
+    for name, pattern in VERSION_CLAIMS.items():
+        for path in (*CLAIMING_FILES, "demo/services.py"):
+            found = set(pattern.findall((REPO / path).read_text()))
+            if found or path in CLAIMING_FILES:
+                claims[name][path] = found
+    return claims
+
+
+def test_the_docs_claim_the_versions_pyproject_and_ci_use():
+    claims = claimed_versions()
+    python = re.fullmatch(r">=\s*(3\.\d+)", PYPROJECT["project"]["requires-python"])
+    assert claims["Python"] == {f: {python[1]} for f in CLAIMING_FILES}, claims
+    # every file names one Node.js version, the same one (demo/services.py
+    # says it when node is missing)
+    node = claims["Node.js"]
+    assert set(node) == {*CLAIMING_FILES, "demo/services.py"}, node
+    assert len(set().union(*node.values())) == 1, node
+    assert all(len(versions) == 1 for versions in node.values()), node
+
+
+def test_the_identity_provider_runs_on_the_claimed_node_without_warning(tmp_path):
+    # The demo's and the tests' OpenID Connect provider (oidc-provider from
+    # npm) warns at every start on a Node.js its release does not support;
+    # the release in package.json supports the Node.js the docs claim, which
+    # is the one CI runs.
+    [claimed] = set(VERSION_CLAIMS["Node.js"].findall((REPO / "README.md").read_text()))
+    node = shutil.which("node")
+    assert node, "node is needed (Node.js, as for the demo)"
+    version = subprocess.run(
+        [node, "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert int(version.lstrip("v").split(".")[0]) >= int(claimed), version
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            node,
+            str(REPO / "demo" / "idp.mjs"),
+            "--port",
+            str(port),
+            "--redirect-uri",
+            "http://127.0.0.1:8000/hub/demo/oauth_callback",
+        ],
+        env={**os.environ, "HUBEXT_IDP_CLIENT_SECRET": "not-a-real-secret"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for_http(
+            f"http://127.0.0.1:{port}/.well-known/openid-configuration", 30, process
+        )
+    finally:
+        stop_process(process, timeout=5)
+    output = process.stdout.read().decode()
+    assert "listening on" in output, output
+    assert "Unsupported runtime" not in output, output
