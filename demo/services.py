@@ -37,18 +37,35 @@ def _ephemeral_ports() -> tuple[int, int]:
         return 32768, 60999
 
 
+#: ``LOW-HIGH``: the ports :func:`free_port` gives out (the test suite gives
+#: each of its parallel workers a range of its own).
+PORT_RANGE_ENV = "HUBEXT_PORT_RANGE"
+
+
+def port_range() -> tuple[int, int]:
+    """Where :func:`free_port` looks: ``$HUBEXT_PORT_RANGE``, or from 10000
+    up to the kernel's ephemeral range."""
+    configured = os.environ.get(PORT_RANGE_ENV)
+    if configured:
+        low, high = (int(n) for n in configured.split("-"))
+        return low, high
+    return 10000, _ephemeral_ports()[0]
+
+
 def free_port() -> int:
     """A free loopback port, outside the kernel's ephemeral range.
 
     A port from ``bind(0)`` comes from the ephemeral range, where any
     outgoing connection (the hub's, a test's) may take it before the server
     that is meant to listen there starts; below that range only listeners
-    can collide, and a port is checked free before it is given out.
+    can collide, and a port is checked free before it is given out. In
+    :func:`port_range`, so that processes given ranges apart never pick
+    the same port.
     """
-    low, _ = _ephemeral_ports()
-    if low > 11000:
+    low, high = port_range()
+    if high - low > 1000:
         for _ in range(100):
-            port = random.randrange(10000, low)
+            port = random.randrange(low, high)
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", port))

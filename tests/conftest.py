@@ -1,13 +1,57 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from kubernetes_asyncio.config import kube_config
 
+from demo.services import PORT_RANGE_ENV, DemoEnvironment, port_range
+
 from . import spawner_objects
 from .harness import RunningHub
 from .kube import NAMESPACE, running_cluster
+
+
+def _worker_port_range() -> None:
+    """Parallel workers (pytest-xdist) take ports from ranges of their own.
+
+    Each worker, and every hub, proxy, provider and database it starts
+    (they inherit the environment), picks free ports only in its slice of
+    the range, so two workers never pick the same port at once.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or count < 2:
+        return
+    low, high = port_range()
+    size = (high - low) // count
+    index = int(worker[2:])
+    os.environ[PORT_RANGE_ENV] = f"{low + index * size}-{low + (index + 1) * size}"
+
+
+_worker_port_range()
+
+
+@pytest.fixture(autouse=True)
+def _real_processes_are_marked(request, monkeypatch):
+    """A test that starts a real hub or the identity provider is marked e2e.
+
+    ``-m "not e2e"`` then runs everything that needs no node packages, no
+    free ports and no time; a test that starts them unmarked fails here
+    rather than where node packages are missing.
+    """
+    if request.node.get_closest_marker("e2e") is not None:
+        return
+    for method in ("start_hub", "start_idp"):
+
+        def refuse(*args, _method=method, **kwargs):
+            raise AssertionError(
+                f"{request.node.nodeid} starts a real process "
+                f"(DemoEnvironment.{_method}): mark it with pytest.mark.e2e"
+            )
+
+        monkeypatch.setattr(DemoEnvironment, method, refuse)
 
 #: A kubeconfig naming no reachable cluster: enough for KubeSpawner to be
 #: built and to build pod manifests.

@@ -180,6 +180,7 @@ c.JupyterHub.services.append({{
     return config, environ
 
 
+@pytest.mark.e2e
 def test_a_registered_service_gets_the_communities_and_no_hub_secret(
     start_hub, tmp_path
 ):

@@ -367,6 +367,7 @@ def scrape(hub) -> dict[str, dict[tuple, float]]:
     return found
 
 
+@pytest.mark.e2e
 def test_a_real_spawn_shows_on_the_hubs_metrics_as_in_the_ledger(hub):
     """LocalCommunitySpawner's usage hooks count a server on /hub/metrics:
     every community's series, the running server, its seconds equal to the

@@ -17,7 +17,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+from demo.services import free_port
 
 _STASH = pytest.StashKey["PostgresServer"]()
 
@@ -44,12 +45,6 @@ def _bin_dir() -> Path:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PostgresServer:
     """One PostgreSQL cluster in a temporary directory."""
 
@@ -60,7 +55,7 @@ class PostgresServer:
         self.dir = Path(tempfile.mkdtemp(prefix="hubext-pg-"))
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         # letters and digits only: it appears as is in URLs
         self.password = "pw" + secrets.token_hex(12)
         self._as_postgres = os.geteuid() == 0
