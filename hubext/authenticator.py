@@ -45,8 +45,10 @@ from .service_data import hand_to_hub_services
 from .spawners.limits import start_hub_limits
 from .spawners.usage import start_hub_usage
 from .startup import check_authenticator_config, config_errors_stop_the_hub
+from .usage.access import USAGE_SCOPE
 from .usage.model import EndReason
 from .usage.model import stop_reason as usage_stop_reason
+from .usage.signin import SIGN_IN_PATH, UsageSignInHandler
 
 _BAD_USERNAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
 _MAX_USERNAME_LENGTH = 255
@@ -284,6 +286,9 @@ class CommunityAuthenticator(Authenticator):
         ]
         for provider in self._providers.values():
             handlers.extend(provider.provider_handlers())
+        if USAGE_SCOPE in getattr(app, "custom_scopes", {}):
+            # the usage page's sign-in (hubext.usage.register_page)
+            handlers.append((f"/{SIGN_IN_PATH}", UsageSignInHandler))
         return handlers
 
     # -- start-up -------------------------------------------------------------

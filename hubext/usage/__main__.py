@@ -15,7 +15,8 @@ from tornado.netutil import bind_sockets
 
 
 def _early_sockets(argv):
-    if any(a.startswith(("--ip", "--port", "--UsageService.")) for a in argv):
+    where = ("--ip", "--port", "--UsageService.ip", "--UsageService.port")
+    if any(a.startswith(where) for a in argv):
         return None
     url = urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", ""))
     if url.port is None or url.hostname is None:

@@ -69,11 +69,9 @@ def buckets(first: date, last: date, step: str) -> list[Bucket]:
     day = first
     end_of_window = last + timedelta(days=1)
     while day < end_of_window:
-        if step == "day":
-            end = day + timedelta(days=1)
-        else:
-            end = day + timedelta(days=7 - day.weekday())
-        end = min(end, end_of_window)
+        length = 1 if step == "day" else 7 - day.weekday()
+        # clipped before adding: the Monday after the window may not be a date
+        end = day + timedelta(days=min(length, (end_of_window - day).days))
         out.append(Bucket(day, end))
         day = end
     return out

@@ -1,14 +1,18 @@
 """The usage page's query string, validated (pure: no I/O).
 
 ``?from=YYYY-MM-DD&to=YYYY-MM-DD&step=day|week&by=community|user|profile
-&community=<slug>``, every one optional. ``from`` and ``to`` are days (UTC),
-both included: the page shows what ``hubext usage report --from FROM --to
-TO+1`` shows. A bad value is a :class:`BadRequest` whose message names the
-parameter and the value, for a 400.
+&community=<slug>``, every one optional (an empty value is the default).
+``from`` and ``to`` are days (UTC), both included, from :data:`FIRST_DAY` to
+:data:`LAST_DAY`: the page shows what ``hubext usage report --from FROM --to
+TO+1`` shows. Any other query is a :class:`BadRequest` whose message names
+the parameter and the value, for a 400: whatever the strings, parsing either
+gives a :class:`PageQuery` whose window, buckets and command can be computed,
+or raises :class:`BadRequest`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -25,7 +29,14 @@ MAX_DAILY_DAYS = 92
 #: Longest window the page shows at all (the report command has no limit).
 MAX_DAYS = 731
 
+#: The first and last days the page takes: the Unix epoch (no hub recorded
+#: anything before it), and the last day whose end (midnight after it) is
+#: still a date.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date.max - timedelta(days=1)
+
 PARAMETERS = ("from", "to", "step", "by", "community")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class BadRequest(ValueError):
@@ -72,13 +83,19 @@ class PageQuery:
 
 def _day(value: str, name: str) -> date:
     try:
-        if len(value) != 10:
+        if not _DAY.fullmatch(value):
             raise ValueError
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise BadRequest(
             f"{name}: not a date: {value[:40]!r} (use YYYY-MM-DD, e.g. 2026-03-01)"
         ) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadRequest(
+            f"{name}: {value} is out of range: the page shows the days from "
+            f"{FIRST_DAY} to {LAST_DAY}"
+        )
+    return day
 
 
 def _choice(value: str, name: str, choices) -> str:
@@ -96,11 +113,14 @@ def parse_query(args: Mapping[str, str], today: date) -> PageQuery:
             f"unknown parameter {unknown[0][:40]!r}; the page takes "
             + ", ".join(PARAMETERS)
         )
-    last = _day(args["to"], "to") if args.get("to") else today
+    if args.get("to"):
+        last = _day(args["to"], "to")
+    else:
+        last = min(max(today, FIRST_DAY), LAST_DAY)
     if args.get("from"):
         first = _day(args["from"], "from")
     else:
-        first = last - timedelta(days=DEFAULT_DAYS - 1)
+        first = max(last - timedelta(days=DEFAULT_DAYS - 1), FIRST_DAY)
     if first > last:
         raise BadRequest(f"from {first} is after to {last}")
     days = (last - first).days + 1

@@ -1,9 +1,13 @@
 """The usage page: ``python -m hubext.usage``, a JupyterHub-managed service.
 
-People sign in through the hub (OAuth, :class:`HubOAuthenticated`); what each
-sees is decided by JupyterHub's scopes on one custom scope
+People sign in through the hub (OAuth, :class:`HubOAuthenticated`, asking
+for the scopes they hold: :mod:`hubext.usage.signin`); what each sees is
+decided by JupyterHub's scopes on one custom scope
 (:mod:`hubext.usage.access`): hub admins every community, a community admin
-theirs, a member their own servers. The page reads the ledger with
+theirs, a member their own servers. What the hub says about a person is
+kept at most :attr:`UsageService.auth_cache_max_age` seconds (60), so a lost
+role stops showing a community's usage within a minute. Every answer is
+``Cache-Control: private, no-store``. The page reads the ledger with
 :func:`hubext.usage.query.aggregate_report` (the numbers of ``hubext usage
 report``) and draws the charts on the server (:mod:`hubext.usage.charts`).
 
@@ -20,18 +24,25 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-from jupyterhub.services.auth import HubOAuthenticated
+from jupyterhub.services.auth import (
+    HubOAuth,
+    HubOAuthCallbackHandler,
+    HubOAuthenticated,
+)
+from jupyterhub.utils import url_path_join
 from sqlalchemy import and_, or_
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 from tornado.httpserver import HTTPServer
+from tornado.httputil import url_concat
 from tornado.ioloop import IOLoop
-from traitlets import Integer, Unicode, default
+from traitlets import Integer, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
 from .access import USAGE_SCOPE, Access, Filter, access_from_scopes
@@ -39,6 +50,7 @@ from .charts import UNITS, bar_chart, buckets, colours, usage_per_bucket
 from .model import HUB_ACCOUNT, sessions, utcnow
 from .page import BadRequest, PageQuery, parse_query
 from .report import Report, format_csv
+from .signin import SIGN_IN_PATH
 
 #: The ledger's database URL, handed to the service in its environment.
 DB_URL_ENV = "HUBEXT_USAGE_DB_URL"
@@ -48,6 +60,13 @@ SERVICE_KIND = "usage"
 DEFAULT_URL = "http://127.0.0.1:10101"
 
 TEMPLATES = Path(__file__).with_name("templates")
+#: Templates for the hub itself: its Services menu shows a service's
+#: ``info["display_name"]`` (JupyterHub 6 shows only the service's name).
+HUB_TEMPLATES = Path(__file__).with_name("hub_templates")
+#: The longest time the page keeps what the hub said about a person.
+MAX_AUTH_CACHE_AGE = 60
+#: Every answer of the page: usage is private data.
+CACHE_CONTROL = "private, no-store"
 
 
 # -- registration (runs in the hub's configuration) ---------------------------
@@ -69,6 +88,7 @@ def register(
     name: str = "hubext-usage",
     url: str = DEFAULT_URL,
     db_url: str | None = None,
+    display_name: str | None = "Usage",
     args=(),
     environment=None,
 ) -> None:
@@ -80,31 +100,38 @@ def register(
         register_page(c, url="http://127.0.0.1:10101")
 
     The page is then at ``/services/hubext-usage/`` and in the hub's
-    Services menu. This call defines the custom scope
+    Services menu, as ``display_name`` ("Usage"; ``None``: as ``name``, and
+    the hub's templates are left alone). This call defines the custom scope
     ``custom:hubext-usage:read`` and grants it with ``!user``, and access to
     the page, to every user (``extra_user_scopes``); hubext's authenticator
     then grants it unfiltered to hub admins (role ``hubext-hub-admin``) and
-    with ``!group=<slug>`` to community admins (``community-admin-<slug>``).
+    with ``!group=<slug>`` to community admins (``community-admin-<slug>``),
+    and signs people in to the page with the scopes they hold
+    (:mod:`hubext.usage.signin`): the page needs hubext's authenticator.
 
     ``db_url`` defaults to the ledger's (``c.UsageLedger.db_url``, else
     beside ``c.JupyterHub.db_url``); it is passed in the service's
-    environment, never on its command line.
+    environment, never on its command line. ``args`` are the page's
+    (``--UsageService.auth_cache_max_age=30``).
     """
     from ..service_data import SERVICE_ENV
 
     db_url = db_url or _ledger_db_url(c)
     env = {**(environment or {}), SERVICE_ENV: SERVICE_KIND, DB_URL_ENV: db_url}
-    c.JupyterHub.services.append(
-        {
-            "name": name,
-            "url": url,
-            "command": [sys.executable, "-m", "hubext.usage", *args],
-            "environment": env,
-            "oauth_client_allowed_scopes": [USAGE_SCOPE],
-            # part of the hub: no "authorize this service?" page
-            "oauth_no_confirm": True,
-        }
-    )
+    service = {
+        "name": name,
+        "url": url,
+        "command": [sys.executable, "-m", "hubext.usage", *args],
+        "environment": env,
+        # admin-ui: only to show the hub's Admin link to those who may open it
+        "oauth_client_allowed_scopes": [USAGE_SCOPE, "admin-ui"],
+        # part of the hub: no "authorize this service?" page
+        "oauth_no_confirm": True,
+    }
+    if display_name:
+        service["info"] = {"display_name": display_name}
+        _add_hub_templates(c)
+    c.JupyterHub.services.append(service)
     c.JupyterHub.custom_scopes.update(
         {
             USAGE_SCOPE: {
@@ -116,6 +143,21 @@ def register(
     c.JupyterHub.extra_user_scopes.update(
         {f"{USAGE_SCOPE}!user", f"access:services!service={name}"}
     )
+
+
+def _add_hub_templates(c) -> None:
+    """Put :data:`HUB_TEMPLATES` before JupyterHub's own templates, after the
+    admin's: an admin's own ``page.html`` wins (add the Services menu's
+    block of ``hub_templates/page.html`` to it)."""
+    path = str(HUB_TEMPLATES)
+    if "template_paths" in c.JupyterHub and isinstance(
+        c.JupyterHub.template_paths, list
+    ):
+        if path not in c.JupyterHub.template_paths:
+            c.JupyterHub.template_paths.append(path)
+    else:
+        # not set, or appended to: JupyterHub's default comes after these
+        c.JupyterHub.template_paths.prepend([path])
 
 
 # -- reading the ledger -------------------------------------------------------
@@ -235,6 +277,36 @@ class UsageService(Application):
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/hubext-usage/")
         return prefix if prefix.endswith("/") else prefix + "/"
 
+    auth_cache_max_age = Integer(
+        MAX_AUTH_CACHE_AGE,
+        config=True,
+        help="""
+        How long (seconds) the page keeps what the hub said about a signed-in
+        person (who they are, their scopes) before asking the hub again.
+
+        A person who loses a role (a community admin no longer admin, a hub
+        admin no longer admin) stops seeing what it showed after at most
+        this long. At most 60; 0 asks the hub at every request.
+
+        Example::
+
+            register_page(c, args=["--UsageService.auth_cache_max_age=30"])
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @validate("auth_cache_max_age")
+    def _auth_cache_max_age_bounded(self, proposal):
+        value = proposal.value
+        if not 0 <= value <= MAX_AUTH_CACHE_AGE:
+            raise TraitError(
+                f"UsageService.auth_cache_max_age: must be from 0 to "
+                f"{MAX_AUTH_CACHE_AGE} seconds (a lost role must stop showing "
+                f"usage within a minute), got {value}"
+            )
+        return value
+
     def __init__(self, sockets=(), **kwargs):
         super().__init__(**kwargs)
         #: listening sockets bound before the app was built (or none)
@@ -335,10 +407,24 @@ class UsageService(Application):
 
     # -- running --------------------------------------------------------------
 
-    def make_app(self) -> web.Application:
-        from jupyterhub.services.auth import HubOAuthCallbackHandler
-        from jupyterhub.utils import url_path_join
+    def make_hub_auth(self) -> HubOAuth:
+        """The page's link to the hub (from the service's environment): what
+        the hub says of a token kept :attr:`auth_cache_max_age` seconds,
+        sign-in through :mod:`hubext.usage.signin`."""
+        auth = HubOAuth(parent=self, cache_max_age=self.auth_cache_max_age)
+        auth.login_url = url_concat(
+            auth.hub_host + url_path_join(auth.hub_prefix, SIGN_IN_PATH),
+            {
+                "client_id": auth.oauth_client_id,
+                "redirect_uri": auth.oauth_redirect_uri,
+                "response_type": "code",
+            },
+        )
+        return auth
 
+    def make_app(self) -> web.Application:
+        self.hub_auth = self.make_hub_auth()
+        self.hub_links = HubLinks.under(self.hub_auth.hub_prefix)
         settings = {
             "template_path": str(TEMPLATES),
             # signs the OAuth state and token cookies; a new one at each start
@@ -353,7 +439,11 @@ class UsageService(Application):
                     CsvHandler,
                     {"service": self},
                 ),
-                (url_path_join(self.prefix, "oauth_callback"), HubOAuthCallbackHandler),
+                (
+                    url_path_join(self.prefix, "oauth_callback"),
+                    CallbackHandler,
+                    {"service": self},
+                ),
             ],
             **settings,
         )
@@ -388,15 +478,76 @@ class UsageService(Application):
 # -- handlers -----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HubLinks:
+    """The hub's pages the page's navigation bar links to, as JupyterHub's own
+    pages do, under the hub's prefix (``$JUPYTERHUB_BASE_URL`` + ``hub/``)."""
+
+    home: str
+    token: str
+    admin: str
+    logout: str
+    logo: str
+    stylesheet: str
+    favicon: str
+
+    @classmethod
+    def under(cls, hub_prefix: str) -> HubLinks:
+        prefix = hub_prefix if hub_prefix.endswith("/") else hub_prefix + "/"
+        return cls(
+            home=prefix + "home",
+            token=prefix + "token",
+            admin=prefix + "admin",
+            logout=prefix + "logout",
+            logo=prefix + "logo",
+            stylesheet=prefix + "static/css/style.min.css",
+            favicon=prefix + "static/favicon.ico",
+        )
+
+
+class CallbackHandler(HubOAuthCallbackHandler):
+    """JupyterHub's OAuth callback, with the page's link to the hub."""
+
+    def initialize(self, service: UsageService):
+        self.hub_auth = service.hub_auth
+
+    def set_default_headers(self):
+        super().set_default_headers()
+        self.set_header("Cache-Control", CACHE_CONTROL)
+
+
 class _UsageHandler(HubOAuthenticated, web.RequestHandler):
     def initialize(self, service: UsageService):
         self.service = service
+        self.hub_auth = service.hub_auth
+
+    def set_default_headers(self):
+        # usage is private: no shared cache keeps it, no cache at all
+        # (set again after an error clears the headers)
+        self.set_header("Cache-Control", CACHE_CONTROL)
+
+    def navigation(self) -> dict:
+        """What the navigation bar shows (templates/base.html)."""
+        # the person, if the hub identified them before an error
+        user = getattr(self, "_current_user", None) or {}
+        return {
+            "hub": self.service.hub_links,
+            "user": user.get("name"),
+            "admin": "admin-ui" in user.get("scopes", ()),
+        }
 
     def write_error(self, status_code, **kwargs):
         error = kwargs.get("exc_info", (None, None, None))[1]
-        message = getattr(error, "log_message", None) or self._reason
+        message = None
+        if isinstance(error, web.HTTPError):
+            message = error.get_message()
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.render("error.html", status=status_code, message=message)
+        self.render(
+            "error.html",
+            status=status_code,
+            message=message or self._reason,
+            nav=self.navigation(),
+        )
 
     def access(self) -> Access:
         access = access_from_scopes(self.current_user.get("scopes", []))
@@ -485,6 +636,7 @@ class PageHandler(_UsageHandler):
         )
         self.render(
             "page.html",
+            nav=self.navigation(),
             user=self.current_user["name"],
             sees=_scope_text(access, names),
             query=query,
@@ -495,7 +647,10 @@ class PageHandler(_UsageHandler):
             colour_of=colour_of,
             choices=choices,
             csv_url="usage.csv?" + urlencode(query.as_query()),
-            command=query.command(bool(self.service.prices)),
+            # the report command reads the whole ledger: for those who see it all
+            command=(
+                query.command(bool(self.service.prices)) if access.everything else None
+            ),
             hub_account=HUB_ACCOUNT,
         )
 
