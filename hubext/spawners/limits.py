@@ -55,8 +55,8 @@ from ..limits import (
 )
 from ..profiles import COMMUNITY_OPTION, find_profile
 from ..usage.config import UsageLedger
-from ..usage.model import HUB_ACCOUNT, Resources, sessions, utcnow
-from ..usage.query import aggregate_report
+from ..usage.model import HUB_ACCOUNT, Resources, utcnow
+from ..usage.query import budget_usage
 from ..usage.store import make_engine, password_of
 from .options import install_one_line_refusals, refused
 
@@ -221,17 +221,9 @@ class HubLimits:
         hours: dict[tuple[str, str | None], float] = {}
         engine = self._engine_or_none()
         if engine is not None:
-            report = aggregate_report(
-                engine,
-                start=start,
-                end=now,
-                now=now,
-                by="user",
-                where=sessions.c.community == community,
-            )
-            for user, usage in [(None, report.total), *report.rows.items()]:
-                for unit in ("server_hours", "cpu_hours", "gib_hours", "gpu_hours"):
-                    hours[(unit, user)] = getattr(usage, unit)
+            for user, usage in budget_usage(engine, community, start, now).items():
+                for unit, amount in usage.items():
+                    hours[(unit, user)] = amount
         return _Reading(now, time.monotonic(), start, hours)
 
     async def budget_use(
