@@ -41,10 +41,10 @@ from .culling import parse_culling
 from .environment import parse_environment
 from .kube_identity import KubeIdentity, parse_kubernetes
 from .limits import Limits, parse_limits
+from .prices import UnitPrices, parse_usage
 from .rules import Rule, RuleIndex, parse_rules
 from .shared_data import SharedFolder, check_overlaps, folder_paths, parse_shared_data
 from .slugs import community_slug_problem
-from .usage.prices import UnitPrices, parse_usage
 
 ROOT_PATH = KeyPath("Communities.communities")
 

@@ -27,6 +27,7 @@ from traitlets.config import Config
 
 from hubext.cli import main as hubext_main
 from hubext.communities import Community
+from hubext.prices import UnitPrices
 from hubext.roles import (
     HUB_ADMIN_ROLE,
     community_admin_role,
@@ -44,7 +45,6 @@ from hubext.usage.page import (
     BadRequest,
     parse_query,
 )
-from hubext.usage.prices import UnitPrices
 from hubext.usage.report import FORMULA_STARTS, Span, Usage, build_report, format_csv
 from hubext.usage.service import (
     DB_URL_ENV,

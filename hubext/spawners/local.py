@@ -24,7 +24,8 @@ from .._validation import ConfigError, ErrorCollector, KeyPath
 from ..communities import ROOT_PATH, Communities
 from ..config_reading import configured_value
 from ..kube_identity import check_not_on_kubernetes
-from ..profiles import check_default_profiles, check_profile_list, profile_entries
+from ..profile_tree import profile_entries
+from ..profiles import check_default_profiles, check_profile_list
 from ..shared_data import (
     check_host_paths_hold_no_home,
     check_host_paths_outside,

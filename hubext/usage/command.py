@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from .._validation import ConfigError, KeyPath, errors_of
+from ..prices import parse_price_table
 from .model import utcnow
-from .prices import parse_price_table
 from .query import aggregate_report
 from .report import FORMATS, FORMATTERS, GROUPINGS, OPEN_UNTIL
 from .store import current_revision, make_engine, password_of, redact

@@ -40,8 +40,8 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
-#: The account charged for servers started with a profile of no community.
-HUB_ACCOUNT = "_hub"
+# the ledger's account of servers no community pays for (re-exported)
+from ..slugs import HUB_ACCOUNT as HUB_ACCOUNT
 
 #: Name of the sessions table (prefixed: a PostgreSQL ledger may share a
 #: database with the hub's own tables).

@@ -29,8 +29,8 @@ from sqlalchemy import (
 )
 
 from ..limits import UNITS
+from ..prices import UnitPrices, cost
 from .model import sessions
-from .prices import UnitPrices, cost
 from .report import NO_PROFILE, Report, Span, Usage
 
 _COLUMNS = (
