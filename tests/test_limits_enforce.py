@@ -390,7 +390,13 @@ c.UsageLedger.db_url = {ledger!r}
 c.Communities.communities["astro-101"]["limits"] = {{
     "budget": {{"server_hours": 2, "period": {{"days": 30}}}},
 }}
-c.JupyterHub.services.append({{"name": "budgets-test", "api_token": os.environ["HUBEXT_TEST_BUDGETS_TOKEN"]}})
+# the enforcer under test runs in the test's process, with this service's
+# token; registered with the enforcer's kind, as hubext.enforce.register does
+c.JupyterHub.services.append({{
+    "name": "budgets-test",
+    "api_token": os.environ["HUBEXT_TEST_BUDGETS_TOKEN"],
+    "environment": {{"HUBEXT_SERVICE": "budgets"}},
+}})
 c.JupyterHub.load_roles.append({{"name": "budgets-test", "scopes": {scopes!r}, "services": ["budgets-test"]}})
 from hubext.enforce import register as register_budgets
 register_budgets(c, enabled=True, interval=3600, status_file={status!r})
@@ -506,6 +512,16 @@ async def test_spent_budget_stops_the_communitys_server_after_the_grace(hub, tmp
     assert sample("hubext_budget_servers_stopped_total", labels) == 1
     assert sample("hubext_budget_used_ratio", labels) >= 1
     assert wait_until(lambda: not hub.api.user("bob")["servers"], timeout=30)
+    # recorded as a stop for the budget, not as an admin's
+    assert wait_until(
+        lambda: [
+            r["end_reason"]
+            for r in hub.ledger_rows(hub.ledger_url)
+            if r["username"] == "bob" and r["stopped_at"] and r["profile"]
+        ]
+        == ["stopped_for_budget"],
+        timeout=30,
+    ), hub.ledger_rows(hub.ledger_url)
     # a stop, not a deletion; other communities' servers keep running
     assert hub.api.user("bob")["name"] == "bob"
     assert hub.api.user("alice")["servers"][""]["ready"]

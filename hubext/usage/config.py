@@ -142,13 +142,18 @@ class UsageLedger(Configurable):
         default_value=["hubext-culler", "idle-culler", "cull-idle"],
         config=True,
         help="""
-        Names of the hub services whose stops are recorded as ``culled``
-        (hubext's culler, and zero-to-jupyterhub's jupyterhub-idle-culler).
-        Stops by any other service are recorded as ``stopped_by_admin``.
+        Names of hub services not registered by hubext whose stops are
+        recorded as ``culled``: by default zero-to-jupyterhub's
+        jupyterhub-idle-culler, and hubext's culler run as a
+        zero-to-jupyterhub ``hub.services`` entry named ``hubext-culler``.
+        Services registered with ``hubext.culler.register`` and
+        ``hubext.enforce.register`` are known by how they were registered,
+        whatever their names: ``culled`` and ``stopped_for_budget``. Stops
+        by any other service are recorded as ``stopped_by_admin``.
 
         Example::
 
-            c.UsageLedger.culler_services = ["hubext-culler", "my-culler"]
+            c.UsageLedger.culler_services = ["idle-culler", "my-culler"]
 
         .. versionadded:: 0.1
         """,
