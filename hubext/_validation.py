@@ -45,6 +45,18 @@ def describe_trait_error(error: Exception, name: str = "") -> str:
     return text
 
 
+def plural(count: float, word: str, words: str | None = None) -> str:
+    """``count`` and the form of ``word`` that agrees with it, for messages.
+
+    ``plural(1, "community")`` is ``"1 community"``, ``plural(2, "server")``
+    ``"2 servers"``; ``words`` is the plural when it is not ``word + "s"``
+    (``plural(0, "community", "communities")``). A float is written short
+    (``0.5 GPU-hours``); only exactly 1 takes the singular.
+    """
+    number = f"{count:g}" if isinstance(count, float) else str(count)
+    return f"{number} {word if count == 1 else (words or word + 's')}"
+
+
 def show(value: Any) -> str:
     """A short, single-line, escaped repr of a user-supplied value for messages."""
     # reprlib escapes control characters in strings (repr does), and truncates.

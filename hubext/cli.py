@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from traitlets.config import Config, PyFileConfigLoader
 
 from . import __version__
-from ._validation import ConfigError, errors_of
+from ._validation import ConfigError, errors_of, plural
 from .authenticator import CommunityAuthenticator
 from .communities import Communities
 from .config_reading import resolve_class
@@ -126,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"hubext: {len(errors)} configuration errors", file=sys.stderr)
         return 1
     print(format_table(communities))
-    print(f"\n{len(communities)} communities; configuration is valid.")
+    count = plural(len(communities), "community", "communities")
+    print(f"\n{count}; configuration is valid.")
     return 0
 
 

@@ -31,7 +31,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._validation import ConfigError, KeyPath, check_keys, collecting, expect_mapping
+from ._validation import (
+    ConfigError,
+    KeyPath,
+    check_keys,
+    collecting,
+    expect_mapping,
+    plural,
+)
 
 #: Budget units: hours of a server, of a CPU core, of a GiB, of a GPU.
 UNITS = ("server_hours", "cpu_hours", "gib_hours", "gpu_hours")
@@ -41,6 +48,8 @@ UNIT_WORDS = {
     "gib_hours": "GiB-hours",
     "gpu_hours": "GPU-hours",
 }
+#: The same, for exactly 1.
+UNIT_WORD = {unit: words.removesuffix("s") for unit, words in UNIT_WORDS.items()}
 COUNTS = ("max_servers", "max_servers_per_member", "max_gpu")
 KEYS = (*COUNTS, "max_cpu", "max_memory", "budget")
 GIB = 2**30
@@ -66,7 +75,9 @@ class Budget:
         return now - timedelta(days=self.days)
 
     def period_words(self) -> str:
-        return "this month" if self.days is None else f"in the last {self.days} days"
+        if self.days is None:
+            return "this month"
+        return f"in the last {plural(self.days, 'day')}"
 
     def renews(self, now: datetime) -> str:
         """When a spent budget can be used again, in words."""
@@ -75,7 +86,7 @@ class Budget:
             nxt = (start + timedelta(days=32)).replace(day=1)
             return f"It renews on {nxt:%Y-%m-%d} at 00:00 UTC."
         return (
-            f"Usage older than {self.days} days stops counting: try again "
+            f"Usage older than {plural(self.days, 'day')} stops counting: try again "
             "when enough of it has aged out of the window."
         )
 
@@ -208,22 +219,22 @@ def describe(limits: Limits | None) -> str:
         return "-"
     parts = []
     if limits.max_servers is not None:
-        parts.append(f"{limits.max_servers} servers")
+        parts.append(_servers(limits.max_servers))
     if limits.max_servers_per_member is not None:
         parts.append(f"{limits.max_servers_per_member}/member")
     if limits.max_cpu is not None:
-        parts.append(f"{_cores(limits.max_cpu)} CPUs")
+        parts.append(plural(limits.max_cpu, "CPU"))
     if limits.max_memory is not None:
         parts.append(_gib(limits.max_memory))
     if limits.max_gpu is not None:
-        parts.append(f"{limits.max_gpu} GPUs")
+        parts.append(plural(limits.max_gpu, "GPU"))
     budget = limits.budget
     if budget is not None:
-        period = "month" if budget.days is None else f"{budget.days} days"
+        period = "month" if budget.days is None else plural(budget.days, "day")
         for unit, amount in budget.pool.items():
-            parts.append(f"{amount:g} {UNIT_WORDS[unit]}/{period}")
+            parts.append(f"{hours_of(amount, unit)}/{period}")
         for unit, amount in budget.per_member.items():
-            parts.append(f"{amount:g} {UNIT_WORDS[unit]}/member/{period}")
+            parts.append(f"{hours_of(amount, unit)}/member/{period}")
     return ", ".join(parts)
 
 
@@ -288,11 +299,23 @@ def sentence_start(name: str) -> str:
 
 
 def _servers(count: int) -> str:
-    return f"{count} server" if count == 1 else f"{count} servers"
+    return plural(count, "server")
+
+
+def hours_of(amount: float, unit: str) -> str:
+    """``amount`` of a budget ``unit`` in words: ``1 GPU-hour``, ``2.5 CPU-hours``."""
+    return plural(amount, UNIT_WORD[unit], UNIT_WORDS[unit])
 
 
 def _cores(value: float) -> str:
     return f"{value:g}"
+
+
+def _quantity(key: str, value: float) -> str:
+    """A value of ``max_cpu``, ``max_memory`` or ``max_gpu``, with its unit."""
+    if key == "max_memory":
+        return _gib(value)
+    return plural(float(value), "CPU" if key == "max_cpu" else "GPU")
 
 
 def _gib(value: float) -> str:
@@ -319,8 +342,9 @@ def decide(
     mine = [r for r in running if r.user == demand.user]
     if limits.max_servers is not None and len(running) + 1 > limits.max_servers:
         return Refusal(
-            f"{sentence_start(name)} has {len(running)} of its {limits.max_servers} servers "
-            "running (max_servers). Try again when one of them stops.",
+            f"{sentence_start(name)} has {len(running)} of its "
+            f"{_servers(limits.max_servers)} running (max_servers). Try again "
+            "when one of them stops.",
             "max_servers",
         )
     if (
@@ -333,20 +357,19 @@ def decide(
             f"{limits.max_servers_per_member}. Stop one of them first.",
             "max_servers_per_member",
         )
-    for key, want, total, show in (
-        ("max_cpu", demand.cpu, sum(r.cpu for r in running), _cores),
-        ("max_memory", demand.memory, sum(r.memory for r in running), _gib),
-        ("max_gpu", demand.gpus, sum(r.gpus for r in running), _cores),
+    for key, want, total in (
+        ("max_cpu", demand.cpu, sum(r.cpu for r in running)),
+        ("max_memory", demand.memory, sum(r.memory for r in running)),
+        ("max_gpu", demand.gpus, sum(r.gpus for r in running)),
     ):
         limit = getattr(limits, key)
         if limit is None or not want or total + want <= limit:
             continue
-        what = {"max_cpu": "CPUs", "max_memory": "memory", "max_gpu": "GPUs"}[key]
-        unit_word = "" if key == "max_memory" else f" {what}"
+        show = _gib if key == "max_memory" else _cores
         return Refusal(
             f"Servers charged to {name} request {show(total)} of its "
-            f"{show(limit)}{unit_word} ({key}) and this one requests "
-            f"{show(want)}{unit_word}. Try again when some stop, or choose "
+            f"{_quantity(key, limit)} ({key}) and this one requests "
+            f"{_quantity(key, want)}. Try again when some stop, or choose "
             "smaller options.",
             key,
         )
@@ -362,9 +385,9 @@ def decide(
                     continue
                 who = "You have" if per_member else f"{sentence_start(name)} has"
                 of = (
-                    f"your {amount:g} {UNIT_WORDS[unit]} of {name}'s budget"
+                    f"your {hours_of(amount, unit)} of {name}'s budget"
                     if per_member
-                    else f"its {amount:g} {UNIT_WORDS[unit]}"
+                    else f"its {hours_of(amount, unit)}"
                 )
                 key = f"budget.per_member.{unit}" if per_member else f"budget.{unit}"
                 return Refusal(
@@ -389,24 +412,25 @@ def summary(
     lines = []
     if limits.max_servers is not None:
         lines.append(
-            f"{sentence_start(name)}: {len(running)} of {limits.max_servers} "
-            "servers running."
+            f"{sentence_start(name)}: {len(running)} of "
+            f"{_servers(limits.max_servers)} running."
         )
     if limits.max_servers_per_member is not None:
         mine = sum(1 for r in running if r.user == user)
         lines.append(
-            f"You: {mine} of {limits.max_servers_per_member} servers charged to {name}."
+            f"You: {mine} of {_servers(limits.max_servers_per_member)} charged "
+            f"to {name}."
         )
-    for key, total, show in (
-        ("max_cpu", sum(r.cpu for r in running), _cores),
-        ("max_memory", sum(r.memory for r in running), _gib),
-        ("max_gpu", sum(r.gpus for r in running), _cores),
+    for key, total in (
+        ("max_cpu", sum(r.cpu for r in running)),
+        ("max_memory", sum(r.memory for r in running)),
+        ("max_gpu", sum(r.gpus for r in running)),
     ):
         limit = getattr(limits, key)
         if limit is not None:
-            what = {"max_cpu": " CPUs", "max_memory": "", "max_gpu": " GPUs"}[key]
+            show = _gib if key == "max_memory" else _cores
             lines.append(
-                f"{sentence_start(name)}: {show(total)} of {show(limit)}{what} "
+                f"{sentence_start(name)}: {show(total)} of {_quantity(key, limit)} "
                 "requested by running servers."
             )
     budget = limits.budget
@@ -416,7 +440,7 @@ def summary(
                 spent = used.get((unit, per_member), 0.0)
                 who = "You" if per_member else sentence_start(name)
                 lines.append(
-                    f"{who}: {spent:.1f} of {amount:g} {UNIT_WORDS[unit]} "
+                    f"{who}: {spent:.1f} of {hours_of(amount, unit)} "
                     f"used {budget.period_words()}."
                 )
     return lines

@@ -231,10 +231,73 @@ def test_summary_for_the_form():
     )
     assert lines == [
         "Lab: 2 of 3 servers running.",
-        "You: 1 of 1 servers charged to Lab.",
+        "You: 1 of 1 server charged to Lab.",
         "Lab: 1 of 2 GPUs requested by running servers.",
         "Lab: 42.2 of 100 GPU-hours used in the last 30 days.",
     ]
+
+
+ONES = Limits(
+    max_servers=1,
+    max_servers_per_member=1,
+    max_cpu=1,
+    max_gpu=1,
+    budget=Budget(pool={"gpu_hours": 1}, per_member={"cpu_hours": 1}, days=1),
+)
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        pytest.param(
+            describe(ONES),
+            "1 server, 1/member, 1 CPU, 1 GPU, 1 GPU-hour/1 day, "
+            "1 CPU-hour/member/1 day",
+            id="describe",
+        ),
+        pytest.param(
+            summary(ONES, "lab", "ann", [], name="Lab", used={}),
+            [
+                "Lab: 0 of 1 server running.",
+                "You: 0 of 1 server charged to Lab.",
+                "Lab: 0 of 1 CPU requested by running servers.",
+                "Lab: 0 of 1 GPU requested by running servers.",
+                "Lab: 0.0 of 1 GPU-hour used in the last 1 day.",
+                "You: 0.0 of 1 CPU-hour used in the last 1 day.",
+            ],
+            id="summary",
+        ),
+        pytest.param(
+            decide(
+                ONES, demand("c", gpus=1), [demand("a", gpus=1)], name="Lab"
+            ).message.split(". ")[0],
+            "Lab has 1 of its 1 server running (max_servers)",
+            id="max-servers",
+        ),
+        pytest.param(
+            decide(
+                Limits(max_gpu=1),
+                demand("c", gpus=1),
+                [demand("a", gpus=1)],
+                name="Lab",
+            ).message.split(". ")[0],
+            "Servers charged to Lab request 1 of its 1 GPU (max_gpu) and this "
+            "one requests 1 GPU",
+            id="max-gpu",
+        ),
+        pytest.param(
+            decide(
+                ONES, demand("c"), [], name="Lab", used={("cpu_hours", True): 1.0}
+            ).message,
+            "You have used 1.0 of your 1 CPU-hour of Lab's budget in the last 1 day "
+            "(budget.per_member.cpu_hours). Usage older than 1 day stops counting: "
+            "try again when enough of it has aged out of the window.",
+            id="budget",
+        ),
+    ],
+)
+def test_one_of_anything_is_singular(words, expected):
+    assert words == expected
 
 
 def test_the_limits_and_name_of_each_account():
@@ -255,7 +318,7 @@ def test_the_limits_and_name_of_each_account():
     refusal = decide(
         Limits(max_servers=1), demand("ann"), [demand("bo")], name=HUB_ACCOUNT_NAME
     )
-    assert refusal.message.startswith("The hub-wide account has 1 of its 1 servers")
+    assert refusal.message.startswith("The hub-wide account has 1 of its 1 server ")
     refusal = decide(
         Limits(max_servers_per_member=1),
         demand("ann"),

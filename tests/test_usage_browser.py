@@ -34,7 +34,7 @@ c.Communities.communities["astro-101"]["limits"] = {"max_servers": 1}
 """
 
 REFUSAL = (
-    "Astronomy 101 (workshop) has 1 of its 1 servers running (max_servers). "
+    "Astronomy 101 (workshop) has 1 of its 1 server running (max_servers). "
     "Try again when one of them stops."
 )
 
@@ -125,7 +125,7 @@ def test_full_community_shown_before_submitting_and_refused_on_the_page(
     context, page = spawn_form(browser, hub, "bob")
     left = page.locator(".hubext-limits")
     assert (
-        left.inner_text().strip() == "Astronomy 101 (workshop): 1 of 1 servers running."
+        left.inner_text().strip() == "Astronomy 101 (workshop): 1 of 1 server running."
     )
     # above the profiles, inside the form
     assert page.evaluate(

@@ -35,6 +35,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from .._validation import plural
 from ..culling import CullingPolicy, policy_for
 from .arbiter import arbitrate
 from .client import HubAPI, HubAPIError
@@ -150,16 +151,16 @@ class CullPass:
         result.requests = api.requests - before
         self._done(started)
         self.log.info(
-            "hubext-culler: pass done in %.2f s: %d servers, %d culled, %d stopping, "
-            "%d left alone, %d users deleted, %d errors, %d API requests",
+            "hubext-culler: pass done in %.2f s: %s, %d culled, %d stopping, "
+            "%d left alone, %s deleted, %s, %s",
             result.seconds,
-            result.servers,
+            plural(result.servers, "server"),
             len(result.culled),
             len(result.stopping),
             len(result.skipped),
-            len(result.users_deleted),
-            len(result.errors),
-            result.requests,
+            plural(len(result.users_deleted), "user"),
+            plural(len(result.errors), "error"),
+            plural(result.requests, "API request"),
         )
         return result
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from ..limits import UNIT_WORDS, Budget, Demand, sentence_start
+from ..limits import UNIT_WORDS, Budget, Demand, hours_of, sentence_start
 
 
 @dataclass(frozen=True)
@@ -163,12 +163,12 @@ def decide(
 def _used(line: Line, name: str, budget: Budget) -> str:
     if line.member is None:
         return (
-            f"{sentence_start(name)} has used {line.used:.1f} of its {line.amount:g} "
-            f"{UNIT_WORDS[line.unit]} {budget.period_words()} ({line.path})"
+            f"{sentence_start(name)} has used {line.used:.1f} of its "
+            f"{hours_of(line.amount, line.unit)} {budget.period_words()} ({line.path})"
         )
     return (
-        f"{line.member} has used {line.used:.1f} of their {line.amount:g} "
-        f"{UNIT_WORDS[line.unit]} of {name}'s budget {budget.period_words()} "
+        f"{line.member} has used {line.used:.1f} of their "
+        f"{hours_of(line.amount, line.unit)} of {name}'s budget {budget.period_words()} "
         f"({line.path})"
     )
 
