@@ -116,8 +116,8 @@ FOUR_ERRORS = [
     (
         'c.Communities.communities["astro-101"]["members"][1]["email_domain"] = '
         '"astro..example.edu"',
-        "Communities.communities['astro-101'].members[1].email_domain: not a domain "
-        "name: 'astro..example.edu'",
+        "Communities.communities['astro-101'].members[1].email_domain: "
+        "'astro..example.edu' is not a domain name",
     ),
     (
         'c.CommunityAuthenticator.providers["demo"]["kind"] = "saml"',
