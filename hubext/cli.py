@@ -14,7 +14,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from traitlets.config import Config, PyFileConfigLoader
 
@@ -33,12 +33,16 @@ def load_config(path: str) -> Config:
     return PyFileConfigLoader(filename, path=directory).load_config()
 
 
-def check_config(config: Config) -> Communities:
+def check_config(
+    config: Config, environ: Mapping[str, str] | None = None
+) -> Communities:
     """Run hubext's start-up validation on ``config``.
 
     The same checks as the hub's start-up (:func:`hubext.startup.check_configuration`),
-    then the authenticator is built as the hub builds it. Raises
-    :class:`~hubext._validation.ConfigErrors` with every error found.
+    then the authenticator is built as the hub builds it. ``environ``: the
+    environment the hub runs in (its ``JUPYTERHUB_CRYPT_KEY`` is checked);
+    None leaves it out. Raises :class:`~hubext._validation.ConfigErrors`
+    with every error found.
     """
     quiet = logging.getLogger("hubext.check-config")
     quiet.disabled = True
@@ -48,6 +52,7 @@ def check_config(config: Config) -> Communities:
         config,
         authenticator_class=authenticator_class,
         spawner_class=hub.get("spawner_class"),
+        environ=environ,
     )
     cls = resolve_class(authenticator_class, "jupyterhub.authenticators")
     if isinstance(cls, type) and issubclass(cls, CommunityAuthenticator):
@@ -117,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     try:
-        communities = check_config(config)
+        communities = check_config(config, os.environ)
     except ConfigError as e:
         errors = errors_of(e)
         for error in errors:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,15 @@ from .kube import NAMESPACE, running_cluster
 #: A kubeconfig naming no reachable cluster: enough for KubeSpawner to be
 #: built and to build pod manifests.
 DUMMY_KUBECONFIG = Path(__file__).parent / "data" / "kubeconfig.yaml"
+
+
+@pytest.fixture(autouse=True)
+def hub_crypt_key(monkeypatch):
+    """The environment a hub runs in has its auth_state key, as the demo's does:
+    ``hubext check-config`` checks it (a test of a missing key removes it)."""
+    key = os.urandom(32).hex()
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", key)
+    return key
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 import textwrap
@@ -391,3 +392,111 @@ def test_a_profile_list_given_as_a_tuple_is_checked_too(tmp_path, capsys):
         "hubext: invalid configuration: KubeSpawner.profile_list[0]"
         ".allowed_groups[0]: no community 'staff'"
     )
+
+
+def test_one_community_is_one(tmp_path, capsys):
+    path = write_hubext_config(
+        tmp_path, "hubext-local", 'c.Communities.communities = {"ocean-lab": {}}\n'
+    )
+    assert main(["check-config", str(path)]) == 0
+    assert capsys.readouterr().out.endswith("\n1 community; configuration is valid.\n")
+
+
+# -- auth_state's key ---------------------------------------------------------------
+
+MAKE_A_KEY = (
+    "a key is 32 random bytes, hex-encoded (64 characters: make one with "
+    "`openssl rand -hex 32`) or base64url-encoded (44 characters)"
+)
+
+
+def test_a_missing_crypt_key_is_named_with_how_to_make_one(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY")
+    assert main(["check-config", str(REPO / "jupyterhub_config.py")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "hubext: invalid configuration: JUPYTERHUB_CRYPT_KEY: no key: hubext keeps "
+        "the identity each account is bound to, and the provider's tokens, in "
+        "auth_state, which JupyterHub encrypts with it. Set JUPYTERHUB_CRYPT_KEY "
+        "to a key made with `openssl rand -hex 32`, and keep it: with another key, "
+        "stored auth_state cannot be read (zero-to-jupyterhub makes and keeps one)"
+    ]
+
+
+BASE64_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        pytest.param("ab" * 31, "the key is not a key JupyterHub can use (62 "
+                     f"characters); {MAKE_A_KEY}", id="short-hex"),
+        pytest.param("zz" * 32, "the key is not a key JupyterHub can use (64 "
+                     f"characters); {MAKE_A_KEY}", id="64-not-hex"),
+        pytest.param("!" * 44, "the key is not a key JupyterHub can use (44 "
+                     f"characters); {MAKE_A_KEY}", id="44-not-base64"),
+        pytest.param("é" * 32, f"the key has characters that are not ASCII; {MAKE_A_KEY}",
+                     id="not-ascii"),
+        pytest.param(f"{'ab' * 32};{'cd' * 20}", "key 2 of 2 (';'-separated) is not a "
+                     "key JupyterHub can use (40 characters)", id="second-of-two"),
+        pytest.param(" ; ", "no key: hubext keeps", id="only-separators"),
+    ],
+)  # fmt: skip
+def test_a_crypt_key_jupyterhub_cannot_use_is_refused_unseen(
+    tmp_path, capsys, monkeypatch, key, problem
+):
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", key)
+    assert main(["check-config", str(REPO / "jupyterhub_config.py")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"hubext: invalid configuration: JUPYTERHUB_CRYPT_KEY: {problem}"
+    ), err
+    for part in key.split(";"):
+        if part.strip():
+            assert part[:8] not in err
+
+
+@pytest.mark.parametrize(
+    "key", ["ab" * 32, BASE64_KEY, "k" * 32, f"{'ab' * 32};{BASE64_KEY}"]
+)
+def test_the_keys_jupyterhub_accepts_are_accepted(capsys, monkeypatch, key):
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", key)
+    assert main(["check-config", str(REPO / "jupyterhub_config.py")]) == 0
+
+
+def test_configured_crypt_keys_are_checked_instead(tmp_path, capsys, monkeypatch):
+    # zero-to-jupyterhub sets hub.config.CryptKeeper.keys; then the variable
+    # is not read (as JupyterHub does).
+    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY")
+    path = write_config(tmp_path, f'c.CryptKeeper.keys = ["{"ab" * 32}", "s3cr3t"]')
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "hubext: invalid configuration: CryptKeeper.keys[1]: the key is not a key "
+        f"JupyterHub can use (6 characters); {MAKE_A_KEY}"
+    ]
+    assert "s3cr3t" not in err
+
+
+@pytest.mark.e2e
+def test_hub_without_a_crypt_key_says_how_to_make_one(tmp_path):
+    env = DemoEnvironment.with_free_ports(tmp_path / "hub")
+    env.crypt_key = ""
+    log = tmp_path / "hub.log"
+    with open(log, "wb") as out:
+        hub = env.start_hub(stdout=out, wait=False)
+        try:
+            returncode = hub.wait(timeout=60)
+        finally:
+            hub.kill()
+    assert returncode == 1
+    lines = log.read_text().splitlines()
+    critical = [line for line in lines if "hubext: invalid configuration:" in line]
+    assert len(critical) == 1, lines[-20:]
+    assert "JUPYTERHUB_CRYPT_KEY: no key:" in critical[0]
+    assert "`openssl rand -hex 32`" in critical[0]
+    assert not [line for line in lines if "Traceback" in line], lines[-20:]
+    assert "1 configuration error; the hub does not start" in lines[-1], lines[-5:]
+    # not JupyterHub's own line, which comes later and says neither
+    assert not [line for line in lines if "encryption is not available" in line]
