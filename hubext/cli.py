@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
+from jupyterhub.app import JupyterHub
 from traitlets.config import Config, PyFileConfigLoader
 
 from . import __version__
@@ -47,11 +48,15 @@ def check_config(
     quiet = logging.getLogger("hubext.check-config")
     quiet.disabled = True
     hub = config.get("JupyterHub", {})
-    authenticator_class = hub.get("authenticator_class")
+    # JupyterHub's own defaults when they are not set, as the hub would run
+    defaults = JupyterHub.class_traits()
+    authenticator_class = hub.get(
+        "authenticator_class", defaults["authenticator_class"].default_value
+    )
     registry = check_configuration(
         config,
         authenticator_class=authenticator_class,
-        spawner_class=hub.get("spawner_class"),
+        spawner_class=hub.get("spawner_class", defaults["spawner_class"].default_value),
         environ=environ,
     )
     cls = resolve_class(authenticator_class, "jupyterhub.authenticators")

@@ -500,3 +500,148 @@ def test_hub_without_a_crypt_key_says_how_to_make_one(tmp_path):
     assert "1 configuration error; the hub does not start" in lines[-1], lines[-5:]
     # not JupyterHub's own line, which comes later and says neither
     assert not [line for line in lines if "encryption is not available" in line]
+
+
+# -- settings on a class the hub does not use -------------------------------------
+
+NOT_READ = [
+    pytest.param(
+        "hubext-local",
+        'c.KubeSpawner.profile_list = [{"display_name": "Standard"}]',
+        "KubeSpawner.profile_list: ignored: the hub's spawner, LocalCommunitySpawner "
+        "(JupyterHub.spawner_class), does not read KubeSpawner settings; set it as "
+        "c.LocalCommunitySpawner.profile_list",
+        id="kubespawner-profiles-on-hubext-local",
+    ),
+    pytest.param(
+        "hubext-local",
+        'c.KubeSpawner.image = "quay.io/jupyter/scipy-notebook"',
+        "KubeSpawner.image: ignored: the hub's spawner, LocalCommunitySpawner "
+        "(JupyterHub.spawner_class), does not read KubeSpawner settings; "
+        "LocalCommunitySpawner has no such setting",
+        id="kubespawner-image-on-hubext-local",
+    ),
+    pytest.param(
+        "hubext-kube",
+        'c.LocalCommunitySpawner.profile_list = [{"display_name": "Standard"}]',
+        "LocalCommunitySpawner.profile_list: ignored: the hub's spawner, "
+        "CommunityKubeSpawner (JupyterHub.spawner_class), does not read "
+        "LocalCommunitySpawner settings; set it as c.CommunityKubeSpawner.profile_list",
+        id="local-profiles-on-hubext-kube",
+    ),
+    pytest.param(
+        None,
+        'c.LocalCommunitySpawner.profile_list = [{"display_name": "Standard"}]',
+        "LocalCommunitySpawner.profile_list: ignored: the hub's spawner, "
+        "LocalProcessSpawner (JupyterHub.spawner_class), does not read "
+        "LocalCommunitySpawner settings; to use hubext-local, set "
+        "c.JupyterHub.spawner_class = 'hubext-local'",
+        id="no-spawner-class-set",
+    ),
+    pytest.param(
+        "hubext-local",
+        'c.LocalCommunitySpawner.profile_lists = [{"display_name": "Standard"}]',
+        "LocalCommunitySpawner.profile_lists: LocalCommunitySpawner has no such "
+        "setting and would ignore it (did you mean 'profile_list'?)",
+        id="misspelled-setting",
+    ),
+    pytest.param(
+        "hubext-local",
+        'c.GitHubOAuthenticator.client_id = "abc"',
+        "GitHubOAuthenticator.client_id: ignored: no provider in "
+        "CommunityAuthenticator.providers reads GitHubOAuthenticator settings (kind "
+        "'github'); a provider's settings go in "
+        "CommunityAuthenticator.providers[<name>]['config']",
+        id="github-settings-without-a-github-provider",
+    ),
+    pytest.param(
+        "hubext-local",
+        'c.CommunityAuthenticator.client_id = "abc"',
+        "CommunityAuthenticator.client_id: CommunityAuthenticator has no such "
+        "setting and would ignore it; a provider's setting goes in "
+        "CommunityAuthenticator.providers[<name>]['config']",
+        id="provider-setting-on-the-authenticator",
+    ),
+    pytest.param(
+        "hubext-local",
+        "c.PAMAuthenticator.open_sessions = False",
+        "PAMAuthenticator.open_sessions: ignored: the hub's authenticator, "
+        "CommunityAuthenticator (JupyterHub.authenticator_class), does not read "
+        "PAMAuthenticator settings; CommunityAuthenticator has no such setting",
+        id="another-authenticators-settings",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spawner", "line", "message"), NOT_READ)
+def test_a_setting_the_hub_would_ignore_is_refused(
+    tmp_path, capsys, spawner, line, message
+):
+    body = 'c.Communities.communities = {"ocean-lab": {}}\n' + line + "\n"
+    path = write_hubext_config(tmp_path, spawner or "", body)
+    if spawner is None:  # JupyterHub's default spawner
+        path.write_text(
+            path.read_text().replace("c.JupyterHub.spawner_class = ''\n", "")
+        )
+    assert main(["check-config", str(path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"hubext: invalid configuration: {message}"
+    ]
+
+
+def test_hubext_settings_without_hubexts_authenticator_are_refused(tmp_path, capsys):
+    # The hub would run no hubext code: only check-config can say it.
+    path = tmp_path / "jupyterhub_config.py"
+    path.write_text(
+        'c = get_config()\nc.CommunityAuthenticator.providers = {"uni": {"kind": "oidc"}}\n'
+    )
+    assert main(["check-config", str(path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "hubext: invalid configuration: CommunityAuthenticator.providers: ignored: the "
+        "hub's authenticator, PAMAuthenticator (JupyterHub.authenticator_class), does "
+        "not read CommunityAuthenticator settings; for hubext's, set "
+        "c.JupyterHub.authenticator_class = 'hubext'"
+    ]
+
+
+def test_settings_the_hub_reads_are_accepted(tmp_path, capsys):
+    # A provider's kind makes its OAuthenticator's section read; KubeSpawner's
+    # deprecated names still work in its own section (KubeSpawner moves them).
+    path = write_hubext_config(
+        tmp_path,
+        "hubext-kube",
+        """\
+        c.Communities.communities = {"ocean-lab": {"members": [{"github": "ocean"}]}}
+        c.CommunityAuthenticator.providers = {"gh": {"kind": "github"}}
+        c.GitHubOAuthenticator.client_id = "abc"
+        c.OAuthenticator.client_secret = "def"
+        c.KubeSpawner.image_spec = "quay.io/jupyter/scipy-notebook"
+        c.Spawner.default_url = "/lab"
+        """,
+    )
+    assert main(["check-config", str(path)]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_hub_refuses_kubespawner_profiles_on_hubext_local(tmp_path):
+    # profiles.md's example with the spawner its comment offered
+    env = DemoEnvironment.with_free_ports(tmp_path / "hub")
+    log = tmp_path / "hub.log"
+    config = write_config(
+        tmp_path,
+        'c.KubeSpawner.profile_list = [{"display_name": "GPU", "slug": "gpu"}]',
+    )
+    with open(log, "wb") as out:
+        hub = env.start_hub(config, stdout=out, wait=False)
+        try:
+            returncode = hub.wait(timeout=60)
+        finally:
+            hub.kill()
+    assert returncode == 1
+    lines = log.read_text().splitlines()
+    critical = [line for line in lines if "hubext: invalid configuration:" in line]
+    assert [line.split("hubext: invalid configuration: ")[1] for line in critical] == [
+        NOT_READ[0].values[2]
+    ]
+    assert not [line for line in lines if "Traceback" in line], lines[-20:]
+    assert "1 configuration error; the hub does not start" in lines[-1], lines[-5:]
