@@ -9,6 +9,7 @@ configure for this class" as traitlets would, and "which class does this
 
 from __future__ import annotations
 
+import copy
 import difflib
 from importlib.metadata import entry_points
 
@@ -44,10 +45,19 @@ def configured_value(cls, config: Config, name: str, default):
     """A trait's configured value for ``cls``, as traitlets resolves it (by MRO).
 
     Read from the config without building the class (a spawner cannot be
-    built before the hub has a user for it).
+    built before the hub has a user for it). A value given as changes
+    (``c.X.y.append(...)``, ``.update(...)``, e.g. in a file loaded with
+    ``load_subconfig()``) is applied to ``default``, as traitlets applies it
+    to the trait's default value; the config is left as it is.
     """
     section = configured_section(cls, config, name)
-    return default if section is None else config[section][name]
+    if section is None:
+        return default
+    value = config[section][name]
+    if isinstance(value, LazyConfigValue):
+        # on copies: get_value() keeps its first result
+        return copy.deepcopy(value).get_value(copy.deepcopy(default))
+    return value
 
 
 def configured_section(cls, config: Config, name: str) -> str | None:

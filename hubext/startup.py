@@ -34,7 +34,12 @@ from ._validation import (
     errors_of,
     expect_mapping,
 )
-from .communities import Communities, Community, parse_communities
+from .communities import (
+    Communities,
+    Community,
+    configured_communities,
+    parse_communities,
+)
 from .config_reading import (
     check_trait_values,
     configured_section,
@@ -322,7 +327,9 @@ def check_configuration(
     )
 
     errors = ErrorCollector()
-    raw = configured_value(Communities, config, "communities", {})
+    raw = {}
+    with errors.check():
+        raw = configured_communities(config)
     registry = parse_communities(raw, errors=errors)
     communities = Communities.from_registry(registry, config=Config())
     authenticator = _hubext_authenticator(authenticator_class)

@@ -645,3 +645,135 @@ def test_hub_refuses_kubespawner_profiles_on_hubext_local(tmp_path):
     ]
     assert not [line for line in lines if "Traceback" in line], lines[-20:]
     assert "1 configuration error; the hub does not start" in lines[-1], lines[-5:]
+
+
+# -- configuration files that raise, and keys added from another file -------------
+
+
+def write_config_dir(tmp_path, files: dict[str, str]):
+    """A hub configured in jupyterhub_config.d/, as the demo: the top file
+    loads each file with load_subconfig(), in sorted order."""
+    d = tmp_path / "jupyterhub_config.d"
+    d.mkdir()
+    top = tmp_path / "jupyterhub_config.py"
+    top.write_text((REPO / "jupyterhub_config.py").read_text())
+    files = {
+        "00-hub.py": 'c = get_config()\nc.JupyterHub.authenticator_class = "hubext"\n'
+        'c.Communities.communities = {"astro-101": {}, "ocean-lab": {}}\n',
+        **files,
+    }
+    for name, text in files.items():
+        (d / name).write_text(textwrap.dedent(text))
+    return top
+
+
+def test_the_file_and_line_that_raised_are_named(tmp_path, capsys):
+    top = write_config_dir(
+        tmp_path,
+        {"30-usage.py": "c = get_config()\n\nc.UsageLedger.db_url = 3 + 'x'\n"},
+    )
+    assert main(["check-config", str(top)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"hubext: could not load {top}: {tmp_path}/jupyterhub_config.d/30-usage.py, "
+        "line 3: TypeError: unsupported operand type(s) for +: 'int' and 'str'",
+        "    c.UsageLedger.db_url = 3 + 'x'",
+    ]
+
+
+def test_a_syntax_error_is_named_with_its_file_and_line(tmp_path, capsys):
+    top = write_config_dir(
+        tmp_path, {"20-spawner.py": "c = get_config()\nc.Spawner.cmd = ['a',\n"}
+    )
+    assert main(["check-config", str(top)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(
+        f"hubext: could not load {top}: {tmp_path}/jupyterhub_config.d/20-spawner.py, "
+        "line 2: SyntaxError: "
+    ), lines
+    assert lines[1:] == ["    c.Spawner.cmd = ['a',"]
+
+
+def test_a_line_that_may_hold_a_secret_is_not_shown(tmp_path, capsys):
+    top = write_config_dir(
+        tmp_path,
+        {"10-identity.py": "c = get_config()\nc.X.client_secret = 's3cr3t' + 1\n"},
+    )
+    assert main(["check-config", str(top)]) == 1
+    err = capsys.readouterr().err
+    assert "10-identity.py, line 2: TypeError" in err
+    assert "(the line is not shown: it may hold a secret)" in err
+    assert "s3cr3t" not in err
+
+
+def test_indexing_a_community_in_another_file_says_what_works(tmp_path, capsys):
+    # the pattern limits.md and usage.md showed, in a file of its own
+    top = write_config_dir(
+        tmp_path,
+        {
+            "50-limits.py": """\
+                c = get_config()
+                c.Communities.communities["astro-101"]["limits"] = {
+                    "max_servers": 30,
+                }
+            """
+        },
+    )
+    assert main(["check-config", str(top)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"hubext: could not load {top}: {tmp_path}/jupyterhub_config.d/50-limits.py, "
+        "line 2: TypeError: 'LazyConfigValue' object is not subscriptable",
+        '    c.Communities.communities["astro-101"]["limits"] = {',
+        "hubext: a file loaded with load_subconfig() starts with an empty c, so "
+        "c.Communities.communities there is not the value another file set and has "
+        "no items to index; add keys to a community with add_to_community(c, "
+        "'astro-101', limits=...) (from hubext import add_to_community)",
+    ]
+
+
+def test_keys_added_from_another_file_are_merged(tmp_path, capsys):
+    top = write_config_dir(
+        tmp_path,
+        {
+            # before the file that defines the communities: the order is free
+            "00-a-limits.py": """\
+                from hubext import add_to_community
+                c = get_config()
+                add_to_community(c, "astro-101", limits={"max_servers": 30})
+            """,
+            "50-more.py": """\
+                from hubext import add_to_community
+                c = get_config()
+                add_to_community(c, "astro-101", display_name="Astronomy 101",
+                                 limits={"max_servers_per_member": 1})
+                c.Communities.communities.update({"bio": {"display_name": "Bio"}})
+            """,
+        },
+    )
+    assert main(["check-config", str(top)]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "astro-101  Astronomy 101" in out
+    assert "30 servers, 1/member" in out
+    assert "3 communities; configuration is valid." in out
+
+
+def test_keys_added_to_no_community_name_their_call(tmp_path, capsys):
+    top = write_config_dir(
+        tmp_path,
+        {
+            "50-limits.py": """\
+                from hubext import add_to_community
+                c = get_config()
+
+                add_to_community(c, "astro-11", limits={"max_servers": 30})
+            """
+        },
+    )
+    assert main(["check-config", str(top)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "hubext: invalid configuration: Communities.additions[0].community: "
+        f"add_to_community('astro-11') in {tmp_path}/jupyterhub_config.d/50-limits.py, "
+        "line 4: no community 'astro-11' is defined (did you mean 'astro-101'?); "
+        "communities: astro-101, ocean-lab. A new community goes in "
+        "c.Communities.communities (another file: "
+        "c.Communities.communities.update({slug: {...}}))"
+    ]

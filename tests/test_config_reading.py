@@ -79,3 +79,15 @@ def test_good_and_appended_values_pass():
     config.Base.api_token = "t"
     config.Base.offset.append(1)  # a LazyConfigValue: not checked here
     check_trait_values(Derived, config)
+
+
+def test_a_value_given_as_changes_is_applied_to_the_default():
+    # c.X.y.append(...) in a file loaded with load_subconfig(): traitlets
+    # applies it to the trait's default; so does the reading, on copies.
+    config = Config()
+    lazy = Config()
+    lazy.Derived.tags.append(2)
+    config.merge(lazy)
+    assert configured_value(Derived, config, "tags", [1]) == [1, 2]
+    assert configured_value(Derived, config, "tags", [5]) == [5, 2]  # not cached
+    assert config.Derived.tags.get_value([]) == [2]  # the config is untouched
