@@ -92,3 +92,23 @@ def test_login_page_has_one_button_per_provider(demo_hub):
     assert r.text.count('class="btn btn-jupyter btn-lg hubext-provider"') == 1
     assert 'href="/hub/demo/oauth_login?next=' in r.text
     assert "Sign in with the demo identity provider" in r.text
+
+
+#: Lines a hub admin would read as problems, which were noise: the proxy
+#: asked for the hub before routing to it (at start-up), and roles JupyterHub
+#: re-created with no scopes at each sign-in.
+NOISE = ("404 GET /hub/login", "Failed to get custom error page", "will have no scopes")
+
+
+def test_start_and_sign_ins_log_nothing_to_act_on(demo_hub):
+    # a hub admin who is a community admin, a member, and a refused person
+    for account in ("carol", "alice", "bob"):
+        assert demo_hub.session().login("demo", account).status_code == 302
+    assert demo_hub.session().login("demo", "dave").status_code == 403
+    log = demo_hub.log()
+    assert "JupyterHub is now running" in log
+    assert [line for line in log.splitlines() if any(n in line for n in NOISE)] == []
+    # the proxy logged no error at all
+    assert [
+        line for line in log.splitlines() if "[ConfigProxy]" in line and "error" in line
+    ] == []
