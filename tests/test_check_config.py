@@ -777,3 +777,53 @@ def test_keys_added_to_no_community_name_their_call(tmp_path, capsys):
         "c.Communities.communities (another file: "
         "c.Communities.communities.update({slug: {...}}))"
     ]
+
+
+@pytest.mark.e2e
+def test_a_hub_takes_keys_added_from_another_file(tmp_path):
+    from .harness import RunningHub
+
+    snippet = tmp_path / "50-limits.py"
+    snippet.write_text(
+        "from hubext import add_to_community\n"
+        "c = get_config()\n"
+        'add_to_community(c, "astro-101", limits={"max_servers": 7})\n'
+    )
+    hub = RunningHub(tmp_path / "hub", f"load_subconfig({str(snippet)!r})\n").start()
+    try:
+        bob = hub.signed_in("bob")
+        form = bob.spawn_form().text
+        # added to the demo's own limits of the workshop, key by key
+        assert "Astronomy 101 (workshop): 0 of 7 servers running." in form
+        assert "You: 0 of 1 server charged to Astronomy 101 (workshop)." in form
+    finally:
+        hub.stop()
+
+
+@pytest.mark.e2e
+def test_a_hub_refuses_keys_added_to_no_community(tmp_path):
+    snippet = tmp_path / "50-limits.py"
+    snippet.write_text(
+        "from hubext import add_to_community\n"
+        "c = get_config()\n"
+        'add_to_community(c, "astro-11", limits={"max_servers": 7})\n'
+    )
+    env = DemoEnvironment.with_free_ports(tmp_path / "hub")
+    log = tmp_path / "hub.log"
+    with open(log, "wb") as out:
+        config = write_config(tmp_path, f"load_subconfig({str(snippet)!r})")
+        hub = env.start_hub(config, stdout=out, wait=False)
+        try:
+            returncode = hub.wait(timeout=60)
+        finally:
+            hub.kill()
+    assert returncode == 1
+    lines = log.read_text().splitlines()
+    critical = [line for line in lines if "hubext: invalid configuration:" in line]
+    assert len(critical) == 1, lines[-20:]
+    assert (
+        f"Communities.additions[0].community: add_to_community('astro-11') in "
+        f"{snippet}, line 3: no community 'astro-11' is defined (did you mean "
+        "'astro-101'?)" in critical[0]
+    )
+    assert not [line for line in lines if "Traceback" in line], lines[-20:]

@@ -128,7 +128,7 @@ def test_max_servers_refuses_the_community_past_its_limit(hub):
     # the form says what is left before submitting
     page = hub.people["otto"].spawn_form().text
     assert "Ocean Modelling Lab: 3 of 3 servers running." in page
-    assert "You: 0 of 1 servers charged to Ocean Modelling Lab." in page
+    assert "You: 0 of 1 server charged to Ocean Modelling Lab." in page
     # one stops: otto may start
     stop(hub, "oscar")
     assert post_server(hub, "otto", {"profile": "ocean-model"}).status_code in (
@@ -147,12 +147,12 @@ def test_budget_spent_this_month(hub):
     now = datetime.now(UTC)
     renew = (this_month_start(now) + timedelta(days=32)).replace(day=1)
     assert message.startswith(
-        "Astronomy 101 (workshop) has used 1.0 of its 1 server-hours this month "
+        "Astronomy 101 (workshop) has used 1.0 of its 1 server-hour this month "
         "(budget.server_hours)."
     ), message
     assert f"It renews on {renew:%Y-%m-%d} at 00:00 UTC." in message
     page = hub.people["bob"].spawn_form().text
-    assert "Astronomy 101 (workshop): 1.0 of 1 server-hours used this month." in page
+    assert "Astronomy 101 (workshop): 1.0 of 1 server-hour used this month." in page
     assert hub.api.user("bob")["servers"] == {}
 
 
