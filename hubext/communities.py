@@ -235,34 +235,37 @@ def add_to_community(c: Config, slug: str, **keys: Any) -> None:
     )
 
 
-def merge_additions(communities: Any, additions: Any) -> Any:
+def merge_additions(
+    communities: Any, additions: Any, errors: ErrorCollector | None = None
+) -> Any:
     """``communities`` (raw) with ``additions`` merged in (see :func:`add_to_community`).
 
     Returns ``communities`` itself when there is nothing to add or it is not
-    a mapping (its own check reports that). Raises ConfigErrors for every
-    addition that cannot be made, each with its file and line.
+    a mapping (its own check reports that). Every addition that cannot be
+    made is an error naming its file and line: raised (ConfigErrors), or,
+    with ``errors``, added to it, the others merged (so that the checks
+    after it see the communities as they are).
     """
     if not additions or not isinstance(communities, Mapping):
         return communities
     merged = copy.deepcopy(dict(communities))
-    errors = ErrorCollector()
-    with errors.check():
+    with collecting(errors) as errors, errors.check():
         for i, addition in enumerate(expect_list(additions, ADDITIONS_PATH)):
             with errors.check():
                 _merge_one(merged, addition, ADDITIONS_PATH[i])
-    errors.raise_errors()
     return merged
 
 
-def configured_communities(config: Config) -> Any:
+def configured_communities(config: Config, errors: ErrorCollector | None = None) -> Any:
     """The communities ``config`` defines, raw, with their additions merged.
 
     What ``Communities(config=config)`` will hold, read without building it
-    (the start-up checks, ``hubext usage report --hub-config``). Raises
-    ConfigErrors for additions that cannot be made.
+    (the start-up checks, ``hubext usage report --hub-config``). Additions
+    that cannot be made are raised as ConfigErrors, or added to ``errors``.
     """
     raw = configured_value(Communities, config, "communities", {})
-    return merge_additions(raw, configured_value(Communities, config, "additions", []))
+    additions = configured_value(Communities, config, "additions", [])
+    return merge_additions(raw, additions, errors)
 
 
 def _merge_one(merged: dict, addition: Any, path: KeyPath) -> None:

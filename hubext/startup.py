@@ -8,7 +8,9 @@ server starts; the authenticator therefore runs the spawner's checks
 :func:`check_configuration` runs every check on the configuration and reports
 every error at once (:class:`~hubext._validation.ConfigErrors`), each with
 its key path: the communities, the providers, the rules' providers, the
-spawner's own checks and the profiles' ``allowed_groups``. ``hubext
+spawner's own checks, the profiles' ``allowed_groups``, settings the hub
+would ignore (:mod:`hubext.ignored_settings`) and, in the hub, auth_state's
+encryption key. ``hubext
 check-config`` and the authenticator run the same function; in the hub,
 :func:`config_errors_stop_the_hub` logs one line per error and exits with
 status 1, without a traceback.
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import difflib
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -44,10 +45,9 @@ from .config_reading import (
     check_trait_values,
     configured_section,
     configured_value,
-    entry_point_classes,
     resolve_class,
-    sections_read_by,
 )
+from .ignored_settings import check_authenticator_sections, check_spawner_sections
 from .profiles import check_allowed_groups
 
 
@@ -66,157 +66,6 @@ def check_spawner_config(
     if check is not None:
         check_trait_values(spawner_class, config)
         check(config, communities)
-
-
-#: Spawner classes whose settings only a spawner inheriting from them reads,
-#: besides those of the ``jupyterhub.spawners`` entry points.
-SPAWNER_SECTIONS = frozenset(
-    {
-        "LocalCommunitySpawner",
-        "LocalProcessSpawner",
-        "CommunityKubeSpawner",
-        "KubeSpawner",
-    }
-)
-
-
-#: hubext's spawners' entry point names, by class.
-HUBEXT_SPAWNERS = {
-    "LocalCommunitySpawner": "hubext-local",
-    "CommunityKubeSpawner": "hubext-kube",
-}
-
-
-def _not_read(section: str, key: str, reader: type, what: str) -> ConfigError:
-    """A setting in a section ``reader`` (the hub's ``what``) does not read."""
-    if section in HUBEXT_SPAWNERS and reader.__name__ not in HUBEXT_SPAWNERS:
-        name = HUBEXT_SPAWNERS[section]
-        instead = f"to use {name}, set c.JupyterHub.spawner_class = {name!r}"
-    elif key in reader.class_traits(config=True):
-        instead = f"set it as c.{reader.__name__}.{key}"
-    else:
-        instead = f"{reader.__name__} has no such setting"
-    return ConfigError(
-        f"{section}.{key}",
-        f"ignored: the hub's {what}, {reader.__name__} "
-        f"(JupyterHub.{what}_class), does not read {section} settings; {instead}",
-    )
-
-
-def check_spawner_sections(config: Config, spawner: type) -> None:
-    """Settings of another spawner's class are refused, not ignored.
-
-    ``c.KubeSpawner.profile_list`` with ``hubext-local`` (or
-    ``c.LocalCommunitySpawner.*`` with ``hubext-kube``, or either with
-    JupyterHub's default spawner) would be ignored: the hub's spawner reads
-    the sections of its own class and its bases only. Each such setting is
-    refused, naming the section to use. Raises ConfigErrors.
-    """
-    read = sections_read_by(spawner)
-    others = (SPAWNER_SECTIONS | entry_point_classes("jupyterhub.spawners")) - read
-    errors = ErrorCollector()
-    for section, values in config.items():
-        if section in others and isinstance(values, Config):
-            for key in values:
-                errors.add(_not_read(section, key, spawner, "spawner"))
-    errors.raise_errors()
-
-
-def check_authenticator_sections(
-    config: Config, authenticator: type, kinds: set[str]
-) -> None:
-    """Settings of an authenticator's class that nothing in the hub reads are refused.
-
-    hubext's authenticator reads its own sections, and each provider its
-    OAuthenticator class's (``c.GenericOAuthenticator`` for ``oidc``
-    providers, ...): ``c.GitHubOAuthenticator.*`` without a ``github``
-    provider, or ``c.PAMAuthenticator.*``, would be ignored. ``kinds`` are
-    the configured providers' kinds. With another authenticator (``hubext
-    check-config`` only: the hub runs no hubext code then), settings of
-    hubext's are refused. Raises ConfigErrors.
-    """
-    from .authenticator import CommunityAuthenticator
-    from .providers import PROVIDER_KINDS
-
-    hubext = issubclass(authenticator, CommunityAuthenticator)
-    readers = [authenticator]
-    if hubext:
-        readers += [PROVIDER_KINDS[kind] for kind in kinds if kind in PROVIDER_KINDS]
-    read = sections_read_by(*readers)
-    others = (
-        entry_point_classes("jupyterhub.authenticators")
-        | sections_read_by(CommunityAuthenticator, *PROVIDER_KINDS.values())
-    ) - read
-    errors = ErrorCollector()
-    if hubext:
-        with errors.check():
-            _check_unknown_settings(config, readers)
-    for section, values in config.items():
-        if section not in others or not isinstance(values, Config):
-            continue
-        for key in values:
-            kind = [
-                k
-                for k, cls in PROVIDER_KINDS.items()
-                if section in sections_read_by(cls)
-            ]
-            if hubext and kind:
-                reason = (
-                    f"ignored: no provider in CommunityAuthenticator.providers reads "
-                    f"{section} settings (kind {' or '.join(map(repr, kind))}); a "
-                    "provider's settings go in CommunityAuthenticator.providers"
-                    "[<name>]['config']"
-                )
-                errors.add(ConfigError(f"{section}.{key}", reason))
-            else:
-                error = _not_read(section, key, authenticator, "authenticator")
-                if not hubext:
-                    error = ConfigError(
-                        error.path,
-                        f"{error.reason.split('; ')[0]}; for hubext's, set "
-                        "c.JupyterHub.authenticator_class = 'hubext'",
-                    )
-                errors.add(error)
-    errors.raise_errors()
-
-
-def _check_unknown_settings(config: Config, readers: list[type]) -> None:
-    """A name in a section ``readers`` read that none of them has is refused.
-
-    hubext's authenticator and its providers are built at start-up, where
-    traitlets would only warn that it ignores the name.
-    """
-    from .providers import PROVIDER_KINDS
-
-    provider_traits = set().union(
-        *(cls.class_traits(config=True) for cls in PROVIDER_KINDS.values())
-    )
-    errors = ErrorCollector()
-    for section, values in config.items():
-        owners = [r for r in readers if section in sections_read_by(r)]
-        if not owners or not isinstance(values, Config):
-            continue
-        known = set().union(*(r.class_traits(config=True) for r in owners))
-        for key, value in values.items():
-            if key in known or isinstance(value, Config):
-                continue
-            if key in provider_traits:
-                hint = (
-                    "; a provider's setting goes in "
-                    "CommunityAuthenticator.providers[<name>]['config']"
-                )
-            else:
-                close = difflib.get_close_matches(key, sorted(known), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-            errors.add(
-                ConfigError(
-                    f"{section}.{key}",
-                    f"{' and '.join(r.__name__ for r in owners)} "
-                    f"{'have' if len(owners) > 1 else 'has'} no such setting and "
-                    f"would ignore it{hint}",
-                )
-            )
-    errors.raise_errors()
 
 
 def _hubext_authenticator(authenticator_class) -> type | None:
@@ -327,9 +176,7 @@ def check_configuration(
     )
 
     errors = ErrorCollector()
-    raw = {}
-    with errors.check():
-        raw = configured_communities(config)
+    raw = configured_communities(config, errors)
     registry = parse_communities(raw, errors=errors)
     communities = Communities.from_registry(registry, config=Config())
     authenticator = _hubext_authenticator(authenticator_class)
@@ -367,7 +214,9 @@ def check_configuration(
             if isinstance(entry, Mapping)
         }
         with errors.check():
-            check_authenticator_sections(config, resolved, kinds)
+            check_authenticator_sections(
+                config, resolved, kinds, hubext=authenticator is not None
+            )
     if spawner_class is not None:
         spawner = resolve_class(spawner_class, "jupyterhub.spawners")
         if isinstance(spawner, type):
