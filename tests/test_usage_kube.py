@@ -122,7 +122,7 @@ async def test_limits_on_kube_count_resources_before_the_pod_exists(
         await second.apply_community_options({"profile": "gpu", "image": "base"})
     assert refused.value.status_code == 403
     assert refused.value.reason == "community-limit"
-    assert "request 1 of its 1 GPUs (max_gpu)" in refused.value.message
+    assert "request 1 of its 1 GPU (max_gpu)" in refused.value.message
     # a CPU server of the same community is not limited by GPUs
     await second.apply_community_options({"profile": "small"})
     await asyncio.wait_for(first.start(), TIMEOUT)
