@@ -45,16 +45,12 @@ def describe_trait_error(error: Exception, name: str = "") -> str:
     return text
 
 
-def plural(count: float, word: str, words: str | None = None) -> str:
-    """``count`` and the form of ``word`` that agrees with it, for messages.
+def plural(count: float, one: str, many: str | None = None) -> str:
+    """``one`` for exactly 1 (a count or an amount), else ``many`` (``one`` + s).
 
-    ``plural(1, "community")`` is ``"1 community"``, ``plural(2, "server")``
-    ``"2 servers"``; ``words`` is the plural when it is not ``word + "s"``
-    (``plural(0, "community", "communities")``). A float is written short
-    (``0.5 GPU-hours``); only exactly 1 takes the singular.
+    For messages: ``f"{n} {plural(n, 'community', 'communities')}"``.
     """
-    number = f"{count:g}" if isinstance(count, float) else str(count)
-    return f"{number} {word if count == 1 else (words or word + 's')}"
+    return one if count == 1 else (many or one + "s")
 
 
 def show(value: Any) -> str:

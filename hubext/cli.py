@@ -211,8 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"hubext: {len(errors)} configuration errors", file=sys.stderr)
         return 1
     print(format_table(communities))
-    count = plural(len(communities), "community", "communities")
-    print(f"\n{count}; configuration is valid.")
+    count = len(communities)
+    print(
+        f"\n{count} {plural(count, 'community', 'communities')}; "
+        "configuration is valid."
+    )
     return 0
 
 

@@ -77,7 +77,7 @@ class Budget:
     def period_words(self) -> str:
         if self.days is None:
             return "this month"
-        return f"in the last {plural(self.days, 'day')}"
+        return f"in the last {self.days} {plural(self.days, 'day')}"
 
     def renews(self, now: datetime) -> str:
         """When a spent budget can be used again, in words."""
@@ -86,7 +86,8 @@ class Budget:
             nxt = (start + timedelta(days=32)).replace(day=1)
             return f"It renews on {nxt:%Y-%m-%d} at 00:00 UTC."
         return (
-            f"Usage older than {plural(self.days, 'day')} stops counting: try again "
+            f"Usage older than {self.days} {plural(self.days, 'day')} stops counting: "
+            "try again "
             "when enough of it has aged out of the window."
         )
 
@@ -223,14 +224,18 @@ def describe(limits: Limits | None) -> str:
     if limits.max_servers_per_member is not None:
         parts.append(f"{limits.max_servers_per_member}/member")
     if limits.max_cpu is not None:
-        parts.append(plural(limits.max_cpu, "CPU"))
+        parts.append(f"{_cores(limits.max_cpu)} {plural(limits.max_cpu, 'CPU')}")
     if limits.max_memory is not None:
         parts.append(_gib(limits.max_memory))
     if limits.max_gpu is not None:
-        parts.append(plural(limits.max_gpu, "GPU"))
+        parts.append(f"{limits.max_gpu} {plural(limits.max_gpu, 'GPU')}")
     budget = limits.budget
     if budget is not None:
-        period = "month" if budget.days is None else plural(budget.days, "day")
+        period = (
+            "month"
+            if budget.days is None
+            else f"{budget.days} {plural(budget.days, 'day')}"
+        )
         for unit, amount in budget.pool.items():
             parts.append(f"{hours_of(amount, unit)}/{period}")
         for unit, amount in budget.per_member.items():
@@ -299,12 +304,12 @@ def sentence_start(name: str) -> str:
 
 
 def _servers(count: int) -> str:
-    return plural(count, "server")
+    return f"{count} {plural(count, 'server')}"
 
 
 def hours_of(amount: float, unit: str) -> str:
     """``amount`` of a budget ``unit`` in words: ``1 GPU-hour``, ``2.5 CPU-hours``."""
-    return plural(amount, UNIT_WORD[unit], UNIT_WORDS[unit])
+    return f"{amount:g} {plural(amount, UNIT_WORD[unit], UNIT_WORDS[unit])}"
 
 
 def _cores(value: float) -> str:
@@ -315,7 +320,7 @@ def _quantity(key: str, value: float) -> str:
     """A value of ``max_cpu``, ``max_memory`` or ``max_gpu``, with its unit."""
     if key == "max_memory":
         return _gib(value)
-    return plural(float(value), "CPU" if key == "max_cpu" else "GPU")
+    return f"{value:g} {plural(value, 'CPU' if key == 'max_cpu' else 'GPU')}"
 
 
 def _gib(value: float) -> str:

@@ -151,16 +151,20 @@ class CullPass:
         result.requests = api.requests - before
         self._done(started)
         self.log.info(
-            "hubext-culler: pass done in %.2f s: %s, %d culled, %d stopping, "
-            "%d left alone, %s deleted, %s, %s",
+            "hubext-culler: pass done in %.2f s: %d %s, %d culled, %d stopping, "
+            "%d left alone, %d %s deleted, %d %s, %d API %s",
             result.seconds,
+            result.servers,
             plural(result.servers, "server"),
             len(result.culled),
             len(result.stopping),
             len(result.skipped),
+            len(result.users_deleted),
             plural(len(result.users_deleted), "user"),
+            len(result.errors),
             plural(len(result.errors), "error"),
-            plural(result.requests, "API request"),
+            result.requests,
+            plural(result.requests, "request"),
         )
         return result
 

@@ -166,8 +166,9 @@ class GitHubProvider(ProviderMixin, GitHubOAuthenticator):
             if url is None:
                 return items
         self.log.warning(
-            "hubext: provider %s: more than %s at %s; the rest is ignored",
+            "hubext: provider %s: more than %d %s at %s; the rest is ignored",
             self.provider_name,
+            self.max_pages,
             plural(self.max_pages, "page"),
             url.split("?")[0],
         )

@@ -284,8 +284,9 @@ class Ledger:
             left = self.pending
             if left:
                 self.log.error(
-                    "usage ledger: stopped with %s not written to %s; "
+                    "usage ledger: stopped with %d %s not written to %s; "
                     "their open sessions are closed at the next start-up",
+                    left,
                     plural(left, "event"),
                     self._safe_url(),
                 )
@@ -301,9 +302,10 @@ class Ledger:
                 self._dropped_this_outage += 1
                 if self._dropped_this_outage == 1:
                     self.log.error(
-                        "usage ledger: %s waiting for %s; refusing new "
+                        "usage ledger: %d %s waiting for %s; refusing new "
                         "ones until it is back (their sessions will be missing "
                         "from reports)",
+                        len(self._ops),
                         plural(len(self._ops), "event"),
                         self._safe_url(),
                     )
@@ -452,11 +454,12 @@ class Ledger:
         self.outage_since = time.monotonic()
         cause = getattr(error, "orig", None) or error
         self.log.warning(
-            "usage ledger: cannot write to %s (%s: %s); %s kept, retrying "
+            "usage ledger: cannot write to %s (%s: %s); %d %s kept, retrying "
             "with back-off up to %g s",
             self._safe_url(),
             type(cause).__name__,
             self._scrub(str(cause)),
+            waiting,
             plural(waiting, "event"),
             self.retry_max,
         )
