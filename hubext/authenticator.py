@@ -40,7 +40,7 @@ from .providers import PROVIDER_KINDS, ProviderUnavailable
 from .providers.base import transient_failures
 from .providers.config import PROVIDERS_PATH, parse_providers
 from .reconcile import reconcile_user_at_startup, remove_stale_groups
-from .roles import community_admin_role_name, community_admin_roles, hub_admin_roles
+from .roles import community_admin_role, community_admin_roles, hub_admin_roles
 from .service_data import hand_to_hub_services
 from .spawners.limits import start_hub_limits
 from .spawners.usage import start_hub_usage
@@ -335,16 +335,43 @@ class CommunityAuthenticator(Authenticator):
         ) + hub_admin_roles(custom_scopes)
 
     def _roles_for(self, admin: bool, admin_of) -> list[dict]:
-        # sync_roles() replaces all of a user's roles: keep the default ones.
-        roles = [{"name": "user"}]
+        """The user's roles, each as the hub defines it.
+
+        JupyterHub's ``sync_roles()`` replaces all of a user's roles (so the
+        default ones are kept here) and writes every role it is given back
+        into the database: a role given by its name alone would be logged
+        as ``Role ... will have no scopes`` at every sign-in. hubext's own
+        roles are defined as ``load_managed_roles`` defines them; JupyterHub's
+        (``user``, ``admin``) as the hub's database holds them (the hub may
+        have changed ``user``'s scopes).
+        """
+        custom_scopes = getattr(self.parent, "custom_scopes", {})
+        roles = self._hub_roles(["user", "admin"] if admin else ["user"])
         if admin:
-            roles.append({"name": "admin"})
-            custom_scopes = getattr(self.parent, "custom_scopes", {})
-            roles += [{"name": r["name"]} for r in hub_admin_roles(custom_scopes)]
+            roles += hub_admin_roles(custom_scopes)
         roles += [
-            {"name": community_admin_role_name(slug)} for slug in sorted(admin_of)
+            community_admin_role(
+                self.communities[slug],
+                access_servers=self.community_admins_access_servers,
+                custom_scopes=custom_scopes,
+            )
+            for slug in sorted(admin_of)
         ]
         return roles
+
+    def _hub_roles(self, names: list[str]) -> list[dict]:
+        """JupyterHub's roles ``names`` as the hub's database defines them
+        (by name alone without a hub)."""
+        db = getattr(self.parent, "db", None)
+        defined = {}
+        if db is not None:
+            for role in db.query(orm.Role).filter(orm.Role.name.in_(names)):
+                defined[role.name] = {
+                    "name": role.name,
+                    "description": role.description,
+                    "scopes": list(role.scopes),
+                }
+        return [defined.get(name, {"name": name}) for name in names]
 
     # -- authentication -------------------------------------------------------
 

@@ -59,6 +59,15 @@ def _real_processes_are_marked(request, monkeypatch):
 DUMMY_KUBECONFIG = Path(__file__).parent / "data" / "kubeconfig.yaml"
 
 
+@pytest.fixture(autouse=True)
+def hub_crypt_key(monkeypatch):
+    """The environment a hub runs in has its auth_state key, as the demo's does:
+    ``hubext check-config`` checks it (a test of a missing key removes it)."""
+    key = os.urandom(32).hex()
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", key)
+    return key
+
+
 @pytest.fixture(scope="module")
 def demo_hub(tmp_path_factory, request):
     """The demo configuration, running for real, shared by a test module."""

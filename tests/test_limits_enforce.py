@@ -514,12 +514,14 @@ async def test_spent_budget_stops_the_communitys_server_after_the_grace(hub, tmp
     assert wait_until(lambda: not hub.api.user("bob")["servers"], timeout=30)
     # recorded as a stop for the budget, not as an admin's
     assert wait_until(
-        lambda: [
-            r["end_reason"]
-            for r in hub.ledger_rows(hub.ledger_url)
-            if r["username"] == "bob" and r["stopped_at"] and r["profile"]
-        ]
-        == ["stopped_for_budget"],
+        lambda: (
+            [
+                r["end_reason"]
+                for r in hub.ledger_rows(hub.ledger_url)
+                if r["username"] == "bob" and r["stopped_at"] and r["profile"]
+            ]
+            == ["stopped_for_budget"]
+        ),
         timeout=30,
     ), hub.ledger_rows(hub.ledger_url)
     # a stop, not a deletion; other communities' servers keep running

@@ -146,6 +146,7 @@ def test_running_server_survives_a_restart_when_the_proxy_keeps_running(tmp_path
         service_scopes=SCOPES,
     )
     env = h.env
+    env.proxy_auth_token = auth_token  # the hub's environment: the proxy's token
     # An external proxy, as z2jh runs it: started before the hub, outlives it.
     proxy = subprocess.Popen(
         [

@@ -35,6 +35,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from .._validation import plural
 from ..culling import CullingPolicy, policy_for
 from .arbiter import arbitrate
 from .client import HubAPI, HubAPIError
@@ -150,16 +151,20 @@ class CullPass:
         result.requests = api.requests - before
         self._done(started)
         self.log.info(
-            "hubext-culler: pass done in %.2f s: %d servers, %d culled, %d stopping, "
-            "%d left alone, %d users deleted, %d errors, %d API requests",
+            "hubext-culler: pass done in %.2f s: %d %s, %d culled, %d stopping, "
+            "%d left alone, %d %s deleted, %d %s, %d API %s",
             result.seconds,
             result.servers,
+            plural(result.servers, "server"),
             len(result.culled),
             len(result.stopping),
             len(result.skipped),
             len(result.users_deleted),
+            plural(len(result.users_deleted), "user"),
             len(result.errors),
+            plural(len(result.errors), "error"),
             result.requests,
+            plural(result.requests, "request"),
         )
         return result
 

@@ -49,6 +49,8 @@ LOCAL_OVERRIDES = (
     "default_url",
     "mem_limit",
     "cpu_limit",
+    "mem_guarantee",
+    "cpu_guarantee",
 )
 
 
@@ -101,7 +103,11 @@ class LocalCommunitySpawner(
 
         On this spawner, ``kubespawner_override`` may set the generic
         Spawner traits ``environment`` (merged), ``cmd``, ``args``,
-        ``default_url``, ``mem_limit`` and ``cpu_limit``.
+        ``default_url``, ``mem_limit``, ``cpu_limit``, ``mem_guarantee``
+        and ``cpu_guarantee``. The resources are not enforced on one
+        machine (the server gets them as ``MEM_LIMIT``, ``CPU_GUARANTEE``,
+        ... variables); the usage ledger records them and community limits
+        count them, as on Kubernetes.
 
         Example::
 

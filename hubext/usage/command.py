@@ -114,8 +114,7 @@ def prices_from_hub_config(path: str) -> dict:
     admin's machine); a ``.yaml`` file is read as zero-to-jupyterhub values.
     The communities are validated as at the hub's start-up.
     """
-    from ..communities import Communities, parse_communities
-    from ..config_reading import configured_value
+    from ..communities import configured_communities, parse_communities
 
     if not os.path.isfile(path):
         raise UsageError(f"--hub-config: no such file: {path}")
@@ -131,8 +130,7 @@ def prices_from_hub_config(path: str) -> dict:
     except Exception as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise Failure(f"could not read {path}: {type(e).__name__}: {first}") from None
-    raw = configured_value(Communities, config, "communities", {})
-    registry = parse_communities(raw)
+    registry = parse_communities(configured_communities(config))
     return {
         slug: community.prices
         for slug, community in registry.items()

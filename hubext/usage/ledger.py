@@ -47,6 +47,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, update
 from sqlalchemy.exc import DBAPIError, StatementError
 
+from .._validation import plural
 from .model import HUB_ACCOUNT, EndReason, Resources, sessions, utcnow
 from .store import make_engine, password_of, redact, upgrade_to_head
 
@@ -272,9 +273,10 @@ class Ledger:
             left = self.pending
             if left:
                 self.log.error(
-                    "usage ledger: stopped with %d events not written to %s; "
+                    "usage ledger: stopped with %d %s not written to %s; "
                     "their open sessions are closed at the next start-up",
                     left,
+                    plural(left, "event"),
                     self._safe_url(),
                 )
             self._thread = None
@@ -289,10 +291,11 @@ class Ledger:
                 self._dropped_this_outage += 1
                 if self._dropped_this_outage == 1:
                     self.log.error(
-                        "usage ledger: %d events waiting for %s; refusing new "
+                        "usage ledger: %d %s waiting for %s; refusing new "
                         "ones until it is back (their sessions will be missing "
                         "from reports)",
                         len(self._ops),
+                        plural(len(self._ops), "event"),
                         self._safe_url(),
                     )
                 if isinstance(op, _CloseOpen):
@@ -440,12 +443,13 @@ class Ledger:
         self.outage_since = time.monotonic()
         cause = getattr(error, "orig", None) or error
         self.log.warning(
-            "usage ledger: cannot write to %s (%s: %s); %d events kept, retrying "
+            "usage ledger: cannot write to %s (%s: %s); %d %s kept, retrying "
             "with back-off up to %g s",
             self._safe_url(),
             type(cause).__name__,
             self._scrub(str(cause)),
             waiting,
+            plural(waiting, "event"),
             self.retry_max,
         )
 
