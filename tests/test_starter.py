@@ -53,7 +53,7 @@ def test_one_machine_config_passes_check_config(in_tmp, capsys):
     )
     assert result.returncode == 0, result.stderr
     assert "example-lab  Example Lab" in result.stdout
-    assert "1 communities; configuration is valid." in result.stdout
+    assert "1 community; configuration is valid." in result.stdout
 
 
 def test_one_machine_config_keeps_the_hubs_state_beside_itself(in_tmp, monkeypatch):
