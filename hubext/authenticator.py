@@ -595,6 +595,9 @@ class CommunityAuthenticator(Authenticator):
                 "hubext: %s is no longer in any community; ending their access",
                 show(user.name),
             )
+            # Recorded as the provider answers now: a start with other rules
+            # matches this identity, not the one that gave communities.
+            await user.save_auth_state(model["auth_state"])
             await self.revoke_access(user, handler)
             return False
         return model

@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ import requests
 
 from demo.services import REPO
 
-from .harness import TEST_SERVICE_SCOPES, RunningHub
+from .harness import TEST_SERVICE_SCOPES, RunningHub, running_hub
 from .hubclient import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -359,3 +360,39 @@ def test_a_start_does_the_same_database_work_for_3_or_23_people(tmp_path):
         assert identities not in unchanged_23
     finally:
         h.stop()
+
+
+#: The demo's communities with ocean-lab renamed (and nothing else).
+RENAMED_OCEAN_LAB = (
+    CHANGED_COMMUNITIES.replace(
+        'comms["everyone"] = {"members": [{"provider": "demo"}]}\n', ""
+    )
+    .replace('del comms["astro-101"]\n', "")
+    .replace('if p.get("allowed_groups") != ["astro-101"]', "")
+)
+
+
+def test_who_left_every_community_gets_nothing_back_when_the_rules_change(
+    tmp_path_factory,
+):
+    """Leaving every community (found at a refresh) is recorded: a later start
+    with other rules matches what the provider said then, not before."""
+    config = (
+        "c.CommunityAuthenticator.admin_users = set()\n"
+        "c.CommunityAuthenticator.auth_refresh_age = 1\n"
+    )
+    accounts = {"lea": {"preferred_username": "lea", "groups": ["ocean-lab"]}}
+    with running_hub(tmp_path_factory, "left", config, accounts) as h:
+        person = h.signed_in("lea")
+        assert user(h, "lea")["groups"] == ["ocean-lab"]
+        h.idp_control(
+            "PUT", "accounts/lea", json={"preferred_username": "lea", "groups": []}
+        )
+        time.sleep(1.5)  # past auth_refresh_age: the next request refreshes
+        assert person.api("GET", "/user").status_code == 403
+        assert user(h, "lea")["groups"] == []
+        h.restart(signal.SIGTERM, extra_config=config + RENAMED_OCEAN_LAB)
+        assert user(h, "lea")["groups"] == []
+        assert ["group", "ocean-lab"] not in (
+            user(h, "lea")["auth_state"]["hubext"]["atoms"]
+        )
