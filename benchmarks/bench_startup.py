@@ -330,6 +330,8 @@ class Hub:
             hub_config(kind, workdir, ports, idp_url, args.communities, self.token)
         )
         self.communities(change=False)
+        if args.keep:  # to start it again by hand
+            (workdir / "crypt_key").write_text(key)
         self.log = workdir / "hub.log"
         self.starts = 0
 
@@ -443,6 +445,10 @@ def run_point(args, users: int, workdir: Path, idp_url: str) -> dict:
                     now = memberships(hub.workdir / "jupyterhub.sqlite")
                     if phase != "changed":
                         assert now == expected, (phase, now, expected)
+                    else:  # the renamed community has the same members
+                        renamed = f"{community_slug(0)}-renamed"
+                        assert now[renamed] == expected[community_slug(0)]
+                        assert community_slug(0) not in now
             if not args.keep:
                 shutil.rmtree(hub.workdir)
     template.unlink()
