@@ -389,7 +389,7 @@ class Hub:
         stop_process(process, timeout=60)
 
     def reconcile_lines(self, start: int) -> list[str]:
-        """hubext's start-up summary lines of start number ``start``."""
+        """hubext's start-up summary line(s) of start number ``start``."""
         text = self.log.read_text(errors="replace")
         part = text.split(f"===== start {start} =====")[-1].split("===== start")[0]
         return [
@@ -405,7 +405,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-RECONCILE_LINE = re.compile(r"hubext: (start-up|communities of)")
+RECONCILE_LINE = re.compile(r"hubext: start-up: ")
 
 
 def run_point(args, users: int, workdir: Path, idp_url: str) -> dict:
