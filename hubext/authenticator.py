@@ -27,6 +27,7 @@ import re
 from jupyterhub import orm
 from jupyterhub.auth import Authenticator
 from jupyterhub.utils import maybe_future, url_path_join
+from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Bool, Dict, Unicode, default, validate
 
@@ -39,8 +40,12 @@ from .identity import atoms_from_json
 from .providers import PROVIDER_KINDS, ProviderUnavailable
 from .providers.base import transient_failures
 from .providers.config import PROVIDERS_PATH, parse_providers
-from .reconcile import reconcile_user_at_startup, remove_stale_groups
-from .roles import community_admin_role, community_admin_roles, hub_admin_roles
+from .reconcile import preload_managed_roles, reconcile_at_startup
+from .roles import (
+    community_admin_role,
+    community_admin_roles,
+    hub_admin_roles,
+)
 from .service_data import hand_to_hub_services
 from .spawners.limits import start_hub_limits
 from .spawners.usage import start_hub_usage
@@ -230,7 +235,7 @@ class CommunityAuthenticator(Authenticator):
         # sessions are closed now, and every community's series exist.
         start_hub_usage(kwargs.get("parent"), self.communities, self.log)
         start_hub_limits(kwargs.get("parent"), self.communities, self.log)
-        self._stale_groups_removed = False
+        self._reconciled_at_startup = False
         if not self._providers:
             self.log.warning(
                 "hubext: CommunityAuthenticator.providers is empty: nobody can sign in"
@@ -301,31 +306,35 @@ class CommunityAuthenticator(Authenticator):
                 "hubext: no communities and no admin_users: nobody can sign in"
             )
 
-    async def add_user(self, user):
+    def add_user(self, user):
         """Called for every user in the database at start-up, and for new users.
 
-        At start-up (``user`` is a database row) the user's communities are
-        brought in line with the current configuration (:mod:`hubext.reconcile`).
-        """
-        await maybe_future(super().add_user(user))
-        if not isinstance(user, orm.User):
-            return
-        registry = self.communities.registry
-        if not self._stale_groups_removed:
-            self._stale_groups_removed = True
-            from sqlalchemy.orm import object_session
+        At start-up (``user`` is a database row), the first call brings every
+        user's communities in line with the current configuration, in bulk
+        (:mod:`hubext.reconcile`), before the hub answers.
 
-            removed = remove_stale_groups(object_session(user), registry)
-            if removed:
-                self.log.info(
-                    "hubext: removed groups of communities no longer configured: %s",
-                    ", ".join(removed),
-                )
-        await reconcile_user_at_startup(user, self.communities.rule_index, registry)
+        Not a coroutine: JupyterHub awaits one per user at start-up, a turn
+        of the event loop each (a second at 50,000 users).
+        """
+        super().add_user(user)
+        if not isinstance(user, orm.User) or self._reconciled_at_startup:
+            return
+        self._reconciled_at_startup = True
+        reconcile_at_startup(
+            object_session(user),
+            self.communities.registry,
+            self.communities.rule_index,
+            log=self.log,
+        )
 
     # -- roles ----------------------------------------------------------------
 
     async def load_managed_roles(self):
+        # JupyterHub goes through every managed role at start-up, one query
+        # each for its services and groups: load them all in two.
+        db = getattr(self.parent, "db", None)
+        if db is not None:
+            self._managed_roles = preload_managed_roles(db)
         # the usage page's scope, when hubext.usage.register_page defined it
         custom_scopes = getattr(self.parent, "custom_scopes", {})
         return community_admin_roles(
@@ -638,6 +647,9 @@ class CommunityAuthenticator(Authenticator):
                 "hubext: %s is no longer in any community; ending their access",
                 show(user.name),
             )
+            # Recorded as the provider answers now: a start with other rules
+            # matches this identity, not the one that gave communities.
+            await user.save_auth_state(model["auth_state"])
             await self.revoke_access(user, handler)
             return False
         return model
