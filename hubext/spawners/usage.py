@@ -2,7 +2,7 @@
 
 :class:`UsageRecordingMixin` records, from the hub's event loop and without
 waiting for the database (:class:`~hubext.usage.ledger.Ledger` writes from
-its own thread):
+a process of its own, ``c.UsageLedger.writer_process``):
 
 - the start of a session once the server's resources are final (after the
   profile's and options' overrides), charged to the community in
