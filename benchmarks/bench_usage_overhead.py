@@ -52,6 +52,7 @@ import functools
 import gc
 import logging
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -93,6 +94,8 @@ class Samples:
     def __init__(self) -> None:
         self.wall: dict[str, list[float]] = {op: [] for op in OPS}
         self.cpu: dict[str, list[float]] = {op: [] for op in OPS}
+        #: (voluntary, involuntary) context switches of the loop thread per call
+        self.switches: dict[str, list[tuple[int, int]]] = {op: [] for op in OPS}
         #: the writer process's callbacks on the loop: (name, wall, cpu) each
         self.callbacks: list[tuple[str, float, float]] = []
         self.writer_cpu = 0.0
@@ -135,30 +138,34 @@ def writer_cpu(ledger) -> float:
     return time.clock_gettime(time.pthread_getcpuclockid(writer._thread.ident))
 
 
-class _Timed:
-    """Await ``coro``, adding the time spent in each of its steps to ``into``."""
+def _now() -> tuple:
+    """Wall, loop thread CPU, and its voluntary and involuntary switches so far."""
+    r = resource.getrusage(resource.RUSAGE_THREAD)
+    return (time.perf_counter(), time.thread_time(), r.ru_nvcsw, r.ru_nivcsw)
 
-    def __init__(self, coro, into: list[float]):
+
+def _since(then: tuple, total: tuple = (0.0, 0.0, 0, 0)) -> tuple:
+    return tuple(t + n - b for t, n, b in zip(total, _now(), then, strict=True))
+
+
+class _Timed:
+    """Await ``coro``, adding what each of its steps took (``_now``) to ``into``."""
+
+    def __init__(self, coro, into: list[tuple]):
         self.coro, self.into = coro, into
 
     def __await__(self):
         steps = self.coro.__await__()
-        wall = cpu = 0.0
+        total = (0.0, 0.0, 0, 0)
         value, error = None, None
         while True:
-            w, c = time.perf_counter(), time.thread_time()
+            then = _now()
             try:
                 yielded = steps.throw(error) if error else steps.send(value)
             except StopIteration as done:
-                self.into.append(
-                    (
-                        wall + time.perf_counter() - w,
-                        cpu + time.thread_time() - c,
-                    )
-                )
+                self.into.append(_since(then, total))
                 return done.value
-            wall += time.perf_counter() - w
-            cpu += time.thread_time() - c
+            total = _since(then, total)
             try:
                 value, error = (yield yielded), None
             except BaseException as e:  # thrown into the coroutine
@@ -187,14 +194,9 @@ async def one_round(spawners, polls: int, samples: Samples, ledger) -> None:
     async def start(sp):
         steps: list = []
         await _Timed(sp.start(), steps)
-        w, c = time.perf_counter(), time.thread_time()
+        then = _now()
         sp.get_state()  # the hub saves the spawner's state after a start
-        into["start"].append(
-            (
-                steps[0][0] + time.perf_counter() - w,
-                steps[0][1] + time.thread_time() - c,
-            )
-        )
+        into["start"].append(_since(then, steps[0]))
 
     async def poll(sp):
         await _Timed(sp.poll(), into["poll"])
@@ -202,14 +204,9 @@ async def one_round(spawners, polls: int, samples: Samples, ledger) -> None:
     async def stop(sp):
         steps: list = []
         await _Timed(sp.stop(), steps)
-        w, c = time.perf_counter(), time.thread_time()
+        then = _now()
         sp.clear_state()  # the hub forgets the spawner's state after a stop
-        into["stop"].append(
-            (
-                steps[0][0] + time.perf_counter() - w,
-                steps[0][1] + time.thread_time() - c,
-            )
-        )
+        into["stop"].append(_since(then, steps[0]))
 
     before = writer_cpu(ledger) if ledger else 0.0
     _callbacks.clear()
@@ -224,8 +221,9 @@ async def one_round(spawners, polls: int, samples: Samples, ledger) -> None:
         samples.sessions += len(spawners)
         samples.callbacks.extend(_callbacks)
     for op in OPS:
-        samples.wall[op].extend(w for w, _ in into[op])
-        samples.cpu[op].extend(c for _, c in into[op])
+        samples.wall[op].extend(call[0] for call in into[op])
+        samples.cpu[op].extend(call[1] for call in into[op])
+        samples.switches[op].extend(call[2:] for call in into[op])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -359,6 +357,25 @@ def report(samples: dict[str, Samples], args, load: list) -> None:
                 f"{fmt_ms(pct(walls, 50))}, p99 {fmt_ms(pct(walls, 99))}, max "
                 f"{fmt_ms(max(walls))} ms; CPU p99 {fmt_ms(pct(cpus, 99))} ms, "
                 f"{sum(cpus) / s.sessions * 1e6:.1f} µs per session"
+            )
+    print()
+    print(
+        "calls over 1 ms, by what the loop thread did meanwhile: waited for the "
+        "GIL (a voluntary switch: it slept on the GIL's condition), or was "
+        "preempted by the OS only (involuntary switches only)"
+    )
+    for kind, s in samples.items():
+        for op in ("start", "stop"):
+            slow = [
+                sw
+                for w, sw in zip(s.wall[op], s.switches[op], strict=True)
+                if w > 0.001
+            ]
+            gil = sum(1 for vol, _ in slow if vol)
+            preempted = sum(1 for vol, invol in slow if not vol and invol)
+            print(
+                f"  {kind:26} {op:5} {len(slow):5} of {len(s.wall[op])}: GIL wait "
+                f"{gil}, preempted only {preempted}, neither {len(slow) - gil - preempted}"
             )
     print()
     for database in ("SQLite", "PostgreSQL"):

@@ -19,6 +19,11 @@ from hubext.usage.store import make_engine
 
 from .usage_pg import db_url, postgres  # noqa: F401 (fixtures)
 
+#: a writer's thread that dies fails the test
+pytestmark = pytest.mark.filterwarnings(
+    "error::pytest.PytestUnhandledThreadExceptionWarning"
+)
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
 GIB = 2**30

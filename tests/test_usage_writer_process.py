@@ -36,6 +36,11 @@ from .hubclient import wait_until
 from .test_usage_ledger import Clock, rows
 from .usage_pg import db_url, postgres  # noqa: F401 (fixtures)
 
+#: a thread of the writer's that dies (its reader thread) fails the test
+pytestmark = pytest.mark.filterwarnings(
+    "error::pytest.PytestUnhandledThreadExceptionWarning"
+)
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
 MARK = b"hubext.usage.writer_process"

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import dataclasses
 import logging
 from datetime import datetime
 from typing import Any
@@ -244,7 +243,8 @@ class UsageRecordingMixin(HasTraits):
             "community": community if isinstance(community, str) else None,
             "profile": profile if isinstance(profile, str) else None,
             "choices": options,
-            "resources": dataclasses.asdict(self.usage_resources()),
+            # its fields are numbers: a shallow copy (asdict deep-copies, 10 µs)
+            "resources": dict(vars(self.usage_resources())),
         }
 
     # -- sessions ------------------------------------------------------------

@@ -33,16 +33,60 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, update
+from sqlalchemy import Engine, and_, bindparam, case, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from .model import EndReason, sessions
+from .model import EndReason, UTCDateTime, sessions
 from .store import make_engine, password_of, redact, upgrade_to_head
 
-_HEARTBEAT_CHUNK = 500
+_t = sessions.c
+_AT = UTCDateTime()
+
+#: An end: only a session still open, never before its start.
+_END = (
+    update(sessions)
+    .where(and_(_t.id == bindparam("key"), _t.stopped_at.is_(None)))
+    .values(
+        stopped_at=case(
+            (_t.started_at > bindparam("at", type_=_AT), _t.started_at),
+            else_=bindparam("at", type_=_AT),
+        ),
+        last_seen_at=case(
+            (_t.last_seen_at < bindparam("at", type_=_AT), bindparam("at", type_=_AT)),
+            else_=_t.last_seen_at,
+        ),
+        end_reason=bindparam("reason"),
+    )
+)
+
+#: A heartbeat: only a session still open, only forward.
+_BEAT = (
+    update(sessions)
+    .where(
+        and_(
+            _t.id == bindparam("key"),
+            _t.stopped_at.is_(None),
+            _t.last_seen_at < bindparam("at", type_=_AT),
+        )
+    )
+    .values(last_seen_at=bindparam("at", type_=_AT))
+)
+
+#: The sessions a previous hub left open, closed at their last heartbeat.
+_CLOSE_OPEN = (
+    update(sessions)
+    .where(
+        and_(
+            _t.stopped_at.is_(None),
+            _t.started_at <= bindparam("at_most", type_=_AT),
+        )
+    )
+    .values(stopped_at=_t.last_seen_at, end_reason=EndReason.HUB_RESTART.value)
+)
 
 
 @dataclass
@@ -337,54 +381,31 @@ class ThreadWriter:
         return sessions.insert()
 
     def _write(self, ops: list, beats: dict[str, datetime]) -> list:
+        """Write a batch in one transaction, each run of starts or ends in one
+        statement executed for many rows (in order), the heartbeats after."""
         results = []
-        t = sessions.c
         with self._engine.begin() as connection:
-            for op in ops:
-                if isinstance(op, Start):
-                    connection.execute(self._insert(), op.row)
-                    results.append(None)
-                elif isinstance(op, End):
-                    result = connection.execute(
-                        update(sessions)
-                        .where(and_(t.id == op.key, t.stopped_at.is_(None)))
-                        .values(
-                            stopped_at=case(
-                                (t.started_at > op.at, t.started_at), else_=op.at
-                            ),
-                            last_seen_at=case(
-                                (t.last_seen_at < op.at, op.at), else_=t.last_seen_at
-                            ),
-                            end_reason=op.reason,
-                        )
-                    )
-                    results.append(result.rowcount)
-                else:
-                    result = connection.execute(
-                        update(sessions)
-                        .where(and_(t.stopped_at.is_(None), t.started_at <= op.at_most))
-                        .values(
-                            stopped_at=t.last_seen_at,
-                            end_reason=EndReason.HUB_RESTART.value,
-                        )
-                    )
-                    results.append(result.rowcount)
-            by_moment: dict[datetime, list[str]] = {}
-            for key, at in beats.items():
-                by_moment.setdefault(at, []).append(key)
-            for at, keys in by_moment.items():
-                for i in range(0, len(keys), _HEARTBEAT_CHUNK):
+            for kind, run in groupby(ops, key=type):
+                run = list(run)
+                if kind is Start:
+                    connection.execute(self._insert(), [op.row for op in run])
+                    results += [None] * len(run)
+                elif kind is End:
                     connection.execute(
-                        update(sessions)
-                        .where(
-                            and_(
-                                t.id.in_(keys[i : i + _HEARTBEAT_CHUNK]),
-                                t.stopped_at.is_(None),
-                                t.last_seen_at < at,
-                            )
-                        )
-                        .values(last_seen_at=at)
+                        _END,
+                        [{"key": o.key, "at": o.at, "reason": o.reason} for o in run],
                     )
+                    results += [None] * len(run)
+                else:
+                    for op in run:
+                        result = connection.execute(
+                            _CLOSE_OPEN, {"at_most": op.at_most}
+                        )
+                        results.append(result.rowcount)
+            if beats:
+                connection.execute(
+                    _BEAT, [{"key": key, "at": at} for key, at in beats.items()]
+                )
         return results
 
     # -- outage reporting ------------------------------------------------------

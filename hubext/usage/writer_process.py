@@ -141,6 +141,13 @@ def _unframe(buffer: bytearray) -> list:
     return messages
 
 
+def _child_environment() -> dict[str, str]:
+    """The hub's environment, with its ``sys.path`` first: the child imports
+    the same hubext as the hub, wherever the hub found it."""
+    paths = [os.path.abspath(p) for p in sys.path if isinstance(p, str) and p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -286,7 +293,8 @@ class ProcessWriter:
                 except BlockingIOError:
                     if len(self._out) > OUT_LIMIT:
                         self._kill_stuck_child()
-                    elif self._loop is not None and not self._waiting_to_write:
+                    elif self._on_my_loop() and not self._waiting_to_write:
+                        # else a later event, the reader thread or wait_idle writes
                         self._waiting_to_write = True
                         self._loop.add_writer(self._to_child, self._flush)
                     return
@@ -297,6 +305,10 @@ class ProcessWriter:
             if self._waiting_to_write and self._to_child is not None:
                 self._waiting_to_write = False
                 self._loop.remove_writer(self._to_child)
+
+    def _on_my_loop(self) -> bool:
+        """Called from the running event loop that reads the child's answers."""
+        return self._loop is not None and _running_loop() is self._loop
 
     # -- the child's answers ---------------------------------------------------
 
@@ -404,6 +416,7 @@ class ProcessWriter:
                 stdin=to_child_r,
                 stdout=from_child_w,
                 start_new_session=True,
+                env=_child_environment(),
             )
         except OSError as e:
             for fd in (to_child, from_child):
@@ -634,6 +647,10 @@ class _ToHub(logging.Handler):
 
 def main() -> None:
     """The writer process: read events on stdin, answer on stdout."""
+    with contextlib.suppress(AttributeError, OSError):
+        # Linux: a batch task (its threads too) has its fair share of the CPU
+        # but never preempts the hub when the hub's write wakes it up
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     answers = os.dup(1)
     # nothing else may write to the answers' pipe
     os.dup2(2, 1)
