@@ -171,6 +171,45 @@ def test_a_killed_writer_process_is_replaced_and_loses_nothing(
     assert ledger.pending == 0 and ledger.outage_since is None
 
 
+def test_a_writer_process_killed_while_idle_is_no_outage(tmp_path, ledger_for):
+    url = f"sqlite:///{tmp_path}/hubext-usage.sqlite"
+    ledger = ledger_for(url, retry_initial=0.05)
+    record(ledger, 2, "u")
+    assert ledger.wait_idle(20)
+    (first,) = writer_pids(os.getpid())
+    os.kill(first, signal.SIGKILL)
+    assert wait_until(lambda: writer_pids(os.getpid()) not in ([], [first]), 20)
+    # replaced with nothing to write: the metrics show no outage
+    assert wait_until(lambda: ledger.outage_since is None, 20)
+    assert ledger.pending == 0
+
+
+def test_a_ledger_used_from_one_event_loop_then_another(tmp_path, ledger_for):
+    """The hub's ledger outlives an event loop (tests, a restarted loop)."""
+    url = f"sqlite:///{tmp_path}/hubext-usage.sqlite"
+    made, keys = [], []
+
+    def start_and_record():  # on the first loop: it reads the answers, no thread
+        made.append(ledger_for(url))
+        keys.append(made[0].session_started(user="a", community="x"))
+
+    first = asyncio.new_event_loop()
+    # the loop stops in the turn that recorded a start: its write never runs
+    first.call_soon(start_and_record)
+    first.call_soon(first.stop)
+    first.run_forever()
+    first.close()
+    (ledger,) = made
+
+    async def on_another_loop():
+        keys.append(ledger.session_started(user="b", community="x"))
+        await asyncio.sleep(0)
+        return await asyncio.to_thread(wait_until, lambda: ledger.pending == 0, 20)
+
+    assert asyncio.run(on_another_loop())
+    assert set(rows(url)) == set(keys)
+
+
 def test_a_writer_process_that_reads_nothing_is_replaced(
     tmp_path, ledger_for, monkeypatch, caplog
 ):

@@ -321,14 +321,14 @@ class ProcessWriter:
 
     def _detach(self) -> None:
         loop, self._loop = self._loop, None
+        # a callback of a closed loop never runs
+        self._waiting_to_write = self._flush_soon = False
         if loop is None or loop.is_closed():
             return
         for fd in (self._from_child, self._to_child):
             if fd is not None:
                 loop.remove_reader(fd)
                 loop.remove_writer(fd)
-        self._waiting_to_write = False
-        self._flush_soon = False
 
     def _readable(self) -> None:
         with self._lock:
@@ -453,8 +453,10 @@ class ProcessWriter:
         while beat is not None:
             self._out += _frame(("beat", beat[1][0], [beat[0]], _micros(beat[1][1])))
             beat = next(beats, None)
-        if self._loop is not None:
+        if self._loop is not None and not self._loop.is_closed():
             self._loop.add_reader(from_child, self._readable)
+        if self._down_since is not None and not (self._ops or self._beats):
+            self._writer_back()  # nothing to write: it is back now
         self._flush()
 
     def _child_died(self) -> None:
