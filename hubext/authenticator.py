@@ -36,6 +36,7 @@ from ._validation import ConfigError, ErrorCollector, describe_trait_error, show
 from .accounts import AUTH_STATE_KEY, Binding, binding_conflict, stored_binding
 from .communities import Communities
 from .handlers import CommunityLogoutHandler, RefusedHandler
+from .hub_start import at_hub_start
 from .identity import atoms_from_json
 from .providers import PROVIDER_KINDS, ProviderUnavailable
 from .providers.base import transient_failures
@@ -46,9 +47,6 @@ from .roles import (
     community_admin_roles,
     hub_admin_roles,
 )
-from .service_data import hand_to_hub_services
-from .spawners.limits import start_hub_limits
-from .spawners.usage import start_hub_usage
 from .startup import check_authenticator_config, config_errors_stop_the_hub
 from .usage.access import USAGE_SCOPE
 from .usage.model import EndReason
@@ -229,12 +227,9 @@ class CommunityAuthenticator(Authenticator):
             self.communities = Communities(parent=self)
             self._check_settings()
             self._providers = self._make_providers(parse_providers(self.providers))
-            # Validated: hand the services their data (JupyterHub starts them later).
-            hand_to_hub_services(kwargs.get("parent"), self.communities.communities)
-        # The usage ledger and metrics from start-up: the previous hub's open
-        # sessions are closed now, and every community's series exist.
-        start_hub_usage(kwargs.get("parent"), self.communities, self.log)
-        start_hub_limits(kwargs.get("parent"), self.communities, self.log)
+            # Validated: the hub's start-up work (the services' data, the
+            # usage ledger, the budgets), JupyterHub has no hook of its own.
+            at_hub_start(kwargs.get("parent"), self.communities, self.log)
         self._reconciled_at_startup = False
         if not self._providers:
             self.log.warning(

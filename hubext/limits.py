@@ -215,6 +215,15 @@ def parse_limits(value: Any, path: KeyPath, slug: str = "") -> Limits:
     return Limits(**parsed)
 
 
+#: Where the limits of communities without their own are configured.
+DEFAULT_PATH = KeyPath("UsageLimits.default")
+
+
+def default_limits(value: Any, path: KeyPath = DEFAULT_PATH) -> Limits:
+    """``c.UsageLimits.default`` (empty: no limit), parsed like a community's."""
+    return parse_limits(value, path) if value else Limits()
+
+
 def describe(limits: Limits | None) -> str:
     """A short description of ``limits`` (``hubext check-config``'s table)."""
     if limits is None or limits.empty:

@@ -12,17 +12,41 @@ written.
 from __future__ import annotations
 
 import logging
+import os
 
-from traitlets import default
+from traitlets import Unicode, default
 from traitlets.config import Application
 
 from .culler.redact import RedactFilter
 
 
 class HubServiceApplication(Application):
-    """An Application run as a hub service, with an ``api_token`` trait."""
+    """An Application run as a hub service: the hub's URL and its own token."""
 
-    api_token: str
+    url = Unicode(
+        config=True,
+        help="""
+        The hub's API URL. Default: ``$JUPYTERHUB_API_URL`` (set by JupyterHub
+        for its services), else ``http://127.0.0.1:8081/hub/api``.
+        """,
+    )
+
+    @default("url")
+    def _url_default(self):
+        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+
+    api_token = Unicode(
+        config=True,
+        help="""
+        The service's API token. Default: ``$JUPYTERHUB_API_TOKEN`` (set by
+        JupyterHub for its services). Prefer the environment: a token on a
+        command line is visible to other users of the machine.
+        """,
+    ).tag(secret=True)
+
+    @default("api_token")
+    def _api_token_default(self):
+        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
 
     @default("log_level")
     def _log_level_default(self):

@@ -23,7 +23,7 @@ from traitlets.config import Config
 
 from hubext._validation import ConfigError
 from hubext.enforce import ENFORCER_SCOPES, SERVICE_KIND, register
-from hubext.enforce.app import DEFAULT_LIMITS_ENV, BudgetEnforcer
+from hubext.enforce.app import BudgetEnforcer
 from hubext.enforce.decide import Line, Server, Track, decide
 from hubext.enforce.reading import lines_of, ready_servers
 from hubext.enforce.settings import BudgetEnforcement
@@ -38,7 +38,6 @@ from hubext.enforce.status import (
 from hubext.limits import Budget, Demand
 from hubext.service_data import SERVICE_ENV
 from hubext.usage.ledger import Ledger
-from hubext.usage.service import DB_URL_ENV
 
 from .harness import running_hub
 from .hubclient import wait_until
@@ -328,10 +327,9 @@ def test_register_adds_the_service_its_role_and_the_announcement(tmp_path):
         f"--BudgetEnforcement.status_file={os.path.abspath('b.json')}"
         in (service["command"])
     )
-    env = service["environment"]
-    assert env[SERVICE_ENV] == SERVICE_KIND
-    assert env[DB_URL_ENV] == c.UsageLedger.db_url
-    assert json.loads(env[DEFAULT_LIMITS_ENV]) == {"budget": {"server_hours": 5}}
+    # marked: the hub hands it the communities, the default limits and the
+    # ledger's URL when it starts (test_service_data)
+    assert service["environment"] == {SERVICE_ENV: SERVICE_KIND}
     assert c.JupyterHub.load_roles == [
         {
             "name": "hubext-budgets",
@@ -349,8 +347,9 @@ def test_service_refuses_to_start_on_a_bad_setting_naming_it():
     env = {
         **os.environ,
         "JUPYTERHUB_API_TOKEN": secrets.token_hex(16),
-        DB_URL_ENV: "sqlite:////nonexistent/usage.sqlite",
-        "HUBEXT_COMMUNITIES": json.dumps({"communities": {}}),
+        "HUBEXT_COMMUNITIES": json.dumps(
+            {"communities": {}, "ledger": {"url": "sqlite:////nonexistent/u.sqlite"}}
+        ),
     }
     done = subprocess.run(
         [sys.executable, "-m", "hubext.enforce", "--BudgetEnforcement.grace_period=-5"],

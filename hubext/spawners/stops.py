@@ -23,13 +23,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 
-from ..service_data import SERVICE_ENV
+from ..service_data import BUDGETS_KIND, CULLER_KIND, SERVICE_ENV
 from ..usage.model import EndReason, stop_reason
 
 #: The end reason of a stop by each kind of hubext service.
 REASON_OF_KIND: Mapping[str, EndReason] = {
-    "culler": EndReason.CULLED,
-    "budgets": EndReason.STOPPED_FOR_BUDGET,
+    CULLER_KIND: EndReason.CULLED,
+    BUDGETS_KIND: EndReason.STOPPED_FOR_BUDGET,
 }
 
 #: Service name -> end reason of its stops, for this hub's hubext services.

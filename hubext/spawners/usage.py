@@ -36,7 +36,7 @@ from ..usage.config import UsageLedger
 from ..usage.ledger import Ledger
 from ..usage.metrics import UsageMetrics, hub_usage_metrics
 from ..usage.model import EndReason, Resources, utcnow
-from .stops import end_reason, record_hub_services
+from .stops import end_reason
 
 #: The hub process's ledgers, by database URL: one writer per database.
 _ledgers: dict[str, Ledger] = {}
@@ -75,8 +75,6 @@ def start_hub_usage(app, communities, log) -> None:
 
         if not isinstance(app, JupyterHub):
             return
-        # hubext's services, known by kind for the end reasons of their stops
-        record_hub_services(app.services)
         settings = UsageLedger(parent=app)
         if not settings.enabled:
             return
