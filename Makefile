@@ -38,6 +38,7 @@ demo: install
 test: install system-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(LOWEST_STAMP): pyproject.toml ci/lowest-constraints.txt ci/lowest_constraints.py
@@ -54,6 +55,7 @@ test-lowest: $(LOWEST_STAMP) node_modules/.package-lock.json system-packages
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -23,6 +23,7 @@ import contextvars
 import html
 import logging
 import re
+from collections.abc import Mapping
 
 from jupyterhub import orm
 from jupyterhub.auth import Authenticator
@@ -32,22 +33,34 @@ from tornado import web
 from traitlets import Bool, Dict, Unicode, default, validate
 
 from . import accounts
-from ._validation import ConfigError, ErrorCollector, describe_trait_error, show
+from ._validation import (
+    ConfigError,
+    ErrorCollector,
+    describe_trait_error,
+    expect_mapping,
+    show,
+)
 from .accounts import AUTH_STATE_KEY, Binding, binding_conflict, stored_binding
 from .communities import Communities
+from .config_reading import configured_value
 from .handlers import CommunityLogoutHandler, RefusedHandler
 from .hub_start import at_hub_start
 from .identity import atoms_from_json
+from .ignored_settings import check_authenticator_sections
 from .providers import PROVIDER_KINDS, ProviderUnavailable
 from .providers.base import transient_failures
-from .providers.config import PROVIDERS_PATH, parse_providers
+from .providers.config import PROVIDERS_PATH, check_rule_providers, parse_providers
 from .reconcile import preload_managed_roles, reconcile_at_startup
 from .roles import (
     community_admin_role,
     community_admin_roles,
     hub_admin_roles,
 )
-from .startup import check_authenticator_config, config_errors_stop_the_hub
+from .startup import (
+    check_authenticator_config,
+    check_crypt_keys,
+    config_errors_stop_the_hub,
+)
 from .usage.access import USAGE_SCOPE
 from .usage.model import EndReason
 from .usage.model import stop_reason as usage_stop_reason
@@ -217,6 +230,49 @@ class CommunityAuthenticator(Authenticator):
     def _validate_providers(self, proposal):
         parse_providers(proposal["value"])
         return proposal["value"]
+
+    @classmethod
+    def check_hub_config(cls, config, communities, *, environ=None) -> None:
+        """Start-up checks of this authenticator's configuration, all at once.
+
+        Its required settings, its providers (each on its own, so that every
+        bad one is reported), that every rule names a configured provider,
+        settings of other authenticators' sections it would ignore, and with
+        ``environ`` (the hub's environment) the key that encrypts auth_state.
+        Run by :func:`hubext.startup.check_configuration` (the hub's start and
+        ``hubext check-config``). Raises ConfigErrors.
+        """
+        errors = ErrorCollector()
+        for name in REQUIRED_SETTINGS:
+            value = configured_value(cls, config, name, True)
+            with errors.check():
+                check_required_setting(name, value)
+        if environ is not None:
+            with errors.check():
+                check_crypt_keys(config, environ)
+        raw_providers = configured_value(cls, config, "providers", {})
+        providers = None
+        with errors.check():
+            expect_mapping(raw_providers, PROVIDERS_PATH)
+            before = len(errors.errors)
+            for name, entry in raw_providers.items():
+                with errors.check():
+                    parse_providers({name: entry})
+            if len(errors.errors) == before:
+                providers = parse_providers(raw_providers)
+        if providers is not None:
+            with errors.check():
+                check_rule_providers(communities, providers)
+        kinds = {
+            entry.get("kind")
+            for entry in (
+                raw_providers if isinstance(raw_providers, Mapping) else {}
+            ).values()
+            if isinstance(entry, Mapping)
+        }
+        with errors.check():
+            check_authenticator_sections(config, cls, kinds, hubext=True)
+        errors.raise_errors()
 
     def __init__(self, **kwargs):
         # Every error of the configuration at once, before any is raised by a
@@ -704,18 +760,6 @@ def check_required_setting(name: str, value) -> None:
             f"CommunityAuthenticator.{name}",
             f"must be True: {REQUIRED_SETTINGS[name]}",
         )
-
-
-def check_settings(cls, config) -> None:
-    """The required settings as configured for ``cls`` (for hubext check-config)."""
-    from .config_reading import configured_value
-
-    errors = ErrorCollector()
-    for name in REQUIRED_SETTINGS:
-        value = configured_value(cls, config, name, True)
-        with errors.check():
-            check_required_setting(name, value)
-    errors.raise_errors()
 
 
 def _binding_of(model: dict) -> Binding:

@@ -11,104 +11,24 @@ line per error (every error of the configuration, each with its key path);
 from __future__ import annotations
 
 import argparse
-import linecache
 import logging
 import os
-import re
 import sys
 from collections.abc import Mapping, Sequence
 
 from jupyterhub.app import JupyterHub
-from traitlets.config import Config, PyFileConfigLoader
+from traitlets.config import Config
 
-from . import __version__, starter
-from ._validation import SECRET_WORDS, ConfigError, errors_of, plural
+from . import starter
+from ._validation import ConfigError, errors_of, plural
+from ._version import __version__
 from .authenticator import CommunityAuthenticator
 from .communities import Communities
+from .config_files import load_config, load_error
 from .config_reading import resolve_class
 from .limits import describe
 from .startup import check_configuration
 from .usage import command as usage_command
-
-
-def load_config(path: str) -> Config:
-    directory, filename = os.path.split(os.path.abspath(path))
-    return PyFileConfigLoader(filename, path=directory).load_config()
-
-
-#: An item of a setting read in a file loaded with ``load_subconfig()``:
-#: ``c.Section.name[...]``, where ``c`` starts empty.
-_INDEXED_SETTING = re.compile(r"\bc\.([A-Z]\w*)\.([a-z_]\w*)\s*\[")
-#: ``c.Communities.communities["slug"]["key"]``
-_COMMUNITY_KEY = re.compile(
-    r"""c\.Communities\.communities\[\s*(['"])(?P<slug>[^'"]+)\1\s*\]"""
-    r"""\[\s*(['"])(?P<key>\w+)\3\s*\]"""
-)
-
-
-def load_error(error: BaseException, path: str) -> list[str]:
-    """What to say when loading the configuration file ``path`` raised ``error``.
-
-    The first line names the file and line that raised, the innermost
-    configuration file's (one of ``jupyterhub_config.d/`` loaded with
-    ``load_subconfig()``, not just ``path``), and the error; the second
-    shows that line of code (unless it may hold a secret). An item of a
-    setting indexed in a file that starts with an empty ``c`` gets a third
-    line saying why it failed and what works instead.
-    """
-    where = code = None
-    if isinstance(error, SyntaxError) and error.filename:
-        where = (error.filename, error.lineno)
-        code = error.text
-    else:
-        traceback = error.__traceback__
-        while traceback is not None:
-            # a configuration file runs in a namespace with load_subconfig
-            if "load_subconfig" in traceback.tb_frame.f_globals:
-                where = (traceback.tb_frame.f_code.co_filename, traceback.tb_lineno)
-            traceback = traceback.tb_next
-        if where is not None:
-            code = linecache.getline(*where)
-    reason = (
-        (error.msg if isinstance(error, SyntaxError) else str(error).splitlines()[0])
-        if str(error)
-        else ""
-    )
-    what = f"{type(error).__name__}: {reason}" if reason else type(error).__name__
-    place = f"{where[0]}, line {where[1]}: " if where else ""
-    lines = [f"hubext: could not load {path}: {place}{what}"]
-    code = (code or "").strip()
-    if code:
-        if any(word in code.lower() for word in SECRET_WORDS):
-            lines.append("    (the line is not shown: it may hold a secret)")
-        else:
-            lines.append(f"    {code}")
-    indexed = _INDEXED_SETTING.search(code)
-    if isinstance(error, TypeError) and "LazyConfigValue" in reason and indexed:
-        section, name = indexed.groups()
-        if (section, name) == ("Communities", "communities"):
-            key = _COMMUNITY_KEY.search(code)
-            call = (
-                f"add_to_community(c, {key['slug']!r}, {key['key']}=...)"
-                if key
-                else 'add_to_community(c, "<slug>", <key>=...)'
-            )
-            instead = (
-                f"add keys to a community with {call} "
-                "(from hubext import add_to_community)"
-            )
-        else:
-            instead = (
-                f"set the whole value, or change it with c.{section}.{name}"
-                ".append(...) (a list) or .update(...) (a dict), which traitlets "
-                "applies to the value the other files set"
-            )
-        lines.append(
-            f"hubext: a file loaded with load_subconfig() starts with an empty c, so "
-            f"c.{section}.{name} there is not the value another file set and has no "
-            f"items to index; {instead}"
-        )
-    return lines
 
 
 def check_config(

@@ -33,7 +33,6 @@ from ._validation import (
     ErrorCollector,
     KeyPath,
     errors_of,
-    expect_mapping,
 )
 from .communities import (
     Communities,
@@ -66,15 +65,6 @@ def check_spawner_config(
     if check is not None:
         check_trait_values(spawner_class, config)
         check(config, communities)
-
-
-def _hubext_authenticator(authenticator_class) -> type | None:
-    from .authenticator import CommunityAuthenticator
-
-    cls = resolve_class(authenticator_class, "jupyterhub.authenticators")
-    if isinstance(cls, type) and issubclass(cls, CommunityAuthenticator):
-        return cls
-    return None
 
 
 #: The environment variable JupyterHub reads auth_state's encryption keys from.
@@ -162,61 +152,27 @@ def check_configuration(
 
     Raises :class:`~hubext._validation.ConfigErrors` with every error found.
     ``authenticator_class`` and ``spawner_class`` are classes, entry point
-    names or import paths (as in ``c.JupyterHub``); the providers and the
-    profiles' ``allowed_groups`` are checked only with hubext's
-    authenticator, the spawner's checks only with a spawner that has
-    ``check_hub_config``. With ``environ`` (the hub's environment
-    variables), hubext's authenticator's auth_state key is checked too
-    (:func:`check_crypt_keys`).
+    names or import paths (as in ``c.JupyterHub``). Each plugin with a
+    ``check_hub_config(config, communities)`` classmethod runs its own
+    checks (hubext's authenticator: its settings, providers and rules, and
+    with ``environ``, the hub's environment variables, its auth_state key:
+    :func:`check_crypt_keys`; hubext's spawners: their profiles, shared
+    folders, limits ...); the profiles' ``allowed_groups`` are checked
+    against the communities when such an authenticator manages the groups.
     """
-    from .providers.config import (
-        PROVIDERS_PATH,
-        check_rule_providers,
-        parse_providers,
-    )
-
     errors = ErrorCollector()
     raw = configured_communities(config, errors)
     registry = parse_communities(raw, errors=errors)
     communities = Communities.from_registry(registry, config=Config())
-    authenticator = _hubext_authenticator(authenticator_class)
-    if authenticator is not None:
-        from .authenticator import check_settings
-
+    authenticator = resolve_class(authenticator_class, "jupyterhub.authenticators")
+    # hubext's authenticator checks its own settings, providers and rules
+    check_authenticator = getattr(authenticator, "check_hub_config", None)
+    if check_authenticator is not None:
         with errors.check():
-            check_settings(authenticator, config)
-        if environ is not None:
-            with errors.check():
-                check_crypt_keys(config, environ)
-        raw_providers = configured_value(authenticator, config, "providers", {})
-        providers = None
+            check_authenticator(config, communities, environ=environ)
+    elif isinstance(authenticator, type):
         with errors.check():
-            expect_mapping(raw_providers, PROVIDERS_PATH)
-            # Each provider on its own, so that every bad one is reported.
-            before = len(errors.errors)
-            for name, entry in raw_providers.items():
-                with errors.check():
-                    parse_providers({name: entry})
-            if len(errors.errors) == before:
-                providers = parse_providers(raw_providers)
-        if providers is not None:
-            with errors.check():
-                check_rule_providers(communities, providers)
-    resolved = resolve_class(authenticator_class, "jupyterhub.authenticators")
-    if isinstance(resolved, type):
-        kinds = {
-            entry.get("kind")
-            for entry in (
-                raw_providers
-                if authenticator and isinstance(raw_providers, Mapping)
-                else {}
-            ).values()
-            if isinstance(entry, Mapping)
-        }
-        with errors.check():
-            check_authenticator_sections(
-                config, resolved, kinds, hubext=authenticator is not None
-            )
+            check_authenticator_sections(config, authenticator, set(), hubext=False)
     if spawner_class is not None:
         spawner = resolve_class(spawner_class, "jupyterhub.spawners")
         if isinstance(spawner, type):
@@ -224,7 +180,7 @@ def check_configuration(
                 check_spawner_sections(config, spawner)
         with errors.check():
             check_spawner_config(config, communities, spawner_class)
-        manage_groups = authenticator is not None and configured_value(
+        manage_groups = check_authenticator is not None and configured_value(
             authenticator, config, "manage_groups", True
         )
         section = spawner and configured_section(spawner, config, "profile_list")

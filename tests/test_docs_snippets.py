@@ -19,8 +19,9 @@ import pytest
 import yaml
 from traitlets.config import Config
 
-from hubext.cli import check_config, load_config
+from hubext.cli import check_config
 from hubext.communities import configured_communities, parse_communities
+from hubext.config_files import load_config
 
 from .test_docs import DOC_FILES, REPO, helm_merge
 

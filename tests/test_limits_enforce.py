@@ -460,7 +460,7 @@ def enforcer_at(hub, moment, status_file) -> BudgetEnforcer:
 
 @pytest.mark.e2e
 async def test_spent_budget_stops_the_communitys_server_after_the_grace(hub, tmp_path):
-    from hubext.culler.client import HubAPI
+    from hubext.services.client import HubAPI
 
     for name in ("bob", "alice"):
         r = hub.people[name].api("POST", f"/users/{name}/server", json={})

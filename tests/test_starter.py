@@ -23,7 +23,8 @@ import yaml
 from traitlets.config import Config
 
 from demo.services import free_port
-from hubext.cli import check_config, load_config, main
+from hubext.cli import check_config, main
+from hubext.config_files import load_config
 from hubext.starter import Failure, settings_from_discovery
 
 from .test_docs import Z2JH, helm_merge

@@ -3,7 +3,7 @@
 :class:`CullPass` takes what a pass needs (:class:`PassSettings`, the
 communities' policies, the hub-wide default, a clock, a sleep, a logger,
 metrics and an optional arbiter hook) and runs it against a hub API client
-(:class:`~hubext.culler.client.HubAPI`). The service
+(:class:`~hubext.services.client.HubAPI`). The service
 (:class:`hubext.culler.app.Culler`) builds one per pass from its traits; a
 test or a benchmark builds one directly. A pass:
 
@@ -37,8 +37,8 @@ from typing import Any
 
 from .._validation import plural
 from ..culling import CullingPolicy, policy_for
+from ..services.client import HubAPI, HubAPIError
 from .arbiter import arbitrate
-from .client import HubAPI, HubAPIError
 from .decide import Cull, CullUser, Skip, decide, decide_user
 
 

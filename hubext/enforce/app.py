@@ -26,11 +26,11 @@ from traitlets import Any, Dict, Integer, Unicode, default
 from traitlets.config import catch_config_error
 
 from .._version import __version__
-from ..culler.client import HubAPI, HubAPIError
-from ..culler.redact import scrub_and_cut
 from ..limits import Budget, Limits, account_name, limits_of
-from ..service_app import HubServiceApplication
 from ..service_data import COMMUNITIES_ENV, read_handover
+from ..services.app import HubServiceApplication
+from ..services.client import HubAPI, HubAPIError
+from ..services.redact import scrub_and_cut
 from ..usage.model import HUB_ACCOUNT, utcnow
 from ..usage.store import make_engine, password_of, redact
 from .decide import Decision, Line, Track, decide, spent_message, warning_message

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from .._validation import ConfigError, KeyPath, errors_of
+from ..config_files import load_config, load_z2jh_values
 from ..prices import parse_price_table
 from .model import utcnow
 from .query import aggregate_report
@@ -120,12 +121,8 @@ def prices_from_hub_config(path: str) -> dict:
         raise UsageError(f"--hub-config: no such file: {path}")
     try:
         if path.endswith((".yaml", ".yml")):
-            from ..culler.hub_config import load_z2jh_values
-
             config = load_z2jh_values(path)
         else:
-            from ..cli import load_config
-
             config = load_config(path)
     except Exception as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -5,7 +5,7 @@ for hubext (``python -m hubext.culler``, ``python -m hubext.enforce``): their
 log lines look like the hub's own (``[I 2026-11-29 10:00:00.123 Culler]
 ...``), since they sit in the hub's output between its lines; every record,
 other libraries' too (tornado, asyncio), is scrubbed of the service's API
-token and of every piece of it (:mod:`hubext.culler.redact`) before it is
+token and of every piece of it (:mod:`hubext.services.redact`) before it is
 written.
 """
 
@@ -17,7 +17,7 @@ import os
 from traitlets import Unicode, default
 from traitlets.config import Application
 
-from .culler.redact import RedactFilter
+from .redact import RedactFilter
 
 
 class HubServiceApplication(Application):
