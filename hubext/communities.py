@@ -353,6 +353,19 @@ class Communities(LoggingConfigurable):
             account of the pods of servers charged to the community, and
             ``admin_service_account``, that of its community admins' pods
             (default: ``service_account``). See :mod:`hubext.kube_identity`.
+        ``usage``
+            ``{"prices": {"cpu_hour": ..., "gib_hour": ..., "gpu_hour": ...,
+            "server_hour": ...}}``: the price of an hour of each unit, for
+            the costs of ``hubext usage report --prices`` and the usage
+            page. See :mod:`hubext.prices`.
+        ``limits``
+            What the servers charged to the community may take, decided
+            before a server starts: ``max_servers``,
+            ``max_servers_per_member``, ``max_cpu``, ``max_memory``
+            (``"256G"``), ``max_gpu``, and ``budget`` (server-, CPU-, GiB-
+            and GPU-hours per calendar month or ``{"days": N}``, for the
+            community and ``per_member``). Without it,
+            ``c.UsageLimits.default`` applies. See :mod:`hubext.limits`.
         ``members``, ``admins``
             Lists of rules saying who belongs to the community and who
             administers it (admins are members too). A person matches a list
