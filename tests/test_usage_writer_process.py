@@ -43,7 +43,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
-MARK = b"hubext.usage.writer_process"
+MARK = b"hubext.usage.writer_child"
 
 
 def writer_pids(parent: int) -> list[int]:

@@ -6,8 +6,9 @@ lock for up to a switch interval (5 ms), and longer when the machine is busy
 (``benchmarks/bench_usage_overhead.py``). Here the hub only numbers each
 event, pickles it and writes it to a pipe (once per turn of the event loop,
 for all the events of that turn); a child process (``python -P -c "from
-hubext.usage.writer_process import main; main()"``) runs the
-:class:`~hubext.usage.writer.ThreadWriter` and answers on a second pipe.
+hubext.usage.writer_child import main; main()"``, :mod:`.writer_child`)
+runs the :class:`~hubext.usage.writer.ThreadWriter` and answers on a second
+pipe.
 
 What this keeps:
 
@@ -38,8 +39,9 @@ Who reads the child's answers: the event loop the writer was started on
 (``add_reader``; no thread in the hub), or a thread of the writer's own when
 it was started outside an event loop (tests, scripts).
 
-Messages are length-prefixed pickles of tuples (both ends are this module;
-moments in microseconds since the epoch). Hub to child: ``("config",
+Messages are length-prefixed pickles of tuples (both ends are hubext's:
+:mod:`.writer_child` defines the framing; moments in microseconds since the
+epoch). Hub to child: ``("config",
 settings)``, then ``("start", seq, values, started_at, last_seen_at)``,
 ``("end", seq, key, at, reason)``, ``("close_open", seq, at_most)``,
 ``("beat", seq, keys, at)``, ``("close", timeout)``. Child to hub: ``("written", upto)``,
@@ -55,16 +57,13 @@ import contextlib
 import fcntl
 import logging
 import os
-import pickle
 import select
-import struct
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from datetime import UTC, datetime, timedelta
-from operator import itemgetter
+from datetime import datetime
 
 from .._validation import plural
 from .store import redact
@@ -73,17 +72,14 @@ from .writer import (
     End,
     Op,
     Start,
-    ThreadWriter,
     outage_message,
     queue_full_message,
     recovered_message,
-    scrub,
 )
-
-_HEADER = struct.Struct("!I")
+from .writer_child import frame, micros, row_values, unframe
 
 #: The child's command (``-P``: nothing imported from the working directory).
-_CHILD = "from hubext.usage.writer_process import main; main()"
+_CHILD = "from hubext.usage.writer_child import main; main()"
 
 #: A child that ran this long before it exited is restarted at once.
 _STEADY_SECONDS = 30.0
@@ -91,55 +87,6 @@ _STEADY_SECONDS = 30.0
 #: Bytes kept for a child that reads nothing: past this it is killed and
 #: another one gets the events not yet written (merged, bounded).
 OUT_LIMIT = 32 * 2**20
-
-
-#: A start's row as sent: these values, then started_at and last_seen_at.
-_ROW = (
-    "id",
-    "username",
-    "server_name",
-    "community",
-    "profile",
-    "choices",
-    "cpu_request",
-    "cpu_limit",
-    "mem_request",
-    "mem_limit",
-    "gpus",
-)
-_row_values = itemgetter(*_ROW)
-
-# Moments travel as integer microseconds since the epoch: exact, and five
-# times cheaper to pickle than an aware datetime.
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _micros(at: datetime) -> int:
-    return (at - _EPOCH) // _MICROSECOND
-
-
-def _moment(micros: int) -> datetime:
-    return _EPOCH + micros * _MICROSECOND
-
-
-def _frame(message) -> bytes:
-    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(body)) + body
-
-
-def _unframe(buffer: bytearray) -> list:
-    """The whole messages at the start of ``buffer``, removed from it."""
-    messages, at = [], 0
-    while len(buffer) - at >= _HEADER.size:
-        (size,) = _HEADER.unpack_from(buffer, at)
-        if len(buffer) - at - _HEADER.size < size:
-            break
-        at += _HEADER.size
-        messages.append(pickle.loads(buffer[at : at + size]))
-        at += size
-    del buffer[:at]
-    return messages
 
 
 def _child_environment() -> dict[str, str]:
@@ -230,19 +177,19 @@ class ProcessWriter:
             future = None
             if isinstance(op, Start):
                 row = op.row
-                data = _frame(
+                data = frame(
                     (
                         "start",
                         self._seq,
-                        _row_values(row),
-                        _micros(row["started_at"]),
-                        _micros(row["last_seen_at"]),
+                        row_values(row),
+                        micros(row["started_at"]),
+                        micros(row["last_seen_at"]),
                     )
                 )
             elif isinstance(op, End):
-                data = _frame(("end", self._seq, op.key, _micros(op.at), op.reason))
+                data = frame(("end", self._seq, op.key, micros(op.at), op.reason))
             else:
-                data = _frame(("close_open", self._seq, _micros(op.at_most)))
+                data = frame(("close_open", self._seq, micros(op.at_most)))
                 future = op.future
             self._ops.append((self._seq, data, future))
             self._send(data)
@@ -258,7 +205,7 @@ class ProcessWriter:
                 # moved to the end: the dict stays in seq order
                 self._beats.pop(key, None)
                 self._beats[key] = (self._seq, at)
-            self._send(_frame(("beat", self._seq, fresh, _micros(at))))
+            self._send(frame(("beat", self._seq, fresh, micros(at))))
 
     def _refuse(self, op: Op) -> None:
         self.dropped += 1
@@ -371,7 +318,7 @@ class ProcessWriter:
         self._handle_all()
 
     def _handle_all(self) -> None:
-        for message in _unframe(self._in):
+        for message in unframe(self._in):
             getattr(self, f"_on_{message[0]}")(*message[1:])
 
     def _on_written(self, upto: int) -> None:
@@ -441,18 +388,16 @@ class ProcessWriter:
             "retry_max": self.retry_max,
             "log_level": self.log.getEffectiveLevel(),
         }
-        self._out = bytearray(_frame(("config", settings)))
+        self._out = bytearray(frame(("config", settings)))
         beats = iter(self._beats.items())
         beat = next(beats, None)
         for seq, data, _ in self._ops:
             while beat is not None and beat[1][0] < seq:
-                self._out += _frame(
-                    ("beat", beat[1][0], [beat[0]], _micros(beat[1][1]))
-                )
+                self._out += frame(("beat", beat[1][0], [beat[0]], micros(beat[1][1])))
                 beat = next(beats, None)
             self._out += data
         while beat is not None:
-            self._out += _frame(("beat", beat[1][0], [beat[0]], _micros(beat[1][1])))
+            self._out += frame(("beat", beat[1][0], [beat[0]], micros(beat[1][1])))
             beat = next(beats, None)
         if self._loop is not None and not self._loop.is_closed():
             self._loop.add_reader(from_child, self._readable)
@@ -591,7 +536,7 @@ class ProcessWriter:
             self._closing = True
             proc = self._proc
             if proc is not None:
-                self._out += _frame(("close", max(0.0, deadline - time.monotonic())))
+                self._out += frame(("close", max(0.0, deadline - time.monotonic())))
         # the child writes what it has (or logs what it could not), then exits
         while proc is not None and proc.poll() is None:
             left = deadline + 2 - time.monotonic()
@@ -619,118 +564,3 @@ class ProcessWriter:
                 )
         if self._reader is not None:
             self._reader.join(timeout=1)
-
-
-# -- the child ------------------------------------------------------------------
-
-
-class _ChildWriter(ThreadWriter):
-    """The writer thread in the child: tells the hub what is written."""
-
-    def __init__(self, send, **kwargs):
-        super().__init__(**kwargs)
-        self._send = send
-
-    def written(self, upto: int) -> None:
-        self._send(("written", upto))
-
-    def report_outage(self, cause: str, waiting: int) -> None:
-        self._send(("outage", self.outage_since, cause, waiting))
-
-    def report_recovered(self, seconds: float, written: int, refused: int) -> None:
-        self._send(("recovered", seconds, written))
-
-
-class _ToHub(logging.Handler):
-    def __init__(self, send):
-        super().__init__()
-        self._send = send
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._send(("log", record.levelno, record.getMessage()))
-
-
-def main() -> None:
-    """The writer process: read events on stdin, answer on stdout."""
-    with contextlib.suppress(AttributeError, OSError):
-        # Linux: a batch task (its threads too) has its fair share of the CPU
-        # but never preempts the hub when the hub's write wakes it up
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-    answers = os.dup(1)
-    # nothing else may write to the answers' pipe
-    os.dup2(2, 1)
-    sent = threading.Lock()
-
-    def send(message) -> None:
-        data = _frame(message)
-        with sent:
-            try:
-                while data:
-                    data = data[os.write(answers, data) :]
-            except OSError:
-                os._exit(0)  # the hub is gone
-
-    events = bytearray()
-    writer: _ChildWriter | None = None
-    while True:
-        chunk = os.read(0, 1 << 16)
-        if not chunk:
-            # the hub exited or was killed without saying close: write
-            # nothing more (a new hub may already be closing its sessions)
-            os._exit(0)
-        events += chunk
-        for message in _unframe(events):
-            kind, *args = message
-            if kind == "config":
-                writer = _start_writer(args[0], send)
-            elif kind == "start":
-                seq, values, started_at, last_seen_at = args
-                row = dict(zip(_ROW, values, strict=True))
-                row["started_at"] = _moment(started_at)
-                row["last_seen_at"] = _moment(last_seen_at)
-                writer.put(Start(row), seq)
-            elif kind == "end":
-                seq, key, at, reason = args
-                writer.put(End(key, _moment(at), reason), seq)
-            elif kind == "beat":
-                seq, keys, at = args
-                writer.beat(keys, _moment(at), seq)
-            elif kind == "close_open":
-                seq, at_most = args
-                future = _closed_future(seq, send, writer._secret)
-                writer.put(CloseOpen(_moment(at_most), future), seq)
-            elif kind == "close":
-                writer.close(timeout=args[0])
-                os._exit(0)
-
-
-def _start_writer(settings: dict, send) -> _ChildWriter:
-    log = logging.getLogger("hubext.usage")
-    log.setLevel(settings["log_level"])
-    root = logging.getLogger()
-    root.addHandler(_ToHub(send))
-    root.setLevel(logging.WARNING)
-    writer = _ChildWriter(
-        send,
-        db_url=settings["db_url"],
-        log=log,
-        max_pending=sys.maxsize,  # the hub keeps the bound
-        retry_initial=settings["retry_initial"],
-        retry_max=settings["retry_max"],
-    )
-    writer.start()
-    return writer
-
-
-def _closed_future(seq: int, send, secret: str | None) -> concurrent.futures.Future:
-    future: concurrent.futures.Future = concurrent.futures.Future()
-
-    def answer(done: concurrent.futures.Future) -> None:
-        error = done.exception()
-        if error is None:
-            send(("closed", seq, done.result(), None))
-        else:
-            send(("closed", seq, None, scrub(str(error), secret)))
-
-    future.add_done_callback(answer)
-    return future
