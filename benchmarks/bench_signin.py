@@ -31,12 +31,16 @@ each firing's lateness recorded). Measured outside: the CPU seconds of the
 hub, the proxy, the provider and this client during the storm, and the
 machine's load average at the start and end of each storm.
 
-Each round has its own N accounts (new users on both hubs) and a fresh
-provider; rounds alternate which hub goes first (hubext first in round 1),
-so the machine's noise does not favour one hub.
+Each round has its own N accounts (new users on both hubs) and each storm a
+fresh provider; rounds alternate which hub goes first (hubext first in
+round 1), so the machine's noise does not favour one hub. Before the rounds,
+W people (30) sign in to each hub at the same rate, not counted: the first
+sign-ins after a start fill caches (SQLAlchemy's compiled statements, the
+spawner's communities), on both hubs.
 
     python -m benchmarks.bench_signin [--people 500] [--seconds 60]
-        [--communities 1000] [--rounds 2] [--burst] [--keep DIR]
+        [--communities 1000] [--rounds 2] [--warmup 30] [--burst] [--keep DIR]
+        [--profile DIR] [--extra-config FILE]
 """
 
 from __future__ import annotations
@@ -384,7 +388,8 @@ def run_storm(hub: Hub, rnd: int, accounts: list[str], args, idp_pid: int) -> St
     rest_start = time.time()
     time.sleep(args.rest)
     rest_lags = hub.lag_samples(rest_start, time.time())
-    interval = 0 if args.burst else args.seconds / len(accounts)
+    # the same arrival rate in the warm-up
+    interval = 0 if args.burst else args.seconds / args.people
     cpu_pids = {
         "hub": [hub.process.pid],
         "proxy": children(hub.process.pid),
@@ -560,6 +565,12 @@ def main():
     parser.add_argument("--communities", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
+        "--warmup",
+        type=int,
+        default=30,
+        help="people signing in to each hub before the rounds, not counted",
+    )
+    parser.add_argument(
         "--burst", action="store_true", help="everyone at once, not a steady rate"
     )
     parser.add_argument(
@@ -598,8 +609,11 @@ def main():
                 print(
                     f"{hub.kind} hub up in {time.perf_counter() - t:.1f} s", flush=True
                 )
-            for rnd in range(1, args.rounds + 1):
-                accounts = accounts_for_round(rnd, args.people, args.communities)
+            # round 0: the warm-up (first sign-ins after a start compile and
+            # fill caches, on both hubs), not counted
+            for rnd in range(0 if args.warmup else 1, args.rounds + 1):
+                people = args.people if rnd else args.warmup
+                accounts = accounts_for_round(rnd, people, args.communities)
                 accounts_file = workdir / f"accounts-{rnd}.json"
                 accounts_file.write_text(json.dumps(accounts))
                 order = HUBS if rnd % 2 else HUBS[::-1]
@@ -616,7 +630,28 @@ def main():
                     storm = run_storm(hubs[kind], rnd, list(accounts), args, idp.pid)
                     stop_process(idp, timeout=5)
                     idp = None
+                    if rnd == 0:
+                        print(
+                            f"warm-up {kind}: {len(storm.ok())}/{people} signed in",
+                            flush=True,
+                        )
+                        continue
                     storms.append(storm)
+                    if args.keep:  # each person's figures, for a closer look
+                        (workdir / f"people-{rnd}-{kind}.json").write_text(
+                            json.dumps(
+                                [
+                                    {
+                                        "account": p.account,
+                                        "started": p.started,
+                                        "seconds": p.seconds,
+                                        "login_seconds": p.login_seconds,
+                                        "error": p.error,
+                                    }
+                                    for p in storm.people
+                                ]
+                            )
+                        )
                     ok = storm.ok()
                     print(
                         f"round {rnd} {kind:<7} {len(ok)}/{len(storm.people)} ok in "
