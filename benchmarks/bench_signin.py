@@ -181,6 +181,10 @@ def hub_config(
     kind: str, env: DemoEnvironment, n: int, lags: Path, extra="", timeout=None
 ) -> str:
     idp = "os.environ['HUBEXT_DEMO_IDP_URL']"
+    # hubext's own provider setting (the peer has no such trait)
+    timeout_line = (
+        f"\n    request_timeout={timeout!r}," if timeout and kind == "hubext" else ""
+    )
     oauth = f"""dict(
     client_id="hubext-demo",
     client_secret=os.environ["HUBEXT_DEMO_CLIENT_SECRET"],
@@ -188,7 +192,7 @@ def hub_config(
     token_url={idp} + "/token",
     userdata_url={idp} + "/me",
     username_claim="preferred_username",
-    scope=["openid", "email", "profile", "groups"],{f"{chr(10)}    request_timeout={timeout!r}," if timeout and kind == "hubext" else ""}
+    scope=["openid", "email", "profile", "groups"],{timeout_line}
 )"""
     common = f"""
 import json, os
