@@ -743,6 +743,12 @@ def check_settings(cls, config) -> None:
     errors.raise_errors()
 
 
+def _binding_of(model: dict) -> Binding:
+    """The identity a finished auth model signs in as (see _finish_auth_model)."""
+    state = model["auth_state"][AUTH_STATE_KEY]
+    return Binding(state["provider"], state["subject"])
+
+
 def leave_out_unchanged_roles(model: dict, orm_user) -> None:
     """Take ``roles`` out of a finished auth model when they would change nothing.
 
@@ -751,9 +757,10 @@ def leave_out_unchanged_roles(model: dict, orm_user) -> None:
     and ``admin`` to admins (taking it from others), then syncs the model's
     ``roles``: when that leaves the user holding exactly those, its
     ``sync_roles`` changes nothing, yet re-creates each role (scopes checked,
-    a query each), a tenth of the hub's work for a sign-in in a sign-in
-    storm (docs/benchmarks.md). Without ``roles`` it leaves the roles alone;
-    their definitions are written at start-up (``load_managed_roles``).
+    a query each): about 3 ms of the hub's CPU per sign-in, of some 50
+    (the sign-in storm of docs/benchmarks.md). Without ``roles`` it leaves
+    the roles alone; their definitions are written at start-up
+    (``load_managed_roles``).
     """
     if "roles" not in model:
         return
@@ -763,12 +770,6 @@ def leave_out_unchanged_roles(model: dict, orm_user) -> None:
         after_defaults.add("admin")
     if after_defaults == {role["name"] for role in model["roles"]}:
         del model["roles"]
-
-
-def _binding_of(model: dict) -> Binding:
-    """The identity a finished auth model signs in as (see _finish_auth_model)."""
-    state = model["auth_state"][AUTH_STATE_KEY]
-    return Binding(state["provider"], state["subject"])
 
 
 def _log_failed_stop(future: asyncio.Future) -> None:
