@@ -223,6 +223,7 @@ def provider(tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.own_environment  # a fresh virtualenv, from PyPI's newest versions
 def test_install_page_from_the_wheel_signs_a_person_in(tmp_path, wheel, provider):
     ports, secret = provider
     root = tmp_path / "machine"  # its opt/ and srv/ stand for /opt and /srv
