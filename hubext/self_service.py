@@ -76,7 +76,15 @@ SIZE_KEYS = (
     "mem_limit",
     "mem_guarantee",
     "gpus",
+    "gpu_resource",
 )
+#: An extended resource's name (Kubernetes): ``vendor.example/resource``.
+_RESOURCE = re.compile(
+    r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?/[a-z0-9]([a-z0-9._-]*[a-z0-9])?"
+)
+#: Between a community's slug and one of its environments' in a profile's
+#: slug (``ocean-lab--model``): a configured profile may not use it.
+PROFILE_SEPARATOR = "--"
 #: Most environments a community may have, whatever ``max_profiles`` says.
 MAX_PROFILES = 100
 #: How a size is named: a form option's choice key.
@@ -116,6 +124,8 @@ class Size:
     mem_limit: int | None = None
     mem_guarantee: int | None = None
     gpus: int = 0
+    #: the extended resource its GPUs are (hubext-kube)
+    gpu_resource: str = "nvidia.com/gpu"
 
     @property
     def cpu(self) -> float:
@@ -286,6 +296,17 @@ def _size(slug: str, value: Any, path: KeyPath) -> Size:
             if key in value:
                 with errors.check():
                     parsed[key] = parse_memory(value[key], path.attr(key))
+        if "gpu_resource" in value:
+            with errors.check():
+                resource = expect_text(
+                    value["gpu_resource"], path.attr("gpu_resource"), max_length=253
+                )
+                if not _RESOURCE.fullmatch(resource):
+                    raise ConfigError(
+                        path.attr("gpu_resource"),
+                        f"an extended resource such as nvidia.com/gpu, got {show(resource)}",
+                    )
+                parsed["gpu_resource"] = resource
         if "gpus" in value:
             with errors.check():
                 expect(value["gpus"], int, path.attr("gpus"), "a whole number")
@@ -309,7 +330,7 @@ def _size(slug: str, value: Any, path: KeyPath) -> Size:
                         f"is more than {limit} ({show(value[request])} > {show(value[limit])})",
                     )
                 )
-        if not errors.errors and not any(k in parsed for k in SIZE_KEYS[1:]):
+        if not errors.errors and not any(k in parsed for k in SIZE_KEYS[1:6]):
             raise ConfigError(
                 path,
                 "sets nothing: give cpu_limit, mem_limit, their guarantees or gpus",

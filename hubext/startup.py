@@ -47,7 +47,7 @@ from .config_reading import (
     resolve_class,
 )
 from .ignored_settings import check_authenticator_sections, check_spawner_sections
-from .profiles import check_allowed_groups
+from .profiles import check_allowed_groups, check_delegated_slugs
 
 
 def check_spawner_config(
@@ -186,6 +186,13 @@ def check_configuration(
         section = spawner and configured_section(spawner, config, "profile_list")
         if manage_groups and section:
             check_allowed_groups(
+                config[section]["profile_list"],
+                registry,
+                KeyPath(f"{section}.profile_list"),
+                errors,
+            )
+        if section:
+            check_delegated_slugs(
                 config[section]["profile_list"],
                 registry,
                 KeyPath(f"{section}.profile_list"),
