@@ -14,6 +14,7 @@ from traitlets import TraitError, Unicode, validate
 from traitlets.config import Config, Configurable
 
 from .._validation import ConfigError
+from ..config_reading import check_trait_values
 from ..database import password_of, redact, unsupported_url_problem
 from ..services.redact import scrub
 from .store import StateStore, default_db_url
@@ -47,7 +48,7 @@ class Console(Configurable):
 
             c.Console.db_url = "postgresql://hubext:PASSWORD@db.internal/hubext"
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """,
     )
 
@@ -66,20 +67,17 @@ class Console(Configurable):
 
 
 def check_console_config(config: Config) -> None:
-    """Start-up: ``c.Console``'s values, refused with their key (never the value).
+    """Start-up: ``c.Console``'s settings, refused with their key (never the value).
 
-    Raises ConfigError.
+    A name ``Console`` does not have (with a did-you-mean), a value of the
+    wrong type, a URL that cannot be parsed or names a database the store
+    does not run on. Raises ConfigError(s).
     """
+    check_trait_values(Console, config)
     try:
         Console(config=config)
     except TraitError as e:
-        text = str(e).splitlines()[0]
-        key, _, reason = text.partition(": ")
-        if key != "Console.db_url":
-            # a value of the wrong type, in traitlets' own words, which may
-            # show it: only its type is said
-            key = "Console.db_url"
-            reason = f"expected a database URL (a string), got {type(e).__name__}"
+        key, _, reason = str(e).splitlines()[0].partition(": ")
         raise ConfigError(key, reason) from None
 
 
