@@ -2,7 +2,8 @@
 
 Two processes of several threads each change the same community and their
 own ones at once: every change is there exactly once, each community's
-versions follow each other with no gap, and the chain verifies. A writer
+versions follow each other with no gap, and the chain verifies, also while
+they write. A writer
 killed (SIGKILL) inside its transaction leaves neither the document nor the
 audit row, and does not keep the log locked.
 """
@@ -50,6 +51,12 @@ def test_concurrent_writers_lose_nothing_and_keep_one_chain(db_url, tmp_path):  
         for worker in workers:
             assert worker.stdout.readline() == "ready\n", worker.stderr.read()
         go.touch()  # all threads of both processes start together
+        # verify reads one moment of the log and the state: while they
+        # change, what it reads always holds
+        checks = 0
+        while any(worker.poll() is None for worker in workers):
+            assert store.verify() is None
+            checks += 1
         outputs = [worker.communicate(timeout=600) for worker in workers]
     finally:
         for worker in workers:
@@ -89,6 +96,7 @@ def test_concurrent_writers_lose_nothing_and_keep_one_chain(db_url, tmp_path):  
         )
     assert sorted(events) == sorted(r.seq for r in rows if r.version is None)
     assert store.verify() is None
+    print(f"verified {checks} times while they wrote")
     store.close()
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import func, inspect, select, text
 from traitlets import TraitError
 from traitlets.config import Config
 
@@ -19,14 +19,21 @@ from hubext.cli import main
 from hubext.console import store as state
 from hubext.console.chain import GENESIS, row_hash
 from hubext.console.config import Console, check_console_config
-from hubext.console.model import AUDIT_TABLE, DELEGATED_TABLE, VERSION_TABLE, metadata
+from hubext.console.model import (
+    AUDIT_TABLE,
+    DELEGATED_TABLE,
+    VERSION_TABLE,
+    audit,
+    delegated,
+    metadata,
+)
 from hubext.console.store import (
     DelegatedCache,
     StateStore,
     Stored,
     VersionConflict,
 )
-from hubext.database import make_engine
+from hubext.database import make_engine, snapshot
 from hubext.usage import store as ledger_store
 from hubext.usage.model import VERSION_TABLE as LEDGER_VERSION_TABLE
 
@@ -315,6 +322,19 @@ def test_each_row_is_logged_with_its_hash(db_url, caplog):  # noqa: F811
     assert caplog.messages == [
         f"audit log: row 1: environment.add by user ada in ocean-lab; hash {row.hash}"
     ]
+
+
+def test_verify_reads_the_log_and_the_state_at_one_moment(store):
+    # A change committed while verify reads must not be half seen (the
+    # state's new version without its row, or the reverse): verify reads in
+    # one snapshot, and does not keep writers waiting.
+    change(store, "ocean-lab", 0, {"idle_timeout": 900})
+    with snapshot(store.engine) as connection:
+        assert connection.execute(select(delegated.c.version)).scalar() == 1
+        change(store, "ocean-lab", 1, {"idle_timeout": 1800})
+        assert connection.execute(select(func.count()).select_from(audit)).scalar() == 1
+        assert connection.execute(select(delegated.c.version)).scalar() == 1
+    assert store.read("ocean-lab").version == 2
 
 
 # -- the hub process's cache ----------------------------------------------------------
