@@ -9,6 +9,7 @@ The hub opens the store when it starts (:func:`start_hub_console`, from
 from __future__ import annotations
 
 import logging
+import threading
 
 from traitlets import TraitError, Unicode, validate
 from traitlets.config import Config, Configurable
@@ -81,8 +82,10 @@ def check_console_config(config: Config) -> None:
         raise ConfigError(key, reason) from None
 
 
-#: The hub process's stores, by database URL.
+#: The hub process's stores, by database URL: one per database, so that a
+#: change through it invalidates the cache every reader in the process uses.
 _stores: dict[str, StateStore] = {}
+_opening = threading.Lock()
 
 
 def hub_store(
@@ -95,10 +98,11 @@ def hub_store(
     database cannot be opened (the next call tries again).
     """
     url = settings.resolved_db_url(hub_db_url)
-    store = _stores.get(url)
-    if store is None:
-        store = StateStore.open(url, log=log)
-        _stores[url] = store
+    with _opening:
+        store = _stores.get(url)
+        if store is None:
+            store = StateStore.open(url, log=log)
+            _stores[url] = store
     return store
 
 
