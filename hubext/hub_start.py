@@ -14,7 +14,9 @@ the one place that does hub-wide work at start-up:
 - open the usage ledger (closing the previous hub's open sessions) and its
   metrics (:func:`hubext.spawners.usage.start_hub_usage`);
 - read the budgets' usage, so that no start waits for the ledger
-  (:func:`hubext.spawners.limits.start_hub_limits`).
+  (:func:`hubext.spawners.limits.start_hub_limits`);
+- open the communities' delegated state, its schema created or upgraded
+  (:func:`hubext.console.config.start_hub_console`).
 
 It sits above the spawners and the services in hubext's layers: the
 authenticator imports it, nothing below imports it.
@@ -26,6 +28,7 @@ from typing import Any
 
 from .communities import Communities, merge_additions
 from .config_reading import configured_value
+from .console.config import start_hub_console
 from .service_data import hand_to_services, spawner_settings
 from .spawners.limits import UsageLimits, start_hub_limits
 from .spawners.stops import record_hub_services
@@ -65,8 +68,8 @@ def at_hub_start(app, communities: Communities, log) -> None:
     """The hub's start-up work (see the module's doc); nothing outside a hub.
 
     Handing the services their data raises ConfigError (the caller stops the
-    hub with it); the ledger's and the budgets' start log their errors and
-    let the hub start.
+    hub with it); the ledger's, the budgets' and the delegated state's
+    start log their errors and let the hub start.
     """
     if not _is_hub(app):
         return
@@ -74,3 +77,4 @@ def at_hub_start(app, communities: Communities, log) -> None:
     record_hub_services(app.services)
     start_hub_usage(app, communities, log)
     start_hub_limits(app, communities, log)
+    start_hub_console(app, log)

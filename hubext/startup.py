@@ -46,6 +46,7 @@ from .config_reading import (
     configured_value,
     resolve_class,
 )
+from .console.config import check_console_config
 from .ignored_settings import check_authenticator_sections, check_spawner_sections
 from .profiles import check_allowed_groups, check_delegated_slugs
 
@@ -170,6 +171,9 @@ def check_configuration(
     if check_authenticator is not None:
         with errors.check():
             check_authenticator(config, communities, environ=environ)
+        # the delegated state's store, which hubext's authenticator opens
+        with errors.check():
+            check_console_config(config)
     elif isinstance(authenticator, type):
         with errors.check():
             check_authenticator_sections(config, authenticator, set(), hubext=False)
