@@ -214,7 +214,16 @@ class DemoEnvironment:
         stdout=None,
         wait: bool = True,
         die_with_parent: bool = False,
+        redirect_uris: tuple[str, ...] = (),
+        keep_state: bool = True,
     ) -> subprocess.Popen:
+        """Start the provider, with this hub's redirect URIs and ``redirect_uris``
+        (other hubs that sign in through it, e.g. a benchmark's peer).
+
+        ``keep_state``: its sessions, tokens and keys in ``data_dir/idp``,
+        kept across restarts (the file is rewritten at every change, fine for
+        a demo's handful of people); False: in memory only.
+        """
         node = shutil.which("node")
         if node is None:
             raise RuntimeError("node is not on PATH; install Node.js 20 or newer")
@@ -225,6 +234,7 @@ class DemoEnvironment:
             str(self.idp_port),
             "--redirect-uri",
             f"{self.hub_url}/hub/demo/oauth_callback",
+            *(arg for uri in redirect_uris for arg in ("--redirect-uri", uri)),
             # where the provider may send a person back after signing out
             # (OpenID Connect RP-initiated logout)
             "--post-logout-redirect-uri",
@@ -233,10 +243,10 @@ class DemoEnvironment:
             f"{self.hub_url}/hub/logout",
             "--post-logout-redirect-uri",
             f"{self.hub_url}/",
-            # its sessions, tokens and keys, kept across restarts
-            "--state-dir",
-            str(self.data_dir / "idp"),
         ]
+        if keep_state:
+            # its sessions, tokens and keys, kept across restarts
+            cmd += ["--state-dir", str(self.data_dir / "idp")]
         if accounts is not None:
             cmd += ["--accounts", str(accounts)]
         process = subprocess.Popen(

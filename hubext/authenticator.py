@@ -287,6 +287,7 @@ class CommunityAuthenticator(Authenticator):
             # usage ledger, the budgets), JupyterHub has no hook of its own.
             at_hub_start(kwargs.get("parent"), self.communities, self.log)
         self._reconciled_at_startup = False
+        self._hub_role_definitions = None
         if not self._providers:
             self.log.warning(
                 "hubext: CommunityAuthenticator.providers is empty: nobody can sign in"
@@ -421,17 +422,33 @@ class CommunityAuthenticator(Authenticator):
 
     def _hub_roles(self, names: list[str]) -> list[dict]:
         """JupyterHub's roles ``names`` as the hub's database defines them
-        (by name alone without a hub)."""
-        db = getattr(self.parent, "db", None)
-        defined = {}
-        if db is not None:
-            for role in db.query(orm.Role).filter(orm.Role.name.in_(names)):
-                defined[role.name] = {
+        (by name alone without a hub).
+
+        Read once: JupyterHub defines its roles at start-up only
+        (``load_roles``), and sync_roles writes back what is read here.
+        """
+        defined = self._hub_role_definitions
+        if defined is None:
+            db = getattr(self.parent, "db", None)
+            if db is None:
+                return [{"name": name} for name in names]
+            defined = self._hub_role_definitions = {
+                role.name: {
                     "name": role.name,
                     "description": role.description,
                     "scopes": list(role.scopes),
                 }
-        return [defined.get(name, {"name": name}) for name in names]
+                for role in db.query(orm.Role).filter(
+                    orm.Role.name.in_(["user", "admin"])
+                )
+            }
+        # copies: JupyterHub's sync_roles changes the dicts it is given
+        return [
+            {**defined[name], "scopes": list(defined[name]["scopes"])}
+            if name in defined
+            else {"name": name}
+            for name in names
+        ]
 
     # -- authentication -------------------------------------------------------
 
@@ -474,7 +491,9 @@ class CommunityAuthenticator(Authenticator):
         if not auth_model:
             return None
         model = self._finish_auth_model(provider, auth_model)
-        await self._check_binding(handler, provider, model)
+        user = handler.find_user(model["name"])
+        await self._check_binding(provider, model, user)
+        leave_out_unchanged_roles(model, user.orm_user if user is not None else None)
         if not self._allowed_by_model(model["name"], model):
             handler.hubext_refusal = self.no_community_message.format(
                 username=model["name"]
@@ -566,9 +585,9 @@ class CommunityAuthenticator(Authenticator):
             model["roles"] = self._roles_for(admin, memberships.admin_of)
         return model
 
-    async def _check_binding(self, handler, provider, model) -> None:
-        """Refuse a sign-in into an account bound to another identity."""
-        user = handler.find_user(model["name"])
+    async def _check_binding(self, provider, model, user) -> None:
+        """Refuse a sign-in into ``user``'s account (None: a new one) when
+        it is bound to another identity."""
         if user is None:
             return
         stored = await user.get_auth_state()
@@ -703,6 +722,7 @@ class CommunityAuthenticator(Authenticator):
             await user.save_auth_state(model["auth_state"])
             await self.revoke_access(user, handler)
             return False
+        leave_out_unchanged_roles(model, user.orm_user)
         return model
 
     async def revoke_access(self, user, handler=None) -> None:
@@ -766,6 +786,29 @@ def _binding_of(model: dict) -> Binding:
     """The identity a finished auth model signs in as (see _finish_auth_model)."""
     state = model["auth_state"][AUTH_STATE_KEY]
     return Binding(state["provider"], state["subject"])
+
+
+def leave_out_unchanged_roles(model: dict, orm_user) -> None:
+    """Take ``roles`` out of a finished auth model when they would change nothing.
+
+    ``orm_user``: the account signing in or refreshed (None: a new one).
+    JupyterHub's ``auth_to_user`` first gives every user the ``user`` role,
+    and ``admin`` to admins (taking it from others), then syncs the model's
+    ``roles``: when that leaves the user holding exactly those, its
+    ``sync_roles`` changes nothing, yet re-creates each role (scopes checked,
+    a query each): about 3 ms of the hub's CPU per sign-in, of some 50
+    (the sign-in storm of docs/benchmarks.md). Without ``roles`` it leaves
+    the roles alone; their definitions are written at start-up
+    (``load_managed_roles``).
+    """
+    if "roles" not in model:
+        return
+    held = {role.name for role in orm_user.roles} if orm_user is not None else set()
+    after_defaults = (held - {"admin"}) | {"user"}
+    if model["admin"]:
+        after_defaults.add("admin")
+    if after_defaults == {role["name"] for role in model["roles"]}:
+        del model["roles"]
 
 
 def _log_failed_stop(future: asyncio.Future) -> None:
