@@ -562,6 +562,16 @@ class DelegatedCache:
         self._generation += 1
         self._read_at = float("-inf")
 
+    def is_fresh(self) -> bool:
+        """Whether a read now is answered from memory, with no I/O.
+
+        A caller on an event loop reads a fresh cache in place and a stale
+        one in a thread.
+        """
+        return (
+            self._documents is not None and self.clock() - self._read_at < self.max_age
+        )
+
     def _fresh(self) -> dict[str, Stored]:
         documents = self._documents
         if documents is not None and self.clock() - self._read_at < self.max_age:
