@@ -276,6 +276,9 @@ class CommunityKubeSpawner(
             self._hubext_configured_profiles = self.profile_list
             return self._hubext_configured_profiles
 
+    def configured_profile_object(self):
+        return self._configured()
+
     def profile_list_is_dynamic(self) -> bool:
         return callable(self._configured())
 

@@ -178,6 +178,28 @@ class CommunityOptionsMixin(HasTraits):
     #: ``spawner_class``.
     delegated_kind: ClassVar[str | None] = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # traitlets gives each spawner a deep copy of the configured list:
+        # the configuration's own object, the same for every spawner of the
+        # hub, keys the class's cache of the initialized list
+        if "profile_list" not in kwargs:
+            raw = configured_value(type(self), self.config, "profile_list", None)
+            if raw is not None:
+                self._hubext_loaded_profile_list = (self.profile_list, raw)
+
+    def configured_profile_object(self):
+        """The configured list as this spawner holds it (may be a callable)."""
+        return self.profile_list
+
+    def configured_profile_key(self):
+        """What the configured list is, for the class's cache: the
+        configuration's object while this spawner holds the copy it was
+        given, else its own."""
+        current = self.configured_profile_object()
+        loaded = self.__dict__.get("_hubext_loaded_profile_list")
+        return loaded[1] if loaded is not None and loaded[0] is current else current
+
     admins_see_all_profiles = Bool(
         True,
         config=True,
@@ -288,14 +310,11 @@ class CommunityOptionsMixin(HasTraits):
         # environments change with their versions: the list is initialized
         # once per spawner class and set of versions (the class's own cache).
         cls = type(self)
+        key = self.configured_profile_key()
         cached = cls.__dict__.get("_hubext_initialized")
-        if (
-            cached is None
-            or cached[0] is not configured
-            or cached[1] is not environments
-        ):
+        if cached is None or cached[0] is not key or cached[1] is not environments:
             merged = initialize_profile_list([*configured, *environments.profiles])
-            cached = (configured, environments, merged)
+            cached = (key, environments, merged)
             cls._hubext_initialized = cached
         return cached[2]
 
