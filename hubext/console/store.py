@@ -619,6 +619,15 @@ class DelegatedCache:
         stored = self._fresh().get(community, NOTHING)
         return Stored(copy.deepcopy(stored.document), stored.version)
 
+    def stamp(self) -> object:
+        """An object that stays the same (``is``) while no document changes.
+
+        Opaque: compare it, never read it. A value derived from the
+        documents and kept with their stamp holds while the stamp is the
+        same; reading it does what a read does (no I/O when fresh).
+        """
+        return self._fresh()
+
     def versions(self) -> dict[str, int]:
         """Every community's version (to key values derived from documents)."""
         return {c: s.version for c, s in self._fresh().items()}

@@ -35,6 +35,7 @@ from ..console.config import Console, hub_store
 from ..console.store import StateStore, Stored
 from ..database import password_of, redact
 from ..delegated import Environment, effective, profiles_of
+from ..profiles import initialize_profile_list
 from ..services.redact import scrub
 
 #: Seconds between two attempts to open a delegated state that could not be.
@@ -83,46 +84,95 @@ def report_not_applied(
             log.warning("hubext: %s's %s: not applied", community, one)
 
 
+@dataclass(frozen=True)
+class CommunityEnvironments:
+    """One community's environments as profiles, from one version of its document."""
+
+    version: int
+    #: initialized (:func:`hubext.profiles.initialize_profile_list`), without
+    #: a profile's ``default``
+    profiles: tuple[dict, ...] = ()
+    #: ``((profile slug, environment), ...)``
+    environments: tuple[tuple[str, Environment], ...] = ()
+    #: the profile slug of its default environment
+    default: str | None = None
+
+
+def community_environments(
+    community: Community,
+    stored: Stored,
+    kind: str,
+    log,
+    check: ProfileCheck | None = None,
+) -> CommunityEnvironments:
+    """The profiles of ``community``'s stored document.
+
+    What today's bounds do not allow is left out and reported
+    (:func:`report_not_applied`). ``check``, the spawner's own check of a
+    profile list, is run on them as on the configured list; when it
+    refuses them, the community gets none (logged).
+    """
+    service = community.self_service
+    delegated, problems = effective(stored.document, service, kind)
+    report_not_applied(community.slug, stored.version, problems, log)
+    made = profiles_of(community.slug, community.display_name, delegated, service, kind)
+    if check is not None:
+        try:
+            check(made, KeyPath(f"{community.slug}'s environments"))
+        except ConfigError as e:
+            report_not_applied(community.slug, stored.version, [e], log)
+            return CommunityEnvironments(stored.version)
+    default = next((p["slug"] for p in made if p.get("default")), None)
+    profiles = initialize_profile_list(made)
+    for profile in profiles:
+        # the members' default is the spawner's to choose (default_profile_for)
+        profile.pop("default", None)
+    return CommunityEnvironments(
+        stored.version,
+        tuple(profiles),
+        tuple(
+            (p["slug"], e)
+            for p, e in zip(profiles, delegated.environments, strict=True)
+        ),
+        default,
+    )
+
+
 def build_environment_profiles(
     documents: Mapping[str, Stored],
     communities: Iterable[Community],
     kind: str,
     log,
     check: ProfileCheck | None = None,
+    made: dict[str, CommunityEnvironments] | None = None,
 ) -> EnvironmentProfiles:
-    """The profiles of the stored ``documents`` of ``communities``.
+    """The profiles of the stored ``documents`` of ``communities``, in order.
 
-    What today's bounds do not allow is left out and reported
-    (:func:`report_not_applied`). ``check``, the spawner's own check of a
-    profile list, is run on each community's profiles as on the configured
-    list; a community whose profiles it refuses gets none (logged).
+    ``made``: each community's profiles made before, kept while its
+    version is the same (updated in place with those made now): for those,
+    ``documents`` may give the version only (``Stored(None, version)``).
     """
+    made = {} if made is None else made
     key = []
     profiles: list[dict] = []
     environments: dict[str, tuple[str, Environment]] = {}
     defaults: dict[str, str] = {}
     for community in communities:
         stored = documents.get(community.slug)
-        if stored is None or stored.document is None:
+        if stored is None:
             continue
-        key.append((community.slug, stored.version))
-        service = community.self_service
-        delegated, problems = effective(stored.document, service, kind)
-        report_not_applied(community.slug, stored.version, problems, log)
-        made = profiles_of(
-            community.slug, community.display_name, delegated, service, kind
-        )
-        if check is not None:
-            try:
-                check(made, KeyPath(f"{community.slug}'s environments"))
-            except ConfigError as e:
-                report_not_applied(community.slug, stored.version, [e], log)
+        piece = made.get(community.slug)
+        if piece is None or piece.version != stored.version:
+            if stored.document is None:
                 continue
-        for environment, profile in zip(delegated.environments, made, strict=True):
-            if profile.pop("default", False):
-                defaults[community.slug] = profile["slug"]
-            environments[profile["slug"]] = (community.slug, environment)
-            profiles.append(profile)
+            piece = community_environments(community, stored, kind, log, check)
+            made[community.slug] = piece
+        key.append((community.slug, stored.version))
+        profiles.extend(piece.profiles)
+        for slug, environment in piece.environments:
+            environments[slug] = (community.slug, environment)
+        if piece.default is not None:
+            defaults[community.slug] = piece.default
     return EnvironmentProfiles(
         tuple(key),
         tuple(profiles),
@@ -196,7 +246,10 @@ class StoredEnvironments:
         self.config: Any = None
         self.retry_at = 0.0
         self.failing = False
-        self.built: tuple[Any, str, EnvironmentProfiles] | None = None
+        #: (the communities, kind, the cache's stamp, the profiles made)
+        self.built: tuple[Any, str, object, EnvironmentProfiles] | None = None
+        #: each community's profiles, by the version they were made of
+        self.made: dict[str, CommunityEnvironments] = {}
 
     async def open_store(self, spawner) -> StateStore | None:
         """The hub's store for the spawner's configuration (None: it cannot be opened)."""
@@ -240,32 +293,45 @@ class StoredEnvironments:
             return NONE
         cache = store.cache
         try:
-            versions = (
-                cache.versions()
+            stamp = (
+                cache.stamp()
                 if cache.is_fresh()
-                else await asyncio.to_thread(cache.versions)
+                else await asyncio.to_thread(cache.stamp)
             )
         except Exception as e:
             self._failed(spawner.log, store, e)
-            return self.built[2] if self.built else NONE
+            return self.built[3] if self.built else NONE
         self.failing = False
+        built = self.built
+        if built is None or built[0] is not delegating or built[1] != kind:
+            self.made = {}  # another configuration: nothing made before holds
+        elif built[2] is stamp:
+            return built[3]  # no document changed
+        versions = cache.versions()
         key = tuple(
             (c.slug, versions[c.slug]) for c in delegating if c.slug in versions
         )
-        built = self.built
         if (
             built is not None
             and built[0] is delegating
             and built[1] == kind
-            and built[2].key == key
+            and built[3].key == key
         ):
-            return built[2]
-        documents = {c.slug: cache.get(c.slug) for c in delegating}
-        made = build_environment_profiles(
-            documents, delegating, kind, spawner.log, check
+            self.built = (delegating, kind, stamp, built[3])
+            return built[3]  # another community's document changed
+        # only the documents of another version are read (copied) again
+        documents = {
+            c.slug: cache.get(c.slug)
+            if c.slug not in self.made or self.made[c.slug].version != versions[c.slug]
+            else Stored(None, versions[c.slug])
+            for c in delegating
+            if c.slug in versions
+        }
+        environments = build_environment_profiles(
+            documents, delegating, kind, spawner.log, check, self.made
         )
-        self.built = (delegating, kind, made)
-        return made
+        self.built = (delegating, kind, stamp, environments)
+        return environments
 
     def _failed(self, log, store: StateStore, error: Exception) -> None:
         if self.failing:

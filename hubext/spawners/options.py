@@ -304,19 +304,34 @@ class CommunityOptionsMixin(HasTraits):
         environments = await self.environment_profiles()
         # for the defaults and the checks of this spawn
         self._hubext_environments = environments
+        # the environments' profiles come initialized, without a default
         if self.profile_list_is_dynamic():
-            return initialize_profile_list([*configured, *environments.profiles])
-        # A configured list is fixed for the hub's lifetime, the stored
-        # environments change with their versions: the list is initialized
-        # once per spawner class and set of versions (the class's own cache).
+            return [*initialize_profile_list(configured), *environments.profiles]
+        # A configured list is fixed for the hub's lifetime: initialized once
+        # per spawner class; the stored environments change with their
+        # versions: the merged list is kept per set of versions (the
+        # class's own caches).
         cls = type(self)
         key = self.configured_profile_key()
-        cached = cls.__dict__.get("_hubext_initialized")
-        if cached is None or cached[0] is not key or cached[1] is not environments:
-            merged = initialize_profile_list([*configured, *environments.profiles])
-            cached = (key, environments, merged)
-            cls._hubext_initialized = cached
-        return cached[2]
+        initialized = cls.__dict__.get("_hubext_initialized")
+        if initialized is None or initialized[0] is not key:
+            initialized = (key, initialize_profile_list(configured))
+            cls._hubext_initialized = initialized
+        if not environments.profiles:
+            return initialized[1]
+        merged = cls.__dict__.get("_hubext_merged")
+        if (
+            merged is None
+            or merged[0] is not initialized
+            or merged[1] is not environments
+        ):
+            merged = (
+                initialized,
+                environments,
+                [*initialized[1], *environments.profiles],
+            )
+            cls._hubext_merged = merged
+        return merged[2]
 
     # -- the communities' own environments ----------------------------------------
 
