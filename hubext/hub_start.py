@@ -16,7 +16,10 @@ the one place that does hub-wide work at start-up:
 - read the budgets' usage, so that no start waits for the ledger
   (:func:`hubext.spawners.limits.start_hub_limits`);
 - open the communities' delegated state, its schema created or upgraded
-  (:func:`hubext.console.config.start_hub_console`).
+  (:func:`hubext.console.config.start_hub_console`), and log what of each
+  community's stored settings applies, and each stored value today's
+  bounds no longer allow, with its key path: not applied
+  (:func:`hubext.spawners.delegation.report_stored_settings`).
 
 It sits above the spawners and the services in hubext's layers: the
 authenticator imports it, nothing below imports it.
@@ -28,8 +31,9 @@ from typing import Any
 
 from .communities import Communities, merge_additions
 from .config_reading import configured_value
-from .console.config import start_hub_console
+from .console.config import Console, start_hub_console
 from .service_data import hand_to_services, spawner_settings
+from .spawners.delegation import report_stored_settings
 from .spawners.limits import UsageLimits, start_hub_limits
 from .spawners.stops import record_hub_services
 from .spawners.usage import start_hub_usage
@@ -61,6 +65,30 @@ def hand_to_hub_services(app, communities: Communities) -> None:
         spawner_settings(app.spawner_class, app.config),
         default_limits=configured_value(UsageLimits, app.config, "default", {}),
         ledger_url=ledger_url(app),
+        state_url=Console(parent=app).resolved_db_url(app.db_url),
+    )
+
+
+def report_delegated_state(app, store, communities: Communities, log) -> None:
+    """Log what of the communities' stored settings applies, and what does not.
+
+    Each stored value today's bounds do not allow, once, with its key path
+    (:func:`~hubext.spawners.delegation.report_stored_settings`). An error
+    reading the state is logged; the hub starts.
+    """
+    try:
+        documents = store.read_all()
+    except Exception as e:
+        log.error(
+            "hubext: the communities' stored settings cannot be read: %s",
+            type(e).__name__,
+        )
+        return
+    report_stored_settings(
+        documents,
+        communities.registry,
+        getattr(app.spawner_class, "delegated_kind", None),
+        log,
     )
 
 
@@ -77,4 +105,6 @@ def at_hub_start(app, communities: Communities, log) -> None:
     record_hub_services(app.services)
     start_hub_usage(app, communities, log)
     start_hub_limits(app, communities, log)
-    start_hub_console(app, log)
+    store = start_hub_console(app, log)
+    if store is not None:
+        report_delegated_state(app, store, communities, log)
