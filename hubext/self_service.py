@@ -27,6 +27,15 @@ nothing is delegated by default (no key, or a key left out)::
         },
         # the idle timeout the admins may set, in seconds
         "idle_timeout": {"min": 900, "max": 28800},
+        # invitations and join codes the admins may hand out (issue #23)
+        "invitations": {
+            "max_uses": 300,      # uses of one invitation, at most
+            "max_days": 30,       # an invitation expires within this many days
+            # memberships from an invitation end within this many days
+            # (every invitation then carries an end date); left out: the
+            # admins may give an end date or none
+            "max_membership_days": 120,
+        },
     }
 
 :func:`parse_self_service` validates the key (every error with its key
@@ -61,7 +70,12 @@ from ._validation import (
 from .culling import MIN_SECONDS
 from .limits import GIB, Limits, parse_memory
 
-KEYS = ("environments", "sizes", "idle_timeout")
+KEYS = ("environments", "sizes", "idle_timeout", "invitations")
+INVITATION_KEYS = ("max_uses", "max_days", "max_membership_days")
+#: Most uses of one invitation and longest validity, whatever the bounds say.
+MAX_INVITATION_USES = 10_000
+MAX_INVITATION_DAYS = 366
+MAX_MEMBERSHIP_DAYS = 3660
 ENVIRONMENT_KEYS = (
     "images",
     "tag_pattern",
@@ -139,6 +153,19 @@ class Size:
 
 
 @dataclass(frozen=True)
+class InvitationBounds:
+    """Which invitations a community's admins may hand out."""
+
+    #: uses of one invitation, at most (a personal link has one)
+    max_uses: int
+    #: an invitation expires at most this many days after it is made
+    max_days: int
+    #: None: an end date of the membership is optional; else required, at
+    #: most this many days after the invitation is made
+    max_membership_days: int | None = None
+
+
+@dataclass(frozen=True)
 class SelfService:
     """What a community's admins may change (None / empty: not delegated)."""
 
@@ -146,6 +173,8 @@ class SelfService:
     sizes: Mapping[str, Size] = field(default_factory=lambda: MappingProxyType({}))
     #: (shortest, longest) idle timeout in seconds
     idle_timeout: tuple[int, int] | None = None
+    #: None: the admins may not invite
+    invitations: InvitationBounds | None = None
 
     @property
     def empty(self) -> bool:
@@ -378,6 +407,30 @@ def _idle_timeout(value: Any, path: KeyPath) -> tuple[int, int]:
     return (value["min"], value["max"])
 
 
+def _bounded_days(value: Any, path: KeyPath, most: int, what: str) -> int:
+    count = _positive_number(value, path, integer=True)
+    if count > most:
+        raise ConfigError(path, f"at most {most} {what}, got {count}")
+    return count
+
+
+def _invitations(value: Any, path: KeyPath) -> InvitationBounds:
+    expect_mapping(value, path)
+    parsed: dict[str, Any] = {}
+    with collecting() as errors:
+        with errors.check():
+            check_keys(value, path, INVITATION_KEYS, required=("max_uses", "max_days"))
+        for key, most, what in (
+            ("max_uses", MAX_INVITATION_USES, "uses"),
+            ("max_days", MAX_INVITATION_DAYS, "days"),
+            ("max_membership_days", MAX_MEMBERSHIP_DAYS, "days"),
+        ):
+            if key in value:
+                with errors.check():
+                    parsed[key] = _bounded_days(value[key], path.attr(key), most, what)
+    return InvitationBounds(**parsed)
+
+
 def parse_self_service(value: Any, path: KeyPath, slug: str = "") -> SelfService:
     """A community's ``self_service`` key (every error, each with its key path)."""
     expect_mapping(value, path)
@@ -397,6 +450,11 @@ def parse_self_service(value: Any, path: KeyPath, slug: str = "") -> SelfService
             with errors.check():
                 parsed["idle_timeout"] = _idle_timeout(
                     value["idle_timeout"], path.attr("idle_timeout")
+                )
+        if "invitations" in value:
+            with errors.check():
+                parsed["invitations"] = _invitations(
+                    value["invitations"], path.attr("invitations")
                 )
     return SelfService(**parsed)
 

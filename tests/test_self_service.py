@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hubext._validation import ConfigErrors, KeyPath, errors_of
+from hubext._validation import ConfigError, ConfigErrors, KeyPath, errors_of
 from hubext.communities import parse_communities
 from hubext.self_service import (
     EnvironmentBounds,
+    InvitationBounds,
     SelfService,
     Size,
     idle_timeout_problem,
@@ -320,3 +321,60 @@ def test_any_text_is_an_image_or_a_problem_never_an_error(text):
         name, tag, digest = parse_image(text)
         assert name.startswith("quay.io/ocean-lab/")
         assert tag is not None or digest is not None
+
+
+# -- invitations (#23) ----------------------------------------------------------------
+
+
+def test_invitations_not_delegated_by_default():
+    assert parse_self_service({}, PATH).invitations is None
+    assert parse_self_service(FULL, PATH).invitations is None
+
+
+def test_invitations_parsed():
+    service = parse_self_service(
+        {"invitations": {"max_uses": 300, "max_days": 14, "max_membership_days": 5}},
+        PATH,
+    )
+    assert service.invitations == InvitationBounds(300, 14, 5)
+    assert not service.empty
+    plain = parse_self_service({"invitations": {"max_uses": 1, "max_days": 1}}, PATH)
+    assert plain.invitations == InvitationBounds(1, 1, None)
+
+
+@pytest.mark.parametrize(
+    ("value", "messages"),
+    [
+        (
+            {"max_uses": 0, "max_days": 400, "max_membership_day": 3},
+            {
+                f"{PATH}.invitations.max_uses": "above 0",
+                f"{PATH}.invitations.max_days": "at most 366 days",
+                f"{PATH}.invitations.max_membership_day": "did you mean",
+            },
+        ),
+        (
+            {"max_uses": True, "max_days": 2.5},
+            {
+                f"{PATH}.invitations.max_uses": "a whole number",
+                f"{PATH}.invitations.max_days": "a whole number",
+            },
+        ),
+        ({"max_days": 3}, {f"{PATH}.invitations": "missing required key 'max_uses'"}),
+        ([], {f"{PATH}.invitations": "a mapping"}),
+        (
+            {"max_uses": 10_001, "max_days": 1, "max_membership_days": "1"},
+            {
+                f"{PATH}.invitations.max_uses": "at most 10000 uses",
+                f"{PATH}.invitations.max_membership_days": "a whole number",
+            },
+        ),
+    ],
+)
+def test_invitations_errors_with_key_paths(value, messages):
+    with pytest.raises(ConfigError) as caught:
+        parse_self_service({"invitations": value}, PATH)
+    found = {e.path: e.reason for e in errors_of(caught.value)}
+    assert set(found) == set(messages), found
+    for path, part in messages.items():
+        assert part in found[path], (path, found[path])
