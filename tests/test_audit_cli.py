@@ -339,7 +339,7 @@ def test_errors_are_one_line(tmp_path, capsys, args, code, message):
         with engine.begin() as connection:
             connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0042'"))
         engine.dispose()
-        message += f"{path} is at revision '0042', and this hubext reads '0001'"
+        message += f"{path} is at revision '0042', and this hubext reads '0002'"
     elif "FILLED" in args:
         StateStore.open(f"sqlite:///{path}").close()
     args = [

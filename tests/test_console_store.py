@@ -16,6 +16,7 @@ from traitlets.config import Config
 
 from hubext._validation import ConfigError, errors_of
 from hubext.cli import main
+from hubext.console import invitations as _invitation_tables  # noqa: F401 (its tables)
 from hubext.console import store as state
 from hubext.console.chain import GENESIS, row_hash
 from hubext.console.config import Console, check_console_config
@@ -105,14 +106,14 @@ def test_migrations_from_an_empty_database(db_url):  # noqa: F811
     engine = make_engine(db_url)
     assert state.current_revision(engine) is None
     state.upgrade_to_head(engine)
-    assert state.current_revision(engine) == state.head_revision() == "0001"
+    assert state.current_revision(engine) == state.head_revision() == "0002"
     tables = set(inspect(engine).get_table_names())
     assert {DELEGATED_TABLE, AUDIT_TABLE, VERSION_TABLE} <= tables
     # the migrations build exactly the schema the code uses
     assert _schema_differences(engine) == []
     # again at every start-up: nothing changes
     state.upgrade_to_head(engine)
-    assert state.current_revision(engine) == "0001"
+    assert state.current_revision(engine) == "0002"
     engine.dispose()
 
 
@@ -125,7 +126,7 @@ def test_a_database_written_by_a_newer_hubext_is_refused(db_url):  # noqa: F811
         StateStore.open(db_url)
     message = str(e.value)
     assert "the delegated state's schema is at revision '0042'" in message
-    assert "its newest is '0001'" in message
+    assert "its newest is '0002'" in message
     assert "Console.db_url" in message
     assert state.current_revision(engine) == "0042"
     engine.dispose()
