@@ -519,13 +519,17 @@ class CommunityAuthenticator(Authenticator):
         user = handler.find_user(model["name"])
         await self._check_binding(provider, model, user)
         await self._add_invited(model)
+        refused_invitation = None
         if self._invitations is not None:
             # a code confirmed on the join page before this sign-in
-            await self._invitations.redeem_at_sign_in(handler, model)
+            refused_invitation = await self._invitations.redeem_at_sign_in(
+                handler, model
+            )
         leave_out_unchanged_roles(model, user.orm_user if user is not None else None)
         if not self._allowed_by_model(model["name"], model):
-            handler.hubext_refusal = self.no_community_message.format(
-                username=model["name"]
+            # in no community: why the invitation gave none, if it was one
+            handler.hubext_refusal = refused_invitation or (
+                self.no_community_message.format(username=model["name"])
             )
         return model
 

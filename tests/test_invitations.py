@@ -127,3 +127,18 @@ def test_refusal_at_the_boundaries():
         )
         is None
     )
+
+
+def test_attempts_are_limited_in_a_sliding_window():
+    from hubext.console.join import Attempts
+
+    now = [0.0]
+    attempts = Attempts(3, window=60, clock=lambda: now[0])
+    for _ in range(3):
+        assert not attempts.blocked("bob")
+        attempts.failed("bob")
+    assert attempts.blocked("bob") and not attempts.blocked("ann")
+    now[0] = 59.9
+    assert attempts.blocked("bob")
+    now[0] = 60.0
+    assert not attempts.blocked("bob")

@@ -308,3 +308,96 @@ def test_removal_and_end_date_take_effect_without_sign_in(hub):
     assert "membership.end" in [a for a, _ in _audit(hub)]
     # in no community any more: signed out
     assert erin.get("/hub/api/user").status_code == 403
+
+
+def test_the_same_email_at_another_provider_gets_nothing(tmp_path_factory, tmp_path):
+    """An invitation is bound to the hub account, itself bound to one
+    provider's subject: another provider's account with the same email
+    (and even the same username) is not a member."""
+    import json
+    import subprocess
+
+    from demo.services import IDP_SCRIPT, free_port, stop_process, wait_for_http
+
+    idp2_port = free_port()
+    config = (
+        CONFIG
+        + f"""
+p = dict(c.CommunityAuthenticator.providers["demo"])
+p["config"] = dict(p["config"])
+for key in ("authorize_url", "token_url", "userdata_url"):
+    p["config"][key] = p["config"][key].replace(
+        os.environ["HUBEXT_DEMO_IDP_URL"], "http://127.0.0.1:{idp2_port}"
+    )
+p["config"].pop("end_session_url", None)
+p["display_name"] = "the second provider"
+c.CommunityAuthenticator.providers["second"] = p
+"""
+    )
+    same = {"preferred_username": "dave", "email": "dave@ocean.example.org"}
+    accounts = {
+        "lead": ACCOUNTS["lead"],
+        "dave": {**same, "email_verified": True, "groups": []},
+    }
+    with running_hub(tmp_path_factory, "two-providers", config, accounts) as h:
+        accounts_file = tmp_path / "accounts.json"
+        accounts_file.write_text(
+            json.dumps(
+                {
+                    "dave": {**same, "email_verified": True, "groups": []},
+                    "dave2": {
+                        **same,
+                        "preferred_username": "dave2",
+                        "email_verified": True,
+                        "groups": [],
+                    },
+                }
+            )
+        )
+        idp2 = subprocess.Popen(
+            [
+                "node",
+                str(IDP_SCRIPT),
+                "--port",
+                str(idp2_port),
+                "--redirect-uri",
+                f"{h.url}/hub/second/oauth_callback",
+                "--accounts",
+                str(accounts_file),
+            ],
+            env=h.env.env(),
+            stdout=open(tmp_path / "idp2.log", "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_http(
+                f"http://127.0.0.1:{idp2_port}/.well-known/openid-configuration",
+                30,
+                idp2,
+            )
+            lead = h.signed_in("lead")
+            made = _invite(
+                lead, kind="code", max_uses=5, expires_at=_iso(timedelta(days=1))
+            )
+            _, text = _sign_in_and_join(h, "dave", made["code"])
+            assert "You are now a member" in text
+            assert _groups(h, "dave") == ["ocean-lab"]
+            # the same email and username at the second provider: refused
+            # (the account is bound to the first provider's subject), and
+            # the membership stays with the first provider's account
+            r = h.session().login("second", "dave")
+            assert r.status_code == 403, r.text[:300]
+            assert "another provider" in r.text
+            assert _groups(h, "dave") == ["ocean-lab"]
+            # another account with the same email: in no community
+            r = h.session().login("second", "dave2")
+            assert r.status_code == 403 and "any community" in r.text, r.text[:300]
+            r = h.api.request("GET", "/users/dave2")
+            assert r.status_code == 404 or r.json()["groups"] == []
+            user = h.api.request(
+                "GET", "/users/dave", params={"include_stopped_servers": "1"}
+            ).json()
+            assert user["name"] == "dave"
+        finally:
+            stop_process(idp2, timeout=5)

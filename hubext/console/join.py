@@ -124,6 +124,8 @@ class HubInvitations:
         self.accounts = Attempts(pure.ACCOUNT_ATTEMPTS)
         self.addresses = Attempts(pure.ADDRESS_ATTEMPTS)
         self.authenticator = None
+        #: the hub's log (hubext's lines beside JupyterHub's)
+        self.log = getattr(app, "log", log)
         self._ending = asyncio.Lock()
         self._periodic: PeriodicCallback | None = None
 
@@ -169,10 +171,17 @@ class HubInvitations:
     ) -> Any:
         """Redeem ``code`` for the account (throttled first), recorded."""
         if self.throttled(username, address):
-            log.warning(
+            self.log.warning(
                 "hubext: invitation attempts by %s from %s throttled",
                 show(username),
                 address,
+            )
+            await asyncio.to_thread(
+                self.store.record_refusal,
+                username=username,
+                result="throttled",
+                provider=provider,
+                subject=subject,
             )
             return _Refused("throttled")
         result = await asyncio.to_thread(
@@ -185,7 +194,7 @@ class HubInvitations:
         )
         if result.result != pure.JOINED and result.result != "already_member":
             self.note_failure(username, address)
-        log.info(
+        self.log.info(
             "hubext: invitation %s by %s: %s%s",
             result.invitation_id if result.invitation_id is not None else "(none)",
             show(username),
@@ -194,17 +203,20 @@ class HubInvitations:
         )
         return result
 
-    async def redeem_at_sign_in(self, handler, model: dict) -> None:
+    async def redeem_at_sign_in(self, handler, model: dict) -> str | None:
         """Redeem the code confirmed before a sign-in (its cookie), for the
-        account ``model`` signs in as; the community is added to its groups."""
+        account ``model`` signs in as; the community is added to its groups.
+
+        Returns why it gave no membership (the message shown), or None.
+        """
         raw = handler.get_secure_cookie(JOIN_COOKIE, max_age_days=_JOIN_DAYS)
         if not raw:
-            return
+            return None
         handler.clear_cookie(JOIN_COOKIE, path=handler.hub.base_url)
         code = pure.normalize(raw.decode("ascii", "replace"))
         binding = stored_binding(model.get("auth_state"))
         if code is None or binding is None:
-            return
+            return None
         result = await self.redeem(
             code,
             username=model["name"],
@@ -229,6 +241,8 @@ class HubInvitations:
             model["groups"] = sorted(
                 set(model.get("groups") or ()) | {result.community}
             )
+            return None
+        return pure.REFUSALS.get(result.result)
 
     def cache_changed(self) -> None:
         self.store._changed()
@@ -250,7 +264,7 @@ class HubInvitations:
                 await asyncio.to_thread(self.store.end_due)
                 pending = await asyncio.to_thread(self.store.unapplied)
             except Exception as e:
-                log.error("hubext: invitations: cannot read the ends: %s", e)
+                self.log.error("hubext: invitations: cannot read the ends: %s", e)
                 return
             if not pending:
                 return
@@ -263,7 +277,7 @@ class HubInvitations:
                         username, community, invited.get(username, frozenset())
                     )
                 except Exception:
-                    log.exception(
+                    self.log.exception(
                         "hubext: ending %s's membership of %s failed; tried again "
                         "in %d s",
                         show(username),
@@ -291,13 +305,13 @@ class HubInvitations:
         if len(kept) != len(orm_user.groups):
             orm_user.groups = kept
             app.db.commit()
-            log.info(
+            self.log.info(
                 "hubext: %s is no longer a member of %s (invitation ended)",
                 show(username),
                 community,
             )
         if not kept and not orm_user.admin and self.authenticator is not None:
-            log.info(
+            self.log.info(
                 "hubext: %s is no longer in any community; ending their access",
                 show(username),
             )
@@ -306,7 +320,7 @@ class HubInvitations:
         for name, spawner in list(user.spawners.items()):
             charged = (spawner.user_options or {}).get(COMMUNITY_OPTION)
             if charged == community and spawner.active and not spawner.pending:
-                log.info(
+                self.log.info(
                     "hubext: stopping %s's server %r, charged to %s",
                     show(username),
                     name,
@@ -491,14 +505,6 @@ class JoinHandler(BaseHandler):
             subject=binding.subject,
             address=self.request.remote_ip,
         )
-        if result.result == "throttled":
-            await asyncio.to_thread(
-                self.invitations.store.record_refusal,
-                username=user.name,
-                result="throttled",
-                provider=binding.provider,
-                subject=binding.subject,
-            )
         if result.result != pure.JOINED:
             return await self._refusal(result.result, result.community)
         group = orm.Group.find(self.db, result.community)
