@@ -203,6 +203,20 @@ def test_join_with_a_code_bound_to_the_account(hub):
     r = hub.session().login("demo", "dave")
     assert r.status_code == 302
     assert _groups(hub, "dave") == ["ocean-lab"]
+    # a start with other rules reconciles everyone's communities from their
+    # recorded identity: the memberships by invitation are kept
+    hub.restart(
+        extra_config="""
+c.Communities.communities = {
+    **c.Communities.communities,
+    "new-lab": {"members": [{"provider": "demo", "group": "new-lab"}]},
+}
+"""
+    )
+    assert "communities of" in hub.log() and "matched against the current" in hub.log()
+    assert _groups(hub, "dave") == ["ocean-lab"]
+    assert _groups(hub, "bob") == ["astro-101", "ocean-lab"]
+    hub.restart(extra_config="")
 
 
 def test_a_personal_link_cannot_be_replayed_and_codes_are_not_guessed(hub):
