@@ -17,7 +17,7 @@ stolen table of hashes gives nothing to try but the 2**80 codes.
 
 Guessing is hopeless: with a million live codes, each guess finds one with
 probability 2**-60 (10**6 / 2**80 < 10**-18); the hub lets an account make
-:data:`ACCOUNT_ATTEMPTS` failed attempts and an address
+:data:`ACCOUNT_ATTEMPTS` attempts with unknown codes and an address
 :data:`ADDRESS_ATTEMPTS` per :data:`ATTEMPT_WINDOW` seconds
 (:mod:`hubext.console.join`): a million addresses trying for a year make
 about 10**12 guesses, a chance below 10**-6.
@@ -49,7 +49,8 @@ _SEPARATORS = re.compile(r"[\s-]+")
 #: The kinds of invitation: a personal link (one use) and a join code.
 KINDS = ("personal", "code")
 
-#: Failed attempts an account, and an address, may make per window.
+#: Attempts with a code that is no invitation an account, and an address,
+#: may make per window.
 ACCOUNT_ATTEMPTS = 10
 ADDRESS_ATTEMPTS = 100
 ATTEMPT_WINDOW = 15 * 60

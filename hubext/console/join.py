@@ -28,9 +28,12 @@
   admin), and with no community left every credential ends
   (``revoke_access``).
 
-Redemption attempts that fail are limited per account and per address
-(:data:`hubext.invitations.ACCOUNT_ATTEMPTS`, ``ADDRESS_ATTEMPTS`` per
-``ATTEMPT_WINDOW``); every attempt is recorded and logged in the audit log.
+Attempts with a code that is no invitation (guesses) are limited per
+account and per address (:data:`hubext.invitations.ACCOUNT_ATTEMPTS`,
+``ADDRESS_ATTEMPTS`` per ``ATTEMPT_WINDOW``); once over the limit, every
+attempt waits out the window (429), a valid code too. Every redemption
+attempt (joined or refused, throttled included) is recorded and logged in
+the audit log; a look-up on the join page (GET) changes nothing.
 """
 
 from __future__ import annotations
@@ -192,7 +195,9 @@ class HubInvitations:
             subject=subject,
             offered=self.offered(),
         )
-        if result.result != pure.JOINED and result.result != "already_member":
+        if result.result == "unknown":
+            # a guess: only codes that are no invitation count (a class
+            # behind one address, late for a used-up code, is not guessing)
             self.note_failure(username, address)
         self.log.info(
             "hubext: invitation %s by %s: %s%s",
