@@ -19,6 +19,7 @@ authenticator lets anyone with the password in as any user).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import threading
@@ -104,6 +105,31 @@ def round_(hub: RunningHub, people: list[str], uses: int, n: int) -> dict:
     }
 
 
+def sequential(hub: RunningHub, people: list[str]) -> tuple[float, float]:
+    """Median seconds of one confirmed join, one person at a time, and of
+    the hub's own home page (GET /hub/home) for the same people."""
+    lead = hub.signed_in("lead")
+    made = _invite(
+        lead, kind="code", max_uses=len(people), expires_at=_iso(timedelta(days=1))
+    )
+    joins, homes = [], []
+    for name in people:
+        person = hub.signed_in(name)
+        token = _xsrf(_join_page(person, made["code"]).text)
+        started = time.perf_counter()
+        r = person.session.post(
+            f"{hub.url}/hub/hubext/join",
+            data={"_xsrf": token, "code": made["code"]},
+            timeout=60,
+        )
+        joins.append(time.perf_counter() - started)
+        assert r.status_code == 200, r.text[:300]
+        started = time.perf_counter()
+        assert person.get("/hub/home").status_code == 200
+        homes.append(time.perf_counter() - started)
+    return pct(joins, 50), pct(homes, 50)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=300)
@@ -124,8 +150,14 @@ def main(argv=None) -> int:
             for r in range(args.rounds)
             for n in range(args.people)
         },
+        **{
+            f"seq{n:02d}": {
+                "preferred_username": f"seq{n:02d}",
+                "groups": ["astro-101"],
+            }
+            for n in range(30)
+        },
     }
-    import json
 
     with tempfile.TemporaryDirectory(prefix="bench-invitations-") as tmp:
         accounts_file = Path(tmp) / "accounts.json"
@@ -148,6 +180,11 @@ def main(argv=None) -> int:
                     f"{result['joined']:>6}  {result['used_up']:>7}  "
                     f"{result['other']:>5}  {result['exact']}"
                 )
+            join, home = sequential(hub, [f"seq{n:02d}" for n in range(30)])
+            print(
+                f"one at a time (30 people, median): join {join * 1000:.1f} ms, "
+                f"the hub's home page {home * 1000:.1f} ms"
+            )
             actions = [a for a, _ in _audit(hub)]
             print(
                 f"audit log: {actions.count('invitation.redeem')} redemptions, "
