@@ -193,6 +193,19 @@ def test_join_with_a_code_bound_to_the_account(hub):
     assert ("invitation.redeem", "joined") in actions
     assert ("invitation.refuse", "used_up") in actions
 
+    # cross-site, not signed in: no XSRF token, no code kept for a sign-in
+    stranger = hub.session()
+    _join_page(stranger, code)
+    r = stranger.session.post(
+        urljoin(hub.url, "/hub/hubext/join"),
+        data={"code": code, "provider": "demo"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert r.status_code == 403 and "hubext-join" not in r.headers.get("Set-Cookie", "")
+    # the code is in no log line (the join page's URL is scrubbed)
+    assert code not in hub.log() and code.replace("-", "") not in hub.log()
+
     # the membership is kept across a refresh from the provider and a restart
     time.sleep(1.1)  # auth_refresh_age = 1: the next request refreshes
     assert dave.get("/hub/api/user").status_code == 200

@@ -42,6 +42,8 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
+import pwd
 import time
 from collections import defaultdict, deque
 from collections.abc import Mapping
@@ -63,12 +65,14 @@ from .. import invitations as pure
 from .._validation import show
 from ..accounts import AUTH_STATE_KEY, stored_binding
 from ..communities import Community
+from ..config_reading import configured_value
 from ..profiles import COMMUNITY_OPTION
 from ..slugs import community_slug_problem
+from ..spawners.local_shared import hand_over
 from ..usage.model import EndReason
 from ..usage.model import stop_reason as usage_stop_reason
 from .config import Console, hub_store
-from .invitations import InvitationStore, MembershipCache, NotFound
+from .invitations import HUB_ACTOR, InvitationStore, MembershipCache, NotFound
 
 #: The console's scope for changing a community (``hubext.console.register_console``).
 ADMIN_SCOPE = "custom:hubext-console:admin"
@@ -315,18 +319,17 @@ class HubInvitations:
                 show(username),
                 community,
             )
-        if not kept and not orm_user.admin and self.authenticator is not None:
-            self.log.info(
-                "hubext: %s is no longer in any community; ending their access",
-                show(username),
-            )
-            await self.authenticator.revoke_access(user)
-            return
+        found = self.communities.get(community)
+        # a server started with the community's shared folders keeps their
+        # access (groups, mounts): it stops too, as one charged to it does
+        folders = bool(found is not None and found.shared_data)
         for name, spawner in list(user.spawners.items()):
             charged = (spawner.user_options or {}).get(COMMUNITY_OPTION)
-            if charged == community and spawner.active and not spawner.pending:
+            if (charged == community or folders) and (
+                spawner.active and not spawner.pending
+            ):
                 self.log.info(
-                    "hubext: stopping %s's server %r, charged to %s",
+                    "hubext: stopping %s's server %r (community %s)",
                     show(username),
                     name,
                     community,
@@ -336,6 +339,61 @@ class HubInvitations:
                 await asyncio.get_running_loop().create_task(
                     user.stop(name), context=context
                 )
+        # once no server of theirs holds the folders' groups
+        await self._hand_over_files(username, community)
+        if not kept and not orm_user.admin and self.authenticator is not None:
+            self.log.info(
+                "hubext: %s is no longer in any community; ending their access",
+                show(username),
+            )
+            await self.authenticator.revoke_access(user)
+
+    def _folders(self, community: str) -> list:
+        """The community's folders on this machine (``host_path``)."""
+        found = self.communities.get(community)
+        if found is None:
+            return []
+        return [f for f in found.shared_data if f.source.kind == "host_path"]
+
+    async def _hand_over_files(self, username: str, community: str) -> None:
+        """On one machine with system users: the leaver's files in the
+        community's folders become the folders' (recorded in the audit log)."""
+        if not self._enforced or not self._folders(community):
+            return
+        try:
+            uid = pwd.getpwnam(username).pw_uid
+        except KeyError:
+            return
+        for folder in self._folders(community):
+            changed = await asyncio.to_thread(hand_over, folder.source.path, uid)
+            if not changed:
+                continue
+            self.log.info(
+                "hubext: %d files of %s in %s's folder %s handed over to the folder",
+                len(changed),
+                show(username),
+                community,
+                folder.name,
+            )
+            await asyncio.to_thread(
+                self.store.state.record,
+                actor=HUB_ACTOR,
+                actor_kind="service",
+                community=community,
+                action="membership.files",
+                before={"user": username, "folder": folder.name},
+                after={"files": len(changed), "first": changed[:100]},
+            )
+
+    @property
+    def _enforced(self) -> bool:
+        """Whether servers run as system users on this machine, as root."""
+        spawner = getattr(self.app, "spawner_class", None)
+        return bool(
+            os.geteuid() == 0
+            and getattr(spawner, "delegated_kind", None) == "local"
+            and configured_value(spawner, self.app.config, "run_as_system_users", False)
+        )
 
 
 class _Refused:
@@ -354,7 +412,11 @@ def hub_invitations(app, communities: Mapping[str, Community]) -> HubInvitations
     cannot be opened (logged by the console's start)."""
     try:
         state = hub_store(Console(parent=app), app.db_url)
-    except Exception:
+    except Exception as e:
+        app.log.error(
+            "hubext: invitations are off: the delegated state cannot be opened (%s)",
+            type(e).__name__,
+        )
         return None
     return HubInvitations(app, communities, InvitationStore(state))
 
