@@ -142,3 +142,7 @@ def test_attempts_are_limited_in_a_sliding_window():
     assert attempts.blocked("bob")
     now[0] = 60.0
     assert not attempts.blocked("bob")
+    attempts.failed("cy")
+    now[0] = 200.0
+    attempts.purge()
+    assert attempts._seen == {}

@@ -241,6 +241,13 @@ def test_a_personal_link_cannot_be_replayed_and_codes_are_not_guessed(hub):
     bob = hub.signed_in("bob")
     page = _join_page(bob, made["code"])
     assert page.status_code == 410 and "used as many times" in page.text
+    # an expired code: refused from its expiry on
+    soon = _invite(lead, kind="code", max_uses=5, expires_at=_iso(timedelta(seconds=2)))
+    assert _join_page(bob, soon["code"]).status_code == 200
+    assert wait_until(
+        lambda: _join_page(bob, soon["code"]).status_code == 410, 30, interval=0.5
+    )
+    assert "expired" in _join_page(bob, soon["code"]).text
     # a revoked code
     revoked = _invite(lead, kind="code", max_uses=5, expires_at=_iso(timedelta(days=1)))
     r = lead.api(

@@ -110,6 +110,11 @@ class Attempts:
             return deque()
         return seen
 
+    def purge(self) -> None:
+        """Forget the keys with no attempt left in the window (memory)."""
+        for key in list(self._seen):
+            self._trim(key)
+
     def blocked(self, key: str) -> bool:
         return len(self._trim(key)) >= self.limit
 
@@ -268,6 +273,8 @@ class HubInvitations:
     async def apply_ends(self) -> None:
         """End the memberships whose date has come, and take away every
         ended one not taken away yet."""
+        self.accounts.purge()
+        self.addresses.purge()
         async with self._ending:
             try:
                 await asyncio.to_thread(self.store.end_due)
