@@ -273,6 +273,11 @@ class HubInvitations:
     async def apply_ends(self) -> None:
         """End the memberships whose date has come, and take away every
         ended one not taken away yet."""
+        started = getattr(self.app, "_start_future", None)
+        if started is not None and not started.done():
+            # the hub is still starting (JupyterHub's own future): its
+            # start-up does the same work however long it takes
+            return
         self.accounts.purge()
         self.addresses.purge()
         async with self._ending:
