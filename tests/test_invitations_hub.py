@@ -184,7 +184,9 @@ def test_join_with_a_code_bound_to_the_account(hub):
         ("bob", "joined"),
         ("alice", "used_up"),
     ]
-    members = lead.api("GET", "/hubext/communities/ocean-lab/members").json()
+    members = lead.api(
+        "GET", "/hubext/communities/ocean-lab/invitations/members"
+    ).json()
     sources = {
         m["user"]: [s["source"] for s in m["sources"]] for m in members["members"]
     }

@@ -14,8 +14,8 @@
 - ``/hub/api/hubext/communities/<slug>/invitations`` (GET: the
   invitations with their uses and who redeemed them; POST: make one, its
   code shown once), ``.../invitations/<id>`` (DELETE: revoke),
-  ``.../members`` (GET: who is a member and where each membership comes
-  from), ``.../members/<name>`` (DELETE: remove a member by invitation; a
+  ``.../invitations/members`` (GET: who is a member and where each
+  membership comes from: the provider's claims, an invitation), ``.../members/<name>`` (DELETE: remove a member by invitation; a
   member through the provider's claims is governed by the rules: 409).
   Authorized by JupyterHub's ``needs_scope`` on
   ``custom:hubext-console:admin`` with the community as ``group_name``:
@@ -692,7 +692,9 @@ class InvitationAPIHandler(_InvitationAPI):
 
 
 class MembersAPIHandler(_InvitationAPI):
-    """``/hub/api/hubext/communities/<slug>/members``: who, and why."""
+    """``/hub/api/hubext/communities/<slug>/invitations/members``: who, and
+    where each membership comes from (beside the console's ``.../members``,
+    which says which rule)."""
 
     async def get(self, group_name):
         self._community(group_name)
@@ -776,7 +778,7 @@ def invitation_handlers(invitations: HubInvitations, app) -> list[tuple]:
                 base + r"/invitations/(?P<invitation_id>[0-9]{1,12})",
                 InvitationAPIHandler,
             ),
-            (base + "/members", MembersAPIHandler),
+            (base + "/invitations/members", MembersAPIHandler),
             (base + "/members/(?P<name>[^/]+)", MemberAPIHandler),
         ]
     return handlers
