@@ -47,10 +47,13 @@ from ._validation import (
     expect_text,
     show,
 )
+from .communities import ROOT_PATH, Community
 from .self_service import (
+    KINDS,
     PROFILE_SEPARATOR,
     SelfService,
     Size,
+    check_for_spawner,
     idle_timeout_problem,
     image_problem,
     size_problem,
@@ -302,13 +305,30 @@ def effective(
         if environment.slug not in seen:
             seen.add(environment.slug)
             unique.append(environment)
-    idle_timeout = document.get("idle_timeout")
-    if idle_timeout is not None:
-        problem = idle_timeout_problem(service, idle_timeout)
-        if problem:
-            problems.append(ConfigError(path.attr("idle_timeout"), problem))
-            idle_timeout = None
+    idle_timeout, problem = stored_idle_timeout(document, service, path)
+    if problem is not None:
+        problems.append(problem)
     return Delegated(tuple(unique), idle_timeout), problems
+
+
+def stored_idle_timeout(
+    document: Any, service: SelfService, path: KeyPath = ROOT
+) -> tuple[int | None, ConfigError | None]:
+    """The idle timeout a stored document sets, if today's bounds allow it.
+
+    ``(seconds, None)``; ``(None, None)`` when it sets none;
+    ``(None, the problem)`` when the bounds do not allow it (not applied).
+    What the culler reads of a document.
+    """
+    if not isinstance(document, Mapping):
+        return None, None
+    seconds = document.get("idle_timeout")
+    if seconds is None:
+        return None, None
+    problem = idle_timeout_problem(service, seconds)
+    if problem:
+        return None, ConfigError(path.attr("idle_timeout"), problem)
+    return seconds, None
 
 
 def profile_slug(community: str, environment: str) -> str:
@@ -387,3 +407,47 @@ def profiles_of(
             }
         profiles.append(profile)
     return profiles
+
+
+def check_spawner_delegation(
+    registry: Mapping[str, Community],
+    kind: str | None,
+    profile_list: Any,
+    profile_list_key: str,
+) -> None:
+    """Start-up: what the communities delegate, against the hub's spawner.
+
+    ``kind`` is the spawner class's ``delegated_kind`` (None: it takes no
+    community environments); ``profile_list`` its configured list, under
+    ``profile_list_key``. Bounds the spawner would ignore are refused
+    (:func:`hubext.self_service.check_for_spawner`), and so is an empty
+    ``profile_list`` where a community's admins may offer environments:
+    theirs are offered beside the configured profiles, and the members of
+    other communities would have nothing. Raises ConfigErrors.
+    """
+    with collecting() as errors:
+        for slug, community in registry.items():
+            with errors.check():
+                check_for_spawner(
+                    community.self_service, kind, ROOT_PATH[slug].attr("self_service")
+                )
+        delegating = [
+            slug
+            for slug, community in registry.items()
+            if community.self_service.environments is not None
+        ]
+        if (
+            delegating
+            and kind in KINDS
+            and not callable(profile_list)
+            and not profile_list
+        ):
+            errors.add(
+                ConfigError(
+                    profile_list_key,
+                    f"is empty, and the admins of {', '.join(delegating)} may "
+                    "offer environments: those are offered beside the configured "
+                    "profiles; configure at least one profile, e.g. "
+                    "[{'display_name': 'Default', 'slug': 'default'}]",
+                )
+            )

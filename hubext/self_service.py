@@ -450,6 +450,87 @@ def check_sizes_within_limits(
                     )
 
 
+#: The spawner kinds (a spawner class's ``delegated_kind``) and what each runs.
+KINDS = {"kube": "images", "local": "software environments"}
+
+
+def check_for_spawner(service: SelfService, kind: str | None, path: KeyPath) -> None:
+    """Start-up: bounds the hub's spawner would ignore are refused, every one.
+
+    ``kind`` is the spawner class's ``delegated_kind``: ``"kube"`` runs
+    images, ``"local"`` software environments; None, a spawner that takes no
+    community environments. ``path`` is the community's ``self_service``
+    key path. Sizes are offered with environments only.
+    """
+    bounds = service.environments
+    with collecting() as errors:
+        if service.sizes and bounds is None:
+            errors.add(
+                ConfigError(
+                    path.attr("sizes"),
+                    "sizes are offered with the community's environments: "
+                    "give environments too, or remove sizes",
+                )
+            )
+        if bounds is None:
+            return
+        where = path.attr("environments")
+        if kind not in KINDS:
+            errors.add(
+                ConfigError(
+                    where,
+                    "the hub's spawner takes no community environments "
+                    "(hubext-kube and hubext-local do)",
+                )
+            )
+            return
+        if kind == "kube":
+            if bounds.software_roots:
+                errors.add(
+                    ConfigError(
+                        where.attr("software_roots"),
+                        "hubext-kube runs images, not software environments: "
+                        "give images",
+                    )
+                )
+            elif not bounds.images:
+                errors.add(ConfigError(where, "hubext-kube runs images: give images"))
+            return
+        if bounds.images or bounds.tag_pattern is not None or not bounds.allow_digest:
+            given = [
+                key
+                for key, set_ in (
+                    ("images", bool(bounds.images)),
+                    ("tag_pattern", bounds.tag_pattern is not None),
+                    ("allow_digest", not bounds.allow_digest),
+                )
+                if set_
+            ]
+            for key in given:
+                errors.add(
+                    ConfigError(
+                        where.attr(key),
+                        "hubext-local runs software environments, not images: "
+                        "give software_roots",
+                    )
+                )
+        elif not bounds.software_roots:
+            errors.add(
+                ConfigError(
+                    where,
+                    "hubext-local runs software environments: give software_roots",
+                )
+            )
+        for size in service.sizes.values():
+            if size.gpus:
+                errors.add(
+                    ConfigError(
+                        path.attr("sizes")[size.slug].attr("gpus"),
+                        "hubext-local gives servers no GPUs",
+                    )
+                )
+
+
 # -- what a community admin asks for --------------------------------------------------
 
 

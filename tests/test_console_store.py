@@ -392,6 +392,31 @@ def test_the_cache_shows_another_process_change_after_max_age(db_url):  # noqa: 
     other.close()
 
 
+def test_the_caches_stamp_changes_with_a_document_only(db_url):  # noqa: F811
+    """What the spawners key their profiles by: the same stamp while nothing
+    changed (read again or not), another after a change; fresh or not."""
+    hub = StateStore.open(db_url)
+    other = StateStore.open(db_url)
+    clock = Clock()
+    cache = DelegatedCache(hub, max_age=1.0, clock=clock)
+    change(other, "ocean-lab", 0, {"idle_timeout": 900})
+    first = cache.stamp()
+    assert cache.is_fresh()
+    clock.now = 5.0
+    assert not cache.is_fresh()
+    assert cache.stamp() is first  # read again: nothing changed
+    assert cache.is_fresh()
+    change(other, "astro-101", 0, {"idle_timeout": 600}, actor="cy")
+    clock.now = 10.0
+    second = cache.stamp()
+    assert second is not first
+    cache.invalidate()  # what a change through its store does
+    assert not cache.is_fresh()
+    assert cache.stamp() is second
+    hub.close()
+    other.close()
+
+
 def test_the_cache_serves_what_it_read_while_the_database_is_gone(
     postgres,  # noqa: F811
     caplog,

@@ -562,6 +562,16 @@ class DelegatedCache:
         self._generation += 1
         self._read_at = float("-inf")
 
+    def is_fresh(self) -> bool:
+        """Whether a read now is answered from memory, with no I/O.
+
+        A caller on an event loop reads a fresh cache in place and a stale
+        one in a thread.
+        """
+        return (
+            self._documents is not None and self.clock() - self._read_at < self.max_age
+        )
+
     def _fresh(self) -> dict[str, Stored]:
         documents = self._documents
         if documents is not None and self.clock() - self._read_at < self.max_age:
@@ -608,6 +618,15 @@ class DelegatedCache:
         """The stored document of ``community`` and its version (a copy)."""
         stored = self._fresh().get(community, NOTHING)
         return Stored(copy.deepcopy(stored.document), stored.version)
+
+    def stamp(self) -> object:
+        """An object that stays the same (``is``) while no document changes.
+
+        Opaque: compare it, never read it. A value derived from the
+        documents and kept with their stamp holds while the stamp is the
+        same; reading it does what a read does (no I/O when fresh).
+        """
+        return self._fresh()
 
     def versions(self) -> dict[str, int]:
         """Every community's version (to key values derived from documents)."""
