@@ -25,6 +25,8 @@ import textwrap
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .delegated_kit import make_environment
+
 ACCOUNTS = {
     "carol": {
         "name": "Carol (Ocean Lab admin, Astronomy 101 member)",
@@ -98,10 +100,24 @@ def envs_root(workdir: Path) -> Path:
 
 
 def make_software_environment(root: Path, community: str, name: str) -> str:
-    """A directory that looks like a software environment (``bin/python``)."""
+    """A software environment that can run a single-user server (a real
+    virtualenv, :func:`tests.delegated_kit.make_environment`), made once:
+    the console checks it on the machine as the spawner would."""
+    where = root / community / name
+    if not (where / "bin" / "python").exists():
+        where.parent.mkdir(parents=True, exist_ok=True)
+        make_environment(where)
+    return str(where)
+
+
+def make_broken_environment(root: Path, community: str, name: str) -> str:
+    """A directory that looks like a software environment (``bin/python``)
+    but cannot run a server: its python is a shell script."""
     where = root / community / name
     (where / "bin").mkdir(parents=True, exist_ok=True)
-    (where / "bin" / "python").write_text("#!/bin/sh\n")
+    python = where / "bin" / "python"
+    python.write_text("#!/bin/sh\necho 'no module named jupyterhub' >&2\nexit 1\n")
+    python.chmod(0o755)
     return str(where)
 
 
@@ -128,13 +144,7 @@ def console_config(envs: Path, tokens: dict[str, str] | None = None) -> str:
 
         register_console(c)
 
-
-        class ConsoleLocalSpawner(LocalCommunitySpawner):
-            # what the spawners declare with the stored environments' branch
-            delegated_kind = "local"
-
-
-        c.JupyterHub.spawner_class = ConsoleLocalSpawner
+        c.JupyterHub.spawner_class = LocalCommunitySpawner
         c.CommunityAuthenticator.admin_users = {{"hal"}}
         add_to_community(c, "ocean-lab", self_service={bounds["ocean-lab"]!r})
         add_to_community(

@@ -166,13 +166,9 @@ def hub_config(workdir: Path, communities: dict, services: list[tuple]) -> Confi
     from hubext.console import register_console
     from hubext.spawners.local import LocalCommunitySpawner
 
-    class ConsoleLocalSpawner(LocalCommunitySpawner):
-        # what the spawners declare with the stored environments' branch
-        delegated_kind = "local"
-
     c = Config()
     c.JupyterHub.authenticator_class = "hubext"
-    c.JupyterHub.spawner_class = ConsoleLocalSpawner
+    c.JupyterHub.spawner_class = LocalCommunitySpawner
     c.JupyterHub.db_url = f"sqlite:///{workdir / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret = os.urandom(32)
     c.JupyterHub.bind_url = "http://127.0.0.1:1/"

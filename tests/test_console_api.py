@@ -27,6 +27,7 @@ from .console_kit import (
     ACCOUNTS,
     console_config,
     envs_root,
+    make_broken_environment,
     make_software_environment,
     raw_request,
     state_url,
@@ -129,6 +130,9 @@ def test_a_community_admin_reads_and_changes_their_community(hub, store):
     assert members["carol"]["admin"] is True
     assert [w["list"] for w in members["carol"]["why"]] == ["members", "admins"]
     assert "token" not in r.text.lower()
+    r = carol.api("GET", f"{API}/ocean-lab/members")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"members": model["members"]}
     version = model["settings"]["version"]
 
     # add, edit, reorder, default, idle timeout, remove: each one version
@@ -446,6 +450,42 @@ def test_more_environments_than_the_operator_allows(hub, store):
     assert store.count() == rows
 
 
+def slugs_now(stored) -> list[str]:
+    return [e["slug"] for e in (stored.document or {}).get("environments", [])]
+
+
+def test_a_software_environment_that_cannot_run_a_server_is_refused(hub, store):
+    """Within the roots but unusable (its python cannot import jupyterhub):
+    the console checks it on the machine as hubext-local would before a
+    start, and refuses it naming the field; nothing is stored."""
+    carol = person(hub, "carol")
+    broken = make_broken_environment(hub.envs, "ocean-lab", "broken")
+    before, rows = store.read("ocean-lab"), store.count()
+    if len(slugs_now(before)) >= 3:  # max_profiles: make room
+        r = carol.api(
+            "PUT",
+            f"{API}/ocean-lab/settings",
+            json={"version": before.version, "environments": []},
+        )
+        assert r.status_code == 200, r.text
+        before, rows = store.read("ocean-lab"), store.count()
+    r = carol.api(
+        "POST",
+        f"{API}/ocean-lab/environments",
+        json={
+            "version": before.version,
+            "environment": {"slug": "broken", "software_environment": broken},
+        },
+    )
+    assert r.status_code == 400, r.text
+    errors = r.json()["errors"]
+    assert [e["field"] for e in errors] == [
+        f"settings.environments[{len(slugs_now(before))}].software_environment"
+    ], errors
+    assert store.read("ocean-lab") == before
+    assert store.count() == rows
+
+
 def test_structural_mistakes(hub):
     carol = person(hub, "carol")
     version = settings(carol, "ocean-lab")["version"]
@@ -491,6 +531,7 @@ def every_route(community: str) -> list[tuple[str, str, dict | None]]:
     env = {"environment": {"slug": "x", "software_environment": "/nowhere/x"}}
     return [
         ("GET", base, None),
+        ("GET", f"{base}/members", None),
         ("GET", f"{base}/settings", None),
         ("PUT", f"{base}/settings", {"environments": []}),
         ("POST", f"{base}/environments", env),

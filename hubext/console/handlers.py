@@ -7,6 +7,7 @@ REST API, under the hub's prefix (``/hub/``), documented with examples in
 =======================================================  =====================
 ``GET api/hubext/communities``                           the communities the caller may read
 ``GET api/hubext/communities/<slug>``                    one community: bounds, settings, attention, members, limits and use
+``GET api/hubext/communities/<slug>/members``            its members and why each is one
 ``GET|PUT api/hubext/communities/<slug>/settings``       the stored settings; replace them whole
 ``POST api/hubext/communities/<slug>/environments``      add an environment
 ``PUT|DELETE .../environments/<env>``                    change or remove one
@@ -52,7 +53,7 @@ from tornado.ioloop import IOLoop
 
 from .._validation import ConfigError, show
 from ..communities import Community
-from ..delegated import ROOT
+from ..delegated import ROOT, Environment
 from ..usage.command import UsageError, parse_moment
 from .access import (
     ADMIN_SCOPE,
@@ -249,6 +250,7 @@ class ConsoleMixin:
             "links": {
                 "page": self.page_url(slug),
                 "api": self.api_url(slug),
+                "members": self.api_url(slug, "members"),
                 "audit": self.api_url(slug, "audit"),
             },
         }
@@ -292,7 +294,7 @@ class ConsoleMixin:
         kind = self.console.kind or "local"
         errors = problems(edit, service, kind)
         if not errors and kind == "local":
-            errors = await self.machine_check(edit)
+            errors = await self.machine_check(community, edit)
         if errors:
             raise _refused(errors)
         actor, actor_kind = actor_of(self)
@@ -312,12 +314,18 @@ class ConsoleMixin:
             raise ConsoleError(400, str(e)) from None
         return row, edit
 
-    async def machine_check(self, edit: Edit) -> list[ConfigError]:
+    async def machine_check(
+        self, community: Community, edit: Edit
+    ) -> list[ConfigError]:
         """The spawner's check of the software environments the edit touches
         (the directory on the machine), when it has one."""
         check = self.console.software_check
         if check is None:
             return []
+        # as the admin's system user when servers run as their users (a
+        # service's token: as the hub's user)
+        actor, actor_kind = actor_of(self)
+        username = actor if actor_kind == "user" else None
         errors = []
         for i, entry in enumerate(edit.document.get("environments") or []):
             where = ROOT.attr("environments")[i]
@@ -325,7 +333,12 @@ class ConsoleMixin:
                 continue
             path = entry.get("software_environment")
             if isinstance(path, str):
-                problem = await self.run(check, path)
+                environment = Environment(
+                    slug=str(entry.get("slug", "")),
+                    display_name=str(entry.get("display_name") or entry.get("slug")),
+                    software_environment=path,
+                )
+                problem = await self.run(check, community, environment, username)
                 if problem:
                     errors.append(
                         ConfigError(where.attr("software_environment"), problem)
@@ -424,6 +437,16 @@ class CommunityAPIHandler(ConsoleAPIHandler):
     async def get(self, slug: str):
         community = self.community(slug, READ_SCOPE)
         self.finish(await self.community_model(community))
+
+
+class MembersAPIHandler(ConsoleAPIHandler):
+    """A community's members and why each is one (the invitations of #23 add
+    their own ``source`` and routes beside this one)."""
+
+    async def get(self, slug: str):
+        community = self.community(slug, READ_SCOPE)
+        members = await self.run(members_of, read_members(self.db, community.slug))
+        self.finish({"members": [member_json(community, m) for m in members]})
 
 
 class SettingsAPIHandler(ConsoleAPIHandler):
@@ -803,6 +826,7 @@ def console_handlers(console: HubConsole) -> list[tuple]:
     return [
         (rf"{api}", CommunitiesAPIHandler, kwargs),
         (rf"{api}/({SLUG})", CommunityAPIHandler, kwargs),
+        (rf"{api}/({SLUG})/members", MembersAPIHandler, kwargs),
         (rf"{api}/({SLUG})/settings", SettingsAPIHandler, kwargs),
         (rf"{api}/({SLUG})/environments", EnvironmentsAPIHandler, kwargs),
         (rf"{api}/({SLUG})/environments/({ENV})", EnvironmentAPIHandler, kwargs),

@@ -21,6 +21,7 @@ the hub's servers take now.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..communities import Community
-from ..delegated import SpawnerKind
+from ..delegated import Environment, SpawnerKind
 from ..limits import Budget, Demand, Limits, limits_of
 from ..self_service import SelfService
 from ..usage.service import add_hub_templates
@@ -85,10 +86,13 @@ class HubConsole:
     kind: SpawnerKind | None
     default_limits: Limits = field(default_factory=Limits)
     servers: Servers | None = None
-    #: the spawner's check of a software environment on the machine
-    #: (``software_environment_problem(path) -> str | None``, blocking), if
-    #: it has one
-    software_check: Callable[[str], str | None] | None = None
+    #: the spawner's check of a community's software environment on the
+    #: machine, if it has one (hubext-local's ``environment_problem``, with
+    #: the hub's configuration): ``(community, environment, username) ->
+    #: str | None``, why it cannot run servers here; blocking
+    software_check: (
+        Callable[[Community, Environment, str | None], str | None] | None
+    ) = None
     log: logging.Logger | None = None
 
     def limits(self, slug: str) -> Limits:
@@ -145,13 +149,16 @@ def hub_console(
             "communities' admins cannot offer any",
             getattr(app.spawner_class, "__name__", app.spawner_class),
         )
-    check = getattr(app.spawner_class, "software_environment_problem", None)
+    # hubext-local: the directory on the machine, checked as its servers'
+    # user would run it (hubext.software_environments.machine_problem)
+    problem = getattr(app.spawner_class, "environment_problem", None)
+    check = functools.partial(problem, app.config) if callable(problem) else None
     return HubConsole(
         communities=communities,
         store=store,
         kind=kind,
         default_limits=default_limits or Limits(),
         servers=servers,
-        software_check=check if callable(check) else None,
+        software_check=check,
         log=log,
     )
