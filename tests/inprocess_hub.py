@@ -176,6 +176,10 @@ def hub_config(workdir: Path, communities: dict, services: list[tuple]) -> Confi
     c.JupyterHub.log_level = "ERROR"
     c.ConfigurableHTTPProxy.auth_token = secrets.token_hex(16)
     c.LocalCommunitySpawner.home_root = str(workdir / "homes")
+    # the communities' environments are offered beside the configured ones
+    c.LocalCommunitySpawner.profile_list = [
+        {"display_name": "Default", "slug": "default"}
+    ]
     c.UsageLedger.enabled = False
     c.CommunityAuthenticator.admin_users = set()
     # nobody signed in through the provider: no provider token to refresh with

@@ -978,3 +978,65 @@ def test_a_restart_keeps_every_change(hub, store):
     }
     assert [r.as_json() for r in store.audit()] == rows
     assert verify(hub).returncode == 0
+
+
+def test_bounds_tightened_at_restart_need_attention(hub, store):
+    """The operator moves ocean-lab's software root and narrows its idle
+    timeout: at the next start the stored values are not applied, the hub
+    logs each with its key path, and the console shows them as needing
+    attention; removing the environment is still accepted."""
+    carol = person(hub, "carol")
+    kept = env_dir(hub, "ocean-lab", "py311")
+    version = settings(carol, "ocean-lab")["version"]
+    r = carol.api(
+        "PUT",
+        f"{API}/ocean-lab/settings",
+        json={
+            "version": version,
+            "environments": [{"slug": "kept", "software_environment": kept}],
+            "idle_timeout": 20000,
+        },
+    )
+    assert r.status_code == 200, r.text
+    moved = hub.envs / "ocean-lab-moved"
+    moved.mkdir(exist_ok=True)
+    # the operator's later file: merged key by key into the community
+    tight = f"""
+from hubext import add_to_community
+add_to_community(
+    c,
+    "ocean-lab",
+    self_service={{
+        "environments": {{"software_roots": [{str(moved)!r}]}},
+        "idle_timeout": {{"max": 7200}},
+    }},
+)
+"""
+    try:
+        hub.restart(extra_config=tight)
+        hub.people.clear()
+        carol = person(hub, "carol")
+        r = carol.api("GET", f"{API}/ocean-lab")
+        assert r.status_code == 200, r.text
+        model = r.json()
+        attention = {a["field"]: a["message"] for a in model["needs_attention"]}
+        path = "settings.environments[0].software_environment"
+        assert set(attention) == {path, "settings.idle_timeout"}, attention
+        assert str(moved) in attention[path]
+        assert "7200" in attention["settings.idle_timeout"]
+        assert model["applied"] == {"environments": [], "idle_timeout": None}
+        log = hub.log().rpartition("===== hub start")[2]
+        assert f"hubext: ocean-lab's {path}: " in log
+        assert "hubext: ocean-lab's settings.idle_timeout: " in log
+        page = carol.get("/hub/hubext/communities/ocean-lab/").text
+        assert "Needs attention" in page and path in page
+        # what is outside the bounds does not block taking it out
+        r = carol.api(
+            "DELETE",
+            f"{API}/ocean-lab/environments/kept",
+            json={"version": version + 1},
+        )
+        assert r.status_code == 200, r.text
+    finally:
+        hub.restart(extra_config="")  # the module's configuration again
+        hub.people.clear()
