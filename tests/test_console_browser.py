@@ -200,3 +200,24 @@ def test_the_forms_work_without_javascript(hub, browser, store):
     shot(page, "no-javascript")
     assert store.read("ocean-lab").version == before + 4
     plain.close()
+
+
+def test_a_hub_admin_sees_every_community_and_the_whole_audit_log(hub, browser):
+    context, page = signed_in(browser, hub, "hal")
+    page.goto(f"{hub.url}/hub/home")
+    page.click("nav a.hubext-console-link")
+    page.wait_for_url(f"{hub.url}/hub/hubext/communities/")
+    names = page.locator("table.hubext-communities a").all_inner_texts()
+    assert set(names) >= {
+        "Ocean Modelling Lab",
+        "Astronomy 101 (workshop)",
+        "Reading group",
+    }
+    # the hub's whole audit log is offered to a hub admin only
+    assert page.locator("a.hubext-hub-audit").count() == 1
+    shot(page, "hub-admin-communities")
+    page.click("table.hubext-communities a >> text=Astronomy 101")
+    page.wait_for_url(f"{hub.url}/hub/hubext/communities/astro-101/")
+    assert page.locator("#logout").count() == 1
+    assert page.locator("form[data-action='environment.add']").count() == 1
+    context.close()
