@@ -48,7 +48,7 @@ test: install system-packages
 	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 # The console's property test at the issue's full count (10,000 sequences;
-# the suite runs 2,000): about 10 minutes on 2 shared cores.
+# the suite runs 2,000): 13 minutes on 2 shared cores.
 test-console-full: install
 	HUBEXT_CONSOLE_SEQUENCES=10000 $(BIN)/python -m pytest -p no:randomly -s tests/test_console_property.py
 

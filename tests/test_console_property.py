@@ -53,8 +53,8 @@ from .inprocess_hub import InProcessHub, Person, hub_config
 
 #: Sequences run, and steps in each. The issue asks for at least 10,000
 #: sequences: ``HUBEXT_CONSOLE_SEQUENCES=10000`` (``make test-console-full``,
-#: about 10 minutes on 2 shared cores; its last result is recorded in
-#: docs/how-to/self-service.md). The suite runs 2,000 (about 2 minutes):
+#: 13 minutes on 2 shared cores; its last result is recorded in
+#: docs/benchmarks.md). The suite runs 2,000 (2.5 minutes there):
 #: each step is one to three HTTP requests through the hub, about 10 ms each.
 SEQUENCES = int(os.environ.get("HUBEXT_CONSOLE_SEQUENCES", "2000"))
 STEPS = 6
