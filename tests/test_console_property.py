@@ -16,9 +16,8 @@ forged or missing XSRF tokens. After every step:
 - each community's stored settings are exactly what the accepted changes
   made them (the model below), and within the operator's bounds;
 - one audit row per accepted change, none per refused one;
-- the audit log's chain and the stored settings verify.
-
-At the end of each sequence, nobody's groups or roles changed.
+- the audit log's chain and the stored settings verify;
+- nobody's groups, roles or hub admin status changed.
 
 The hub is a real JupyterHub application in this process
 (tests/inprocess_hub.py says exactly what is real); a real hub per
@@ -232,7 +231,9 @@ class ConsoleMachine(RuleBasedStateMachine):
     @rule(
         actor=st.sampled_from([*(p.name for p in PEOPLE), *SERVICES]),
         community=st.sampled_from(COMMUNITIES),
-        route=st.sampled_from(("", "/settings", "/audit", "/audit?format=csv", "page")),
+        route=st.sampled_from(
+            ("", "/members", "/settings", "/audit", "/audit?format=csv", "page")
+        ),
         via=st.sampled_from(("token", "cookie")),
     )
     def read(self, actor, community, route, via):
@@ -261,6 +262,14 @@ class ConsoleMachine(RuleBasedStateMachine):
         elif route == "/audit":
             rows = r.json()["rows"]
             assert all(row["community"] == community for row in rows)
+        elif route == "/members":
+            # the community's members and admins, nobody else's
+            names = {m["name"] for m in r.json()["members"]}
+            assert names == {
+                p.name
+                for p in PEOPLE
+                if community in p.groups or community in p.admin_of
+            }, (community, names)
         elif route == "page":
             assert f'data-community="{community}"' in r.text
 
@@ -669,8 +678,10 @@ class ConsoleMachine(RuleBasedStateMachine):
         assert self.store.count() == self.accepted
         assert self.store.verify() is None
 
-    def teardown(self):
-        # nobody's groups, roles or hub admin changed
+    @invariant()
+    def nobody_was_granted_anything(self):
+        # nobody's groups, roles or hub admin changed (no console route may
+        # make anyone a member, an admin of a community, or a hub admin)
         assert memberships(self.hub) == self.memberships
 
 
