@@ -43,6 +43,8 @@ from ._validation import (
 from .accounts import AUTH_STATE_KEY, Binding, binding_conflict, stored_binding
 from .communities import Communities
 from .config_reading import configured_value
+from .console.access import ADMIN_SCOPE
+from .console.handlers import console_handlers
 from .handlers import CommunityLogoutHandler, RefusedHandler
 from .hub_start import at_hub_start
 from .identity import atoms_from_json
@@ -284,8 +286,11 @@ class CommunityAuthenticator(Authenticator):
             self._check_settings()
             self._providers = self._make_providers(parse_providers(self.providers))
             # Validated: the hub's start-up work (the services' data, the
-            # usage ledger, the budgets), JupyterHub has no hook of its own.
-            at_hub_start(kwargs.get("parent"), self.communities, self.log)
+            # usage ledger, the budgets, the console), JupyterHub has no hook
+            # of its own.
+            self._console = at_hub_start(
+                kwargs.get("parent"), self.communities, self.log
+            )
         self._reconciled_at_startup = False
         self._hub_role_definitions = None
         if not self._providers:
@@ -343,9 +348,13 @@ class CommunityAuthenticator(Authenticator):
         ]
         for provider in self._providers.values():
             handlers.extend(provider.provider_handlers())
-        if USAGE_SCOPE in getattr(app, "custom_scopes", {}):
+        custom_scopes = getattr(app, "custom_scopes", {})
+        if USAGE_SCOPE in custom_scopes:
             # the usage page's sign-in (hubext.usage.register_page)
             handlers.append((f"/{SIGN_IN_PATH}", UsageSignInHandler))
+        if ADMIN_SCOPE in custom_scopes and self._console is not None:
+            # the console (hubext.console.register_console)
+            handlers.extend(console_handlers(self._console))
         return handlers
 
     # -- start-up -------------------------------------------------------------
