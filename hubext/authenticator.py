@@ -43,6 +43,8 @@ from ._validation import (
 from .accounts import AUTH_STATE_KEY, Binding, binding_conflict, stored_binding
 from .communities import Communities
 from .config_reading import configured_value
+from .console.access import ADMIN_SCOPE
+from .console.handlers import console_handlers
 from .console.join import hub_invitations, invitation_handlers
 from .handlers import CommunityLogoutHandler, RefusedHandler
 from .hub_start import _is_hub, at_hub_start
@@ -285,8 +287,11 @@ class CommunityAuthenticator(Authenticator):
             self._check_settings()
             self._providers = self._make_providers(parse_providers(self.providers))
             # Validated: the hub's start-up work (the services' data, the
-            # usage ledger, the budgets), JupyterHub has no hook of its own.
-            at_hub_start(kwargs.get("parent"), self.communities, self.log)
+            # usage ledger, the budgets, the console), JupyterHub has no hook
+            # of its own.
+            self._console = at_hub_start(
+                kwargs.get("parent"), self.communities, self.log
+            )
         # memberships by invitation (#23), in the delegated state's database
         self._invitations = (
             hub_invitations(kwargs["parent"], self.communities.registry)
@@ -350,9 +355,13 @@ class CommunityAuthenticator(Authenticator):
         ]
         for provider in self._providers.values():
             handlers.extend(provider.provider_handlers())
-        if USAGE_SCOPE in getattr(app, "custom_scopes", {}):
+        custom_scopes = getattr(app, "custom_scopes", {})
+        if USAGE_SCOPE in custom_scopes:
             # the usage page's sign-in (hubext.usage.register_page)
             handlers.append((f"/{SIGN_IN_PATH}", UsageSignInHandler))
+        if ADMIN_SCOPE in custom_scopes and self._console is not None:
+            # the console (hubext.console.register_console)
+            handlers.extend(console_handlers(self._console))
         if self._invitations is not None:
             # the join page and the invitations' REST API (hubext.console.join)
             handlers.extend(invitation_handlers(self._invitations, app))

@@ -15,11 +15,15 @@ the one place that does hub-wide work at start-up:
   metrics (:func:`hubext.spawners.usage.start_hub_usage`);
 - read the budgets' usage, so that no start waits for the ledger
   (:func:`hubext.spawners.limits.start_hub_limits`);
-- open the communities' delegated state, its schema created or upgraded
-  (:func:`hubext.console.config.start_hub_console`), and log what of each
-  community's stored settings applies, and each stored value today's
-  bounds no longer allow, with its key path: not applied
-  (:func:`hubext.spawners.delegation.report_stored_settings`).
+- open the communities' delegated state once, its schema created or
+  upgraded (:func:`hubext.console.config.start_hub_console`, called by
+  :func:`hubext.console.hub.hub_console`), and log what of each community's
+  stored settings applies, and each stored value today's bounds no longer
+  allow, with its key path: not applied
+  (:func:`hubext.spawners.delegation.report_stored_settings`);
+- gather what the console serves (:class:`hubext.console.hub.HubConsole`:
+  that store, with the servers the limits count): returned to the
+  authenticator, which serves the console when the hub registered it.
 
 It sits above the spawners and the services in hubext's layers: the
 authenticator imports it, nothing below imports it.
@@ -31,10 +35,12 @@ from typing import Any
 
 from .communities import Communities, merge_additions
 from .config_reading import configured_value
-from .console.config import Console, start_hub_console
+from .console.config import Console
+from .console.hub import HubConsole, hub_console
+from .limits import default_limits
 from .service_data import hand_to_services, spawner_settings
 from .spawners.delegation import report_stored_settings
-from .spawners.limits import UsageLimits, start_hub_limits
+from .spawners.limits import UsageLimits, hub_limits, ledger_url_of, start_hub_limits
 from .spawners.stops import record_hub_services
 from .spawners.usage import start_hub_usage
 from .usage.config import UsageLedger
@@ -92,19 +98,32 @@ def report_delegated_state(app, store, communities: Communities, log) -> None:
     )
 
 
-def at_hub_start(app, communities: Communities, log) -> None:
+def at_hub_start(app, communities: Communities, log) -> HubConsole | None:
     """The hub's start-up work (see the module's doc); nothing outside a hub.
 
     Handing the services their data raises ConfigError (the caller stops the
     hub with it); the ledger's, the budgets' and the delegated state's
-    start log their errors and let the hub start.
+    start log their errors and let the hub start. Returns what the console
+    serves (None outside a hub).
     """
     if not _is_hub(app):
-        return
+        return None
     hand_to_hub_services(app, communities)
     record_hub_services(app.services)
     start_hub_usage(app, communities, log)
     start_hub_limits(app, communities, log)
-    store = start_hub_console(app, log)
-    if store is not None:
-        report_delegated_state(app, store, communities, log)
+    settings = UsageLimits(parent=app)
+    # the store is opened here, once (hub_console calls start_hub_console)
+    console = hub_console(
+        app,
+        communities.registry,
+        log,
+        default_limits=default_limits(settings.default),
+        # the servers and budgets the spawners' limits count (one per hub)
+        servers=hub_limits(
+            ledger_url_of(UsageLedger(parent=app), app.db_url), settings, log
+        ),
+    )
+    if console.store is not None:
+        report_delegated_state(app, console.store, communities, log)
+    return console

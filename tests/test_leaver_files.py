@@ -2,7 +2,7 @@
 
 A member who made a hard link, in his home, to a file he created in a
 shared folder could still write it after leaving the community (homes and
-folders on one filesystem). :func:`hubext.spawners.local_shared.hand_over`
+folders on one filesystem). :func:`hubext.leaver_files.hand_over`
 makes his files in the folder the folder's: owner, group and ACL as the
 folder gives, nothing deleted; the hard link then gives him nothing.
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from hubext import nofollow
-from hubext.spawners.local_shared import hand_over, prepare_folder
+from hubext.leaver_files import hand_over
+from hubext.spawners.local_shared import prepare_folder
 
 from .shared_data_kit import shared_folder
 

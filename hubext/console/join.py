@@ -66,16 +66,14 @@ from .._validation import show
 from ..accounts import AUTH_STATE_KEY, stored_binding
 from ..communities import Community
 from ..config_reading import configured_value
+from ..leaver_files import hand_over
 from ..profiles import COMMUNITY_OPTION
 from ..slugs import community_slug_problem
-from ..spawners.local_shared import hand_over
 from ..usage.model import EndReason
 from ..usage.model import stop_reason as usage_stop_reason
+from .access import ADMIN_SCOPE
 from .config import Console, hub_store
 from .invitations import HUB_ACTOR, InvitationStore, MembershipCache, NotFound
-
-#: The console's scope for changing a community (``hubext.console.register_console``).
-ADMIN_SCOPE = "custom:hubext-console:admin"
 
 #: How often the hub applies the memberships that ended, in seconds.
 END_PERIOD = 15
