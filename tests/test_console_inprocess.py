@@ -246,6 +246,11 @@ def test_images_within_the_bounds_on_hubext_kube(kube_hub):
     page = request(hub, "GET", f"{API}/ocean-lab")
     assert page.status_code == 200
     assert image in page.text
+    # and offered in the next spawn form (KubeSpawner built with a kubeconfig
+    # naming no cluster: enough to render its form)
+    form = request(hub, "GET", "spawn")
+    assert form.status_code == 200, form.text
+    assert 'value="ocean-lab--model"' in form.text
 
     refused = [
         ("quay.io/other-lab/model:v2.1", "quay.io/ocean-lab/*"),
