@@ -17,8 +17,11 @@ community's console) and ``gitops`` (changes astro-101's settings).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import http.client
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -97,6 +100,31 @@ def envs_root(workdir: Path) -> Path:
     """Where the test's software environments are (one directory per
     community)."""
     return workdir / "envs"
+
+
+#: Where the browser test's software environments are: a fixed directory
+#: that looks like a real hub's, so that the page's screenshots (the how-to's
+#: pictures) show paths an operator would use, not pytest's temporary ones.
+STABLE_ENVS = Path("/srv/envs")
+
+
+@contextlib.contextmanager
+def stable_envs_root(communities: tuple[str, ...] = ("ocean-lab", "astro-101")):
+    """:data:`STABLE_ENVS`, owned by the caller while it runs: a lock file
+    keeps another test run out (they wait), and the communities' directories
+    are made anew (a virtualenv there points at the site-packages of the
+    suite that made it)."""
+    STABLE_ENVS.mkdir(parents=True, exist_ok=True)
+    with open(STABLE_ENVS / ".hubext-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            for community in communities:
+                shutil.rmtree(STABLE_ENVS / community, ignore_errors=True)
+            yield STABLE_ENVS
+        finally:
+            for community in communities:
+                shutil.rmtree(STABLE_ENVS / community, ignore_errors=True)
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def make_software_environment(root: Path, community: str, name: str) -> str:

@@ -80,6 +80,12 @@ class InProcessHub:
         self._ready.set()
         self.loop.run_forever()
         self.server.stop()
+        # what JupyterHub does at shutdown: cancel what is left (KubeSpawner's
+        # shared client closes itself when its task is cancelled)
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 

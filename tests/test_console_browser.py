@@ -20,8 +20,8 @@ from .browser_kit import SCREENSHOTS
 from .console_kit import (
     ACCOUNTS,
     console_config,
-    envs_root,
     make_software_environment,
+    stable_envs_root,
     state_url,
     verify,
 )
@@ -32,11 +32,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    root = tmp_path_factory.mktemp("console-browser-envs")
-    with running_hub(
-        tmp_path_factory, "console-browser", console_config(envs_root(root)), ACCOUNTS
-    ) as hub:
-        hub.envs = envs_root(root)
+    # the environments under /srv/envs, as on a real hub: the screenshots
+    # are the how-to's pictures
+    with (
+        stable_envs_root() as envs,
+        running_hub(
+            tmp_path_factory, "console-browser", console_config(envs), ACCOUNTS
+        ) as hub,
+    ):
+        hub.envs = envs
         yield hub
 
 

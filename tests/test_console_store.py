@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import event, func, inspect, select, text
 from traitlets import TraitError
 from traitlets.config import Config
 
@@ -209,6 +209,49 @@ def test_a_change_writes_the_document_and_its_audit_row(store):
     assert store.head() == (3, rows[2].hash)
     assert store.count() == 3
     assert store.verify() is None
+
+
+def test_the_last_rows_of_a_community_and_their_count(store):
+    for i in range(12):
+        community = "ocean-lab" if i % 3 else "astro-101"
+        version = store.read(community).version
+        change(store, community, version, {"idle_timeout": 900 + i}, at=T0 + i * MINUTE)
+    rows, count = store.page_audit("ocean-lab", 5)
+    ocean = [r.seq for r in store.audit("ocean-lab")]
+    assert count == len(ocean) == 8
+    assert [r.seq for r in rows] == ocean[::-1][:5]
+    assert rows[0] == store.audit("ocean-lab")[-1]
+    assert store.page_audit("ocean-lab", 50)[0] == store.audit("ocean-lab")[::-1]
+    assert store.page_audit("nobody", 5) == ([], 0)
+    assert (store.count("ocean-lab"), store.count("astro-101"), store.count()) == (
+        8,
+        4,
+        12,
+    )
+
+
+def test_the_last_rows_are_read_through_the_community_index(tmp_path):
+    opened = StateStore.open(f"sqlite:///{tmp_path}/state.sqlite")
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    event.listen(opened.engine, "before_cursor_execute", record)
+    opened.page_audit("ocean-lab", 50)
+    event.remove(opened.engine, "before_cursor_execute", record)
+    reads = [(s, p) for s, p in statements if "hubext_audit" in s]
+    assert len(reads) == 2, reads
+    with opened.engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        for statement, parameters in reads:
+            plan = [
+                step[3]
+                for step in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+            ]
+            assert any("ix_hubext_audit_community_seq" in step for step in plan), plan
+            assert not [step for step in plan if "TEMP B-TREE" in step], plan
+    opened.close()
 
 
 def test_a_stale_version_writes_nothing_and_says_the_current_one(store):

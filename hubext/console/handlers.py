@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -160,6 +161,30 @@ def _version(value: Any) -> int:
             [{"field": "version", "message": "required: the version read"}],
         )
     return value
+
+
+def _query_version(handler: web.RequestHandler, allowed: bool) -> int | None:
+    """``?version=N`` (a DELETE may name its version there instead of in a
+    body, which some clients cannot send); None when absent."""
+    raw = handler.request.query_arguments.get("version")
+    if raw is None:
+        return None
+    if not allowed:
+        raise ConsoleError(
+            400,
+            "version: give the version in the JSON body (only a DELETE takes "
+            "?version=)",
+            [{"field": "version", "message": "in the body, not the query string"}],
+        )
+    value = raw[-1].decode("utf8", "replace")
+    if len(raw) > 1 or not re.fullmatch(r"[0-9]{1,18}", value):
+        raise ConsoleError(
+            400,
+            f"version: ?version= takes one whole number (the version from GET), "
+            f"got {show([v.decode('utf8', 'replace') for v in raw])}",
+            [{"field": "version", "message": "one whole number"}],
+        )
+    return int(value)
 
 
 class ConsoleMixin:
@@ -400,16 +425,40 @@ class ConsoleAPIHandler(ConsoleMixin, APIHandler):
         return body
 
     async def respond_change(
-        self, slug: str, keys: tuple[str, ...] | None, make_edit, *, status: int = 200
+        self,
+        slug: str,
+        keys: tuple[str, ...] | None,
+        make_edit,
+        *,
+        status: int = 200,
+        version_in_query: bool = False,
     ) -> None:
         """Make the change the request's body asks for (``keys``: the body's
-        keys besides ``version``; None: any, checked by the edit)."""
+        keys besides ``version``; None: any, checked by the edit).
+        ``version_in_query``: the version may be ``?version=N`` instead, with
+        no body (a DELETE); given in both, they must agree."""
         community = self.community(slug, ADMIN_SCOPE)
-        body = self.body(None if keys is None else ("version", *keys))
         try:
+            in_query = _query_version(self, version_in_query)
+            if in_query is not None and not self.request.body.strip():
+                body = {}
+            else:
+                body = self.body(None if keys is None else ("version", *keys))
+            if (
+                in_query is not None
+                and "version" in body
+                and (body["version"] != in_query or type(body["version"]) is not int)
+            ):
+                raise ConsoleError(
+                    400,
+                    f"version: the body says {show(body['version'])}, "
+                    f"?version= says {in_query}; give one, or the same",
+                    [{"field": "version", "message": "body and query differ"}],
+                )
+            version = body.get("version", in_query)
             row, edit = await self.change(
                 community,
-                _version(body.get("version")),
+                _version(version),
                 lambda document: make_edit(document, body),
             )
         except ConsoleError as e:
@@ -487,7 +536,10 @@ class EnvironmentAPIHandler(ConsoleAPIHandler):
 
     async def delete(self, slug: str, environment: str):
         await self.respond_change(
-            slug, (), lambda document, body: remove_environment(document, environment)
+            slug,
+            (),
+            lambda document, body: remove_environment(document, environment),
+            version_in_query=True,
         )
 
 
@@ -685,7 +737,9 @@ class CommunityPage(ConsoleMixin, BaseHandler):
         self, community: Community, form: dict | None, status: int = 200
     ) -> None:
         model = await self.community_model(community)
-        rows = await self.run(self.store.audit, community.slug)
+        rows, audit_count = await self.run(
+            self.store.page_audit, community.slug, PAGE_AUDIT_ROWS
+        )
         kind = self.console.kind
         environments = model["settings"].get("environments") or []
         editing = self.get_query_argument("edit", None)
@@ -714,8 +768,8 @@ class CommunityPage(ConsoleMixin, BaseHandler):
             editing=editing,
             form=form,
             blank=values_of({}),
-            audit=[row.as_json() for row in reversed(rows[-PAGE_AUDIT_ROWS:])],
-            audit_count=len(rows),
+            audit=[row.as_json() for row in rows],
+            audit_count=audit_count,
             members=[{**m, "why_words": why_words(m)} for m in model["members"]],
             use=use_lines(self.console.limits(community.slug), model["used"]),
             saved=self.get_query_argument("saved", None),

@@ -35,20 +35,33 @@ Row = tuple[str, bool, bytes | None]
 
 def read_members(db, community: str) -> list[Row]:
     """The members of ``community`` and its admins, from the hub's database
-    (two queries; run them where the hub runs its own, on its event loop)."""
-    in_group = db.execute(
-        select(orm.User.name, orm.User.encrypted_auth_state)
-        .join(_USER_GROUPS, _USER_GROUPS.c.user_id == orm.User.id)
+    (two queries; run them where the hub runs its own, on its event loop).
+
+    Each reads the ids in the group (the role) first and then those users by
+    their primary key: the hub's tables have no index that starts with the
+    group's id, and a join from ``users`` makes SQLite read every user (with
+    their encrypted auth_state) to find the few in the community. So the cost
+    follows the community's size (plus a narrow scan of the membership
+    table's covering index), not the hub's."""
+    group_ids = (
+        select(_USER_GROUPS.c.user_id)
         .join(orm.Group, orm.Group.id == _USER_GROUPS.c.group_id)
         .where(orm.Group.name == community)
+    )
+    in_group = db.execute(
+        select(orm.User.name, orm.User.encrypted_auth_state).where(
+            orm.User.id.in_(group_ids)
+        )
     ).all()
+    role_ids = (
+        select(_USER_ROLES.c.user_id)
+        .join(orm.Role, orm.Role.id == _USER_ROLES.c.role_id)
+        .where(orm.Role.name == community_admin_role_name(community))
+    )
     admins = {
         name
         for (name,) in db.execute(
-            select(orm.User.name)
-            .join(_USER_ROLES, _USER_ROLES.c.user_id == orm.User.id)
-            .join(orm.Role, orm.Role.id == _USER_ROLES.c.role_id)
-            .where(orm.Role.name == community_admin_role_name(community))
+            select(orm.User.name).where(orm.User.id.in_(role_ids))
         ).all()
     }
     rows = [(name, name in admins, encrypted) for name, encrypted in in_group]

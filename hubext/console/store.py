@@ -476,10 +476,31 @@ class StateStore:
             ).first()
         return (last.seq, last.hash) if last else None
 
-    def count(self) -> int:
-        """How many rows the log has."""
+    def count(self, community: str | None = None) -> int:
+        """How many rows the log has (of ``community``; None: all)."""
+        query = select(func.count()).select_from(audit)
+        if community is not None:
+            query = query.where(audit.c.community == community)
         with self.engine.connect() as connection:
-            return connection.execute(select(func.count()).select_from(audit)).scalar()
+            return connection.execute(query).scalar()
+
+    def page_audit(self, community: str, limit: int) -> tuple[list[AuditRow], int]:
+        """The last ``limit`` rows of ``community``, newest first, and how
+        many it has, read at one moment (one transaction)."""
+        latest = (
+            select(audit)
+            .where(audit.c.community == community)
+            .order_by(audit.c.seq.desc())
+            .limit(limit)
+        )
+        count = (
+            select(func.count())
+            .select_from(audit)
+            .where(audit.c.community == community)
+        )
+        with self.engine.connect() as connection, connection.begin():
+            rows = [_row(r) for r in connection.execute(latest)]
+            return rows, connection.execute(count).scalar()
 
     def check(self, anchors: Iterable[tuple[int, str]] = ()) -> ChainCheck:
         """The whole log and state checked, at one moment (writers do not wait).
