@@ -43,8 +43,11 @@ from ._validation import (
 from .accounts import AUTH_STATE_KEY, Binding, binding_conflict, stored_binding
 from .communities import Communities
 from .config_reading import configured_value
+from .console.access import ADMIN_SCOPE
+from .console.handlers import console_handlers
+from .console.join import hub_invitations, invitation_handlers
 from .handlers import CommunityLogoutHandler, RefusedHandler
-from .hub_start import at_hub_start
+from .hub_start import _is_hub, at_hub_start
 from .identity import atoms_from_json
 from .ignored_settings import check_authenticator_sections
 from .providers import PROVIDER_KINDS, ProviderUnavailable
@@ -284,8 +287,17 @@ class CommunityAuthenticator(Authenticator):
             self._check_settings()
             self._providers = self._make_providers(parse_providers(self.providers))
             # Validated: the hub's start-up work (the services' data, the
-            # usage ledger, the budgets), JupyterHub has no hook of its own.
-            at_hub_start(kwargs.get("parent"), self.communities, self.log)
+            # usage ledger, the budgets, the console), JupyterHub has no hook
+            # of its own.
+            self._console = at_hub_start(
+                kwargs.get("parent"), self.communities, self.log
+            )
+        # memberships by invitation (#23), in the delegated state's database
+        self._invitations = (
+            hub_invitations(kwargs["parent"], self.communities.registry)
+            if _is_hub(kwargs.get("parent"))
+            else None
+        )
         self._reconciled_at_startup = False
         self._hub_role_definitions = None
         if not self._providers:
@@ -343,9 +355,17 @@ class CommunityAuthenticator(Authenticator):
         ]
         for provider in self._providers.values():
             handlers.extend(provider.provider_handlers())
-        if USAGE_SCOPE in getattr(app, "custom_scopes", {}):
+        custom_scopes = getattr(app, "custom_scopes", {})
+        if USAGE_SCOPE in custom_scopes:
             # the usage page's sign-in (hubext.usage.register_page)
             handlers.append((f"/{SIGN_IN_PATH}", UsageSignInHandler))
+        if ADMIN_SCOPE in custom_scopes and self._console is not None:
+            # the console (hubext.console.register_console)
+            handlers.extend(console_handlers(self._console))
+        if self._invitations is not None:
+            # the join page and the invitations' REST API (hubext.console.join)
+            handlers.extend(invitation_handlers(self._invitations, app))
+            self._invitations.start(self)
         return handlers
 
     # -- start-up -------------------------------------------------------------
@@ -372,11 +392,25 @@ class CommunityAuthenticator(Authenticator):
         if not isinstance(user, orm.User) or self._reconciled_at_startup:
             return
         self._reconciled_at_startup = True
+        invited = None
+        if self._invitations is not None:
+            try:
+                invited = self._invitations.invited_now()
+            except Exception as e:
+                # kept as they are: reconcile leaves nobody's groups alone
+                # then, so it does not run (the next start does)
+                self.log.error(
+                    "hubext: memberships by invitation cannot be read at "
+                    "start-up (%s); communities not reconciled this time",
+                    type(e).__name__,
+                )
+                return
         reconcile_at_startup(
             object_session(user),
             self.communities.registry,
             self.communities.rule_index,
             log=self.log,
+            invited=invited,
         )
 
     # -- roles ----------------------------------------------------------------
@@ -493,10 +527,18 @@ class CommunityAuthenticator(Authenticator):
         model = self._finish_auth_model(provider, auth_model)
         user = handler.find_user(model["name"])
         await self._check_binding(provider, model, user)
+        await self._add_invited(model)
+        refused_invitation = None
+        if self._invitations is not None:
+            # a code confirmed on the join page before this sign-in
+            refused_invitation = await self._invitations.redeem_at_sign_in(
+                handler, model
+            )
         leave_out_unchanged_roles(model, user.orm_user if user is not None else None)
         if not self._allowed_by_model(model["name"], model):
-            handler.hubext_refusal = self.no_community_message.format(
-                username=model["name"]
+            # in no community: why the invitation gave none, if it was one
+            handler.hubext_refusal = refused_invitation or (
+                self.no_community_message.format(username=model["name"])
             )
         return model
 
@@ -610,6 +652,15 @@ class CommunityAuthenticator(Authenticator):
                 model["name"],
             )
 
+    async def _add_invited(self, model: dict) -> None:
+        """Add the account's communities by invitation to the model's groups,
+        next to those the provider's claims give (#23)."""
+        if self._invitations is None:
+            return
+        invited = await self._invitations.invited(model["name"])
+        if invited:
+            model["groups"] = sorted(set(model["groups"]) | invited)
+
     def _allowed_by_model(self, username, auth_model) -> bool:
         return bool(
             username in self.admin_users
@@ -712,6 +763,7 @@ class CommunityAuthenticator(Authenticator):
                 show(user.name),
             )
             return False
+        await self._add_invited(model)
         if not self._allowed_by_model(user.name, model):
             self.log.info(
                 "hubext: %s is no longer in any community; ending their access",

@@ -1,4 +1,5 @@
-"""The ``hubext`` command: ``hubext check-config PATH`` and ``hubext usage report``.
+"""The ``hubext`` command: ``hubext check-config PATH``, ``hubext usage report``,
+``hubext audit verify|list`` and ``hubext starter-config``.
 
 Loads a JupyterHub configuration file the way JupyterHub does (so
 ``load_subconfig`` of ``jupyterhub_config.d/*.py`` works), runs the same
@@ -26,6 +27,7 @@ from .authenticator import CommunityAuthenticator
 from .communities import Communities
 from .config_files import load_config, load_error
 from .config_reading import resolve_class
+from .console import command as audit_command
 from .limits import describe
 from .startup import check_configuration
 from .usage import command as usage_command
@@ -108,10 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check.add_argument("path", help="path to jupyterhub_config.py")
     usage_command.add_parser(commands)
+    audit_command.add_parser(commands)
     starter.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "usage":
         return usage_command.run(args)
+    if args.command == "audit":
+        return audit_command.run(args)
     if args.command == "starter-config":
         return starter.run(args)
 

@@ -49,6 +49,7 @@ from .kube_identity import KubeIdentity, parse_kubernetes
 from .limits import Limits, parse_limits
 from .prices import UnitPrices, parse_usage
 from .rules import Rule, RuleIndex, parse_rules
+from .self_service import SelfService, check_sizes_within_limits, parse_self_service
 from .shared_data import SharedFolder, check_overlaps, folder_paths, parse_shared_data
 from .slugs import community_slug_problem
 
@@ -114,6 +115,11 @@ class Community:
     def kubernetes(self) -> KubeIdentity | None:
         return self.settings.get("kubernetes")
 
+    @property
+    def self_service(self) -> SelfService:
+        """What its admins may change themselves (empty: nothing)."""
+        return self.settings.get("self_service", SelfService())
+
 
 #: A key validator: ``(raw value, path of the value, slug) -> normalized value``.
 KeyValidator = Callable[[Any, KeyPath, str], Any]
@@ -141,6 +147,7 @@ COMMUNITY_KEYS: dict[str, KeyValidator] = {
     "usage": parse_usage,
     "limits": parse_limits,
     "kubernetes": parse_kubernetes,
+    "self_service": parse_self_service,
 }
 
 
@@ -148,9 +155,23 @@ def _check_mount_paths(registry: Mapping[str, Community]) -> None:
     check_overlaps(folder_paths(registry, ROOT_PATH))
 
 
+def _check_self_service_sizes(registry: Mapping[str, Community]) -> None:
+    with collecting() as errors:
+        for community in registry.values():
+            with errors.check():
+                check_sizes_within_limits(
+                    community.self_service,
+                    community.limits,
+                    ROOT_PATH[community.slug].attr("self_service"),
+                )
+
+
 #: Checks over the whole validated registry, e.g. uniqueness across communities.
 #: Each takes ``{slug: Community}`` and raises ConfigError.
-REGISTRY_CHECKS: list[Callable[[Mapping[str, Community]], None]] = [_check_mount_paths]
+REGISTRY_CHECKS: list[Callable[[Mapping[str, Community]], None]] = [
+    _check_mount_paths,
+    _check_self_service_sizes,
+]
 
 
 def parse_communities(

@@ -14,7 +14,16 @@ the one place that does hub-wide work at start-up:
 - open the usage ledger (closing the previous hub's open sessions) and its
   metrics (:func:`hubext.spawners.usage.start_hub_usage`);
 - read the budgets' usage, so that no start waits for the ledger
-  (:func:`hubext.spawners.limits.start_hub_limits`).
+  (:func:`hubext.spawners.limits.start_hub_limits`);
+- open the communities' delegated state once, its schema created or
+  upgraded (:func:`hubext.console.config.start_hub_console`, called by
+  :func:`hubext.console.hub.hub_console`), and log what of each community's
+  stored settings applies, and each stored value today's bounds no longer
+  allow, with its key path: not applied
+  (:func:`hubext.spawners.delegation.report_stored_settings`);
+- gather what the console serves (:class:`hubext.console.hub.HubConsole`:
+  that store, with the servers the limits count): returned to the
+  authenticator, which serves the console when the hub registered it.
 
 It sits above the spawners and the services in hubext's layers: the
 authenticator imports it, nothing below imports it.
@@ -26,8 +35,12 @@ from typing import Any
 
 from .communities import Communities, merge_additions
 from .config_reading import configured_value
+from .console.config import Console
+from .console.hub import HubConsole, hub_console
+from .limits import default_limits
 from .service_data import hand_to_services, spawner_settings
-from .spawners.limits import UsageLimits, start_hub_limits
+from .spawners.delegation import report_stored_settings
+from .spawners.limits import UsageLimits, hub_limits, ledger_url_of, start_hub_limits
 from .spawners.stops import record_hub_services
 from .spawners.usage import start_hub_usage
 from .usage.config import UsageLedger
@@ -58,19 +71,59 @@ def hand_to_hub_services(app, communities: Communities) -> None:
         spawner_settings(app.spawner_class, app.config),
         default_limits=configured_value(UsageLimits, app.config, "default", {}),
         ledger_url=ledger_url(app),
+        state_url=Console(parent=app).resolved_db_url(app.db_url),
     )
 
 
-def at_hub_start(app, communities: Communities, log) -> None:
+def report_delegated_state(app, store, communities: Communities, log) -> None:
+    """Log what of the communities' stored settings applies, and what does not.
+
+    Each stored value today's bounds do not allow, once, with its key path
+    (:func:`~hubext.spawners.delegation.report_stored_settings`). An error
+    reading the state is logged; the hub starts.
+    """
+    try:
+        documents = store.read_all()
+    except Exception as e:
+        log.error(
+            "hubext: the communities' stored settings cannot be read: %s",
+            type(e).__name__,
+        )
+        return
+    report_stored_settings(
+        documents,
+        communities.registry,
+        getattr(app.spawner_class, "delegated_kind", None),
+        log,
+    )
+
+
+def at_hub_start(app, communities: Communities, log) -> HubConsole | None:
     """The hub's start-up work (see the module's doc); nothing outside a hub.
 
     Handing the services their data raises ConfigError (the caller stops the
-    hub with it); the ledger's and the budgets' start log their errors and
-    let the hub start.
+    hub with it); the ledger's, the budgets' and the delegated state's
+    start log their errors and let the hub start. Returns what the console
+    serves (None outside a hub).
     """
     if not _is_hub(app):
-        return
+        return None
     hand_to_hub_services(app, communities)
     record_hub_services(app.services)
     start_hub_usage(app, communities, log)
     start_hub_limits(app, communities, log)
+    settings = UsageLimits(parent=app)
+    # the store is opened here, once (hub_console calls start_hub_console)
+    console = hub_console(
+        app,
+        communities.registry,
+        log,
+        default_limits=default_limits(settings.default),
+        # the servers and budgets the spawners' limits count (one per hub)
+        servers=hub_limits(
+            ledger_url_of(UsageLedger(parent=app), app.db_url), settings, log
+        ),
+    )
+    if console.store is not None:
+        report_delegated_state(app, console.store, communities, log)
+    return console

@@ -45,6 +45,7 @@ from ._validation import (
 )
 from .communities import ROOT_PATH as COMMUNITIES_PATH
 from .profile_tree import Kind, Position, options_of, profile_entries, walk
+from .self_service import PROFILE_SEPARATOR
 
 #: What the form's select sends when the free-text choice is picked.
 UNLISTED = "unlisted-choice"
@@ -255,6 +256,43 @@ def _group_entries(profile_list: Any, path: KeyPath):
     """``(allowed_groups value, its path)`` at every level of a profile list."""
     for entry, epath in profile_entries(profile_list, path):
         yield entry.get("allowed_groups"), epath.attr("allowed_groups")
+
+
+def check_delegated_slugs(
+    profile_list: Any,
+    registry: Mapping[str, Any],
+    path: KeyPath,
+    errors: ErrorCollector | None = None,
+) -> None:
+    """No configured profile takes the slug of a community's own environments.
+
+    A community whose admins offer environments (``self_service``) gets
+    profiles named ``<community>--<environment>``; a configured profile
+    named so could be replaced by, or shadow, one of them.
+    """
+    if callable(profile_list):
+        return
+    prefixes = {
+        f"{slug}{PROFILE_SEPARATOR}": slug
+        for slug, community in registry.items()
+        if community.self_service.environments is not None
+    }
+    if not prefixes:
+        return
+    with collecting(errors) as errors:
+        for at in walk(profile_list, path):
+            if at.kind is not Kind.PROFILE or not isinstance(at.entry, Mapping):
+                continue
+            slug = at.entry.get("slug")
+            for prefix, community in prefixes.items():
+                if isinstance(slug, str) and slug.startswith(prefix):
+                    errors.add(
+                        ConfigError(
+                            at.path.attr("slug"),
+                            f"{show(slug)} is a name of {community}'s own "
+                            f"environments ({prefix}...): choose another",
+                        )
+                    )
 
 
 def check_allowed_groups(

@@ -196,8 +196,12 @@ def reconcile_at_startup(
     rule_index: RuleIndex,
     log: logging.Logger,
     keeper: CryptKeeper | None = None,
+    invited: Mapping[str, Container[str]] | None = None,
 ) -> Outcome:
     """Bring every user's groups and admin roles in line with ``communities``.
+
+    ``invited``: each account's communities by invitation
+    (:mod:`hubext.console.invitations`), kept next to what the rules give.
 
     Changes are made in ``db``'s transaction, not committed (JupyterHub
     commits at the end of ``init_users``). ``log`` gets a summary line, and
@@ -206,10 +210,10 @@ def reconcile_at_startup(
     (``CryptKeeper.instance()`` by default).
     """
     with _collector_paused():
-        return _reconcile(db, communities, rule_index, log, keeper)
+        return _reconcile(db, communities, rule_index, log, keeper, invited or {})
 
 
-def _reconcile(db, communities, rule_index, log, keeper) -> Outcome:
+def _reconcile(db, communities, rule_index, log, keeper, invited) -> Outcome:
     started = time.perf_counter()
     outcome = Outcome(reconciled=False)
     fingerprints = {slug: rules_fingerprint(c) for slug, c in communities.items()}
@@ -254,7 +258,16 @@ def _reconcile(db, communities, rule_index, log, keeper) -> Outcome:
             db.add(groups[slug])
     db.flush()
     differences = _differences(
-        db, communities, rule_index, held, groups, admin_roles, log, keeper, outcome
+        db,
+        communities,
+        rule_index,
+        held,
+        groups,
+        admin_roles,
+        log,
+        keeper,
+        outcome,
+        invited,
     )
     _write(db, differences)
     for slug, fingerprint in fingerprints.items():
@@ -297,7 +310,16 @@ class _Differences:
 
 
 def _differences(
-    db, communities, rule_index, held, groups, admin_roles, log, keeper, outcome
+    db,
+    communities,
+    rule_index,
+    held,
+    groups,
+    admin_roles,
+    log,
+    keeper,
+    outcome,
+    invited,
 ) -> _Differences:
     """Every readable recorded identity matched, and compared with ``held``.
 
@@ -333,6 +355,12 @@ def _differences(
             continue
         outcome.identities += 1
         want = wanted_memberships(atoms, rule_index, communities)
+        if name in invited:
+            # memberships by invitation are kept next to the rules'
+            want = Wanted(
+                want.groups | {c for c in communities if c in invited[name]},
+                want.admin_roles,
+            )
         had_groups = frozenset(held_groups.get(user_id, ()))
         had_roles = frozenset(held_roles.get(user_id, ()))
         # A role of a community is granted only if JupyterHub created it.

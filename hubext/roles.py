@@ -11,7 +11,11 @@ members only:
 - open the admin page, which then shows only those members (``admin-ui``);
 - optionally, use the members' servers (``access:servers``), off by default;
 - read their community's usage on the usage page (``custom:hubext-usage:read``)
-  when the hub defines that scope (``hubext.usage.register_page``).
+  when the hub defines that scope (``hubext.usage.register_page``);
+- read and change their community's settings, within the operator's bounds,
+  in the console (``custom:hubext-console:admin``, which implies
+  ``custom:hubext-console:read``) when the hub defines that scope
+  (``hubext.console.register_console``).
 
 Nothing in these roles touches users outside the community or the hub itself.
 """
@@ -48,13 +52,14 @@ def community_of_admin_role(role_name: str) -> str | None:
     return None
 
 
-#: hubext services' custom scopes: community admins hold them filtered to
-#: their community, hub admins unfiltered (:data:`HUB_ADMIN_ROLE`), each only
-#: when the hub defines it (``JupyterHub.custom_scopes``).
-SERVICE_CUSTOM_SCOPES = ("custom:hubext-usage:read",)
+#: hubext's custom scopes (the usage page's, the console's): community
+#: admins hold them filtered to their community, hub admins unfiltered
+#: (:data:`HUB_ADMIN_ROLE`), each only when the hub defines it
+#: (``JupyterHub.custom_scopes``).
+SERVICE_CUSTOM_SCOPES = ("custom:hubext-usage:read", "custom:hubext-console:admin")
 
 #: The role hub admins hold besides ``admin`` (whose scopes JupyterHub does
-#: not let a configuration change): the services' custom scopes.
+#: not let a configuration change): hubext's custom scopes.
 HUB_ADMIN_ROLE = "hubext-hub-admin"
 
 
@@ -101,7 +106,7 @@ def hub_admin_roles(custom_scopes=()) -> list[dict]:
         {
             "name": HUB_ADMIN_ROLE,
             "description": "What hub admins hold besides the admin role: "
-            "hubext services' scopes",
+            "hubext's custom scopes",
             "scopes": scopes,
         }
     ]

@@ -23,13 +23,17 @@ The contract:
                                "limits": ...}},
         "spawner": {"class": "kubespawner.spawner.KubeSpawner", "delete_pvc": false},
         "limits": {"default": {...}},
-        "ledger": {"url": "sqlite:////srv/jupyterhub/hubext-usage.sqlite"}}
+        "ledger": {"url": "sqlite:////srv/jupyterhub/hubext-usage.sqlite"},
+        "state": {"url": "sqlite:////srv/jupyterhub/hubext-state.sqlite"}}
 
    with only the keys of :data:`SERVICE_KEYS` a community sets (never its
    identity rules, shared folders or environment, never a provider's
    configuration), in the registry's order; ``"ledger"`` only for the kinds
    that read the ledger (:data:`LEDGER_KINDS`), and only when the hub keeps
-   one;
+   one; ``"state"``, the communities' delegated state (what their admins
+   change, :mod:`hubext.console.store`), and each community's
+   ``self_service`` bounds, only for the kinds that read it
+   (:data:`STATE_KINDS`: the culler, for the idle timeouts admins set);
 3. the service reads them back with :func:`read_handover` (or
    :func:`read_communities`, :func:`read_spawner`), which validates the
    definitions again with :func:`hubext.communities.parse_communities` and
@@ -66,6 +70,11 @@ USAGE_PAGE_KIND = "usage"
 BUDGETS_KIND = "budgets"
 #: The kinds of service that read the usage ledger, and get its URL.
 LEDGER_KINDS = frozenset({USAGE_PAGE_KIND, BUDGETS_KIND})
+#: The kinds of service that read the delegated state, and get its URL and
+#: the communities' ``self_service`` bounds.
+STATE_KINDS = frozenset({CULLER_KIND})
+#: The community key handed to the services that read the delegated state.
+STATE_KEYS = ("self_service",)
 #: The largest payload handed over: an environment variable of more than
 #: 128 KiB cannot be passed to a process on Linux (MAX_ARG_STRLEN).
 MAX_PAYLOAD_BYTES = 100_000
@@ -104,15 +113,18 @@ def communities_payload(
     *,
     default_limits: Mapping | None = None,
     ledger_url: str | None = None,
+    state_url: str | None = None,
 ) -> str:
     """The JSON handed to a service: the :data:`SERVICE_KEYS` of each
     community (raw, already validated definitions), the ``spawner``
     settings, the default limits (``c.UsageLimits.default``) and, when
-    given, the ledger's URL."""
+    given, the ledger's URL, and the delegated state's URL with the
+    communities' :data:`STATE_KEYS`."""
+    keys = SERVICE_KEYS + (STATE_KEYS if state_url else ())
     communities = {}
     for slug, definition in raw_communities.items():
         definition = definition or {}
-        communities[slug] = {k: definition[k] for k in SERVICE_KEYS if k in definition}
+        communities[slug] = {k: definition[k] for k in keys if k in definition}
     data: dict[str, Any] = {
         "communities": communities,
         "spawner": dict(spawner or {}),
@@ -120,6 +132,8 @@ def communities_payload(
     }
     if ledger_url:
         data["ledger"] = {"url": ledger_url}
+    if state_url:
+        data["state"] = {"url": state_url}
     return json.dumps(data, allow_nan=False, separators=(",", ":"))
 
 
@@ -130,11 +144,13 @@ def hand_to_services(
     *,
     default_limits: Mapping | None = None,
     ledger_url: str | None = None,
+    state_url: str | None = None,
 ) -> None:
     """Give every hubext service (``SERVICE_ENV`` in its ``environment``) the
     hub's data: sets ``environment[COMMUNITIES_ENV]`` in ``services``
     (``JupyterHub.services``), in place. ``ledger_url`` goes only to the
-    services that read the ledger (:data:`LEDGER_KINDS`).
+    services that read the ledger (:data:`LEDGER_KINDS`), ``state_url``
+    (the delegated state's) only to those that read it (:data:`STATE_KINDS`).
 
     Raises ConfigError, naming ``JupyterHub.services[i].environment``, if
     the payload is too large for an environment variable.
@@ -152,6 +168,7 @@ def hand_to_services(
             spawner,
             default_limits=default_limits,
             ledger_url=ledger_url if kind in LEDGER_KINDS else None,
+            state_url=state_url if kind in STATE_KINDS else None,
         )
         size = len(payload.encode())
         if size > MAX_PAYLOAD_BYTES:
@@ -194,6 +211,8 @@ class HandOver:
     default_limits: Limits = field(default_factory=Limits)
     #: the usage ledger's URL (services that read it), or None
     ledger_url: str | None = None
+    #: the delegated state's URL (services that read it), or None
+    state_url: str | None = None
 
 
 def read_handover(environ: Mapping[str, str] | None = None) -> HandOver:
@@ -219,7 +238,12 @@ def read_handover(environ: Mapping[str, str] | None = None) -> HandOver:
     url = ledger.get("url")
     if url is not None:
         expect(url, str, _ROOT.attr("ledger").attr("url"), "a database URL")
-    return HandOver(communities, dict(spawner), default, url or None)
+    state = data.get("state", {})
+    expect_mapping(state, _ROOT.attr("state"))
+    state_url = state.get("url")
+    if state_url is not None:
+        expect(state_url, str, _ROOT.attr("state").attr("url"), "a database URL")
+    return HandOver(communities, dict(spawner), default, url or None, state_url or None)
 
 
 def read_communities(environ: Mapping[str, str] | None = None) -> dict[str, Community]:

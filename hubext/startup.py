@@ -46,8 +46,10 @@ from .config_reading import (
     configured_value,
     resolve_class,
 )
+from .console.config import check_console_config
+from .delegated import check_spawner_delegation
 from .ignored_settings import check_authenticator_sections, check_spawner_sections
-from .profiles import check_allowed_groups
+from .profiles import check_allowed_groups, check_delegated_slugs
 
 
 def check_spawner_config(
@@ -55,16 +57,19 @@ def check_spawner_config(
 ) -> None:
     """Check a hubext spawner's configured values, then run its ``check_hub_config``.
 
-    A spawner without ``check_hub_config`` (not hubext's) is left alone.
-    The values' types are checked first (:func:`check_trait_values`); the
-    spawner's own checks read well-typed values only, so they run when
-    every value has the right type.
+    A spawner without ``check_hub_config`` (not hubext's) runs no
+    community environment: a community whose admins may offer some is
+    refused. The values' types are checked first
+    (:func:`check_trait_values`); the spawner's own checks read well-typed
+    values only, so they run when every value has the right type.
     """
     spawner_class = resolve_class(spawner_class, "jupyterhub.spawners")
     check = getattr(spawner_class, "check_hub_config", None)
     if check is not None:
         check_trait_values(spawner_class, config)
         check(config, communities)
+    else:
+        check_spawner_delegation(communities.registry, None, [], "profile_list")
 
 
 #: The environment variable JupyterHub reads auth_state's encryption keys from.
@@ -170,6 +175,9 @@ def check_configuration(
     if check_authenticator is not None:
         with errors.check():
             check_authenticator(config, communities, environ=environ)
+        # the delegated state's store, which hubext's authenticator opens
+        with errors.check():
+            check_console_config(config)
     elif isinstance(authenticator, type):
         with errors.check():
             check_authenticator_sections(config, authenticator, set(), hubext=False)
@@ -186,6 +194,13 @@ def check_configuration(
         section = spawner and configured_section(spawner, config, "profile_list")
         if manage_groups and section:
             check_allowed_groups(
+                config[section]["profile_list"],
+                registry,
+                KeyPath(f"{section}.profile_list"),
+                errors,
+            )
+        if section:
+            check_delegated_slugs(
                 config[section]["profile_list"],
                 registry,
                 KeyPath(f"{section}.profile_list"),

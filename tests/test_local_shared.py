@@ -11,12 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from traitlets.config import Config
 
-from hubext import Communities
+from hubext import Communities, nofollow
 from hubext._validation import ConfigError
 from hubext.shared_data import (
     Mount,
 )
-from hubext.spawners import nofollow
 from hubext.spawners.local import LocalCommunitySpawner
 from hubext.spawners.local_shared import (
     GROUP_NAME_MAX,
@@ -380,7 +379,7 @@ def test_local_spawner_refuses_a_bad_home_mount_path():
     assert str(info.value).startswith("LocalCommunitySpawner.home_mount_path: ")
 
 
-# -- root follows no link (hubext.spawners.nofollow; the suite runs as root) ------------
+# -- root follows no link (hubext.nofollow; the suite runs as root) ------------
 
 
 def test_acl_set_on_a_descriptor_reads_back_with_getfacl(tmp_path):

@@ -279,3 +279,36 @@ c.UsageLimits.default = {"max_servers_per_member": 2}
         assert time.monotonic() < deadline, hub.log()[-2000:]
         time.sleep(0.2)
     assert "cannot read the communities" not in hub.log()
+
+
+def test_the_delegated_state_and_its_bounds_go_to_the_culler_only():
+    """The culler reads the idle timeouts the communities' admins store: it
+    gets the state's URL and each community's self_service; no other kind does."""
+    url = "postgresql://hubext:pw-Rt55Qa1@db.internal/state"
+    raw = {
+        **RAW,
+        "ocean-lab": {
+            **RAW["ocean-lab"],
+            "self_service": {"idle_timeout": {"min": 900, "max": 7200}},
+        },
+    }
+    services = [
+        {"name": k, "environment": {SERVICE_ENV: k}} for k in ("culler", "usage")
+    ]
+    hand_to_services(services, raw, state_url=url)
+    culler, usage = (read_handover(s["environment"]) for s in services)
+    assert culler.state_url == url
+    assert culler.communities["ocean-lab"].self_service.idle_timeout == (900, 7200)
+    assert usage.state_url is None
+    assert "self_service" not in services[1]["environment"][COMMUNITIES_ENV]
+    assert "pw-Rt55Qa1" not in services[1]["environment"][COMMUNITIES_ENV]
+
+
+def test_a_bad_state_url_names_the_key():
+    with pytest.raises(ConfigError) as info:
+        read_handover(
+            {COMMUNITIES_ENV: json.dumps({"communities": {}, "state": {"url": 7}})}
+        )
+    assert str(info.value).startswith(
+        "$HUBEXT_COMMUNITIES.state.url: expected a database URL"
+    )

@@ -13,6 +13,13 @@ services registered with :func:`hubext.culler.register` when it starts
 chart's values instead (``--hub-config=values.yaml``, read as YAML). It never
 executes the hub's configuration, and needs no secret but its own token.
 
+The idle timeout a community's admins set (within its
+``self_service.idle_timeout`` bounds) changes without a restart of the hub
+or the culler: each pass reads the communities' delegated state, read-only
+(the hub hands the culler its URL, :attr:`Culler.state_db_url`), and a
+stored timeout within today's bounds replaces the community's configured
+``idle_timeout`` for that pass.
+
 The API token is never logged, nor any piece of it: it is read from the
 environment by default, kept out of reprs, sent only to the hub URL
 (redirects are not followed), and every log record (of the culler, tornado,
@@ -46,8 +53,12 @@ from traitlets.config import catch_config_error
 from .. import __version__
 from .._validation import ConfigError
 from ..communities import Communities, Community
+from ..console.store import StateStore
 from ..culling import MIN_USER_SECONDS, CullingPolicy, check_duration, policy_for
-from ..service_data import read_communities, read_spawner
+from ..database import make_engine, password_of, redact
+from ..delegated import stored_idle_timeout
+from ..self_service import SelfService
+from ..service_data import read_communities, read_handover, read_spawner
 from ..services.app import HubServiceApplication
 from ..services.client import HubAPI, HubAPIError
 from ..services.redact import RedactFilter, scrub_and_cut
@@ -72,6 +83,16 @@ def policies_of(communities: Mapping[str, Community]) -> dict[str, dict]:
     return {slug: dict(c.culling) for slug, c in communities.items() if c.culling}
 
 
+def bounds_of(communities: Mapping[str, Community]) -> dict[str, SelfService]:
+    """``{slug: self_service}`` of the communities whose admins may set the
+    idle timeout."""
+    return {
+        slug: c.self_service
+        for slug, c in communities.items()
+        if c.self_service.idle_timeout is not None
+    }
+
+
 class Culler(HubServiceApplication):
     """Stop idle single-user servers, with per-community policy."""
 
@@ -88,6 +109,7 @@ class Culler(HubServiceApplication):
         "timeout": "Culler.idle_timeout",
         "max-age": "Culler.max_age",
         "cull-users-after": "Culler.cull_users_after",
+        "state-db-url": "Culler.state_db_url",
         "log-level": "Application.log_level",
         "config": "Culler.config_file",
     }
@@ -172,6 +194,26 @@ class Culler(HubServiceApplication):
         if value and not is_values_file(value):
             raise ConfigError("Culler.hub_config", f"{value!r}: {NOT_EXECUTED}")
         return value
+
+    state_db_url = Unicode(
+        "",
+        config=True,
+        help="""
+        The database of the communities' delegated state (``c.Console.db_url``
+        as the hub resolves it), read at each pass for the idle timeouts the
+        communities' admins set. Empty (the default): the URL the hub hands
+        the culler (:func:`hubext.culler.register`). Set it with
+        ``hub_config``, where the hub hands nothing; without it, the
+        timeouts the admins set are not applied (the culler says so when
+        it starts). Read-only; the password is never logged.
+
+        Example::
+
+            c.Culler.state_db_url = "sqlite:////srv/jupyterhub/hubext-state.sqlite"
+
+        .. versionadded:: 0.1
+        """,
+    ).tag(secret=True)
 
     cull_arbiter_hook = Callable(
         None,
@@ -337,6 +379,12 @@ class Culler(HubServiceApplication):
         read when the service starts, for ``cull_users``' storage check.
         """
     )
+    bounds = Dict(
+        help="""
+        ``{slug: SelfService}`` of the communities whose admins may set the
+        idle timeout, read when the service starts (:meth:`load_delegation`).
+        """
+    )
 
     def default_policy(self) -> CullingPolicy:
         # The same checks as a community's culling keys (a ConfigError, a
@@ -371,6 +419,83 @@ class Culler(HubServiceApplication):
         """``{slug: culling settings}`` (see :meth:`load_communities`)."""
         return policies_of(self.load_communities(environ))
 
+    def load_delegation(self, environ=None) -> None:
+        """The communities whose admins may set the idle timeout
+        (:attr:`bounds`), and where their settings are (:attr:`state_db_url`,
+        unless configured: the URL the hub handed over)."""
+        self.bounds = bounds_of(self.load_communities(environ))
+        if self.state_db_url or self.hub_config:
+            return
+        self.state_db_url = read_handover(environ).state_url or ""
+
+    # -- the idle timeouts the communities' admins set ---------------------------------
+
+    def _state_store(self) -> StateStore:
+        store = self.__dict__.get("_state")
+        if store is None or str(store.engine.url) != self.state_db_url:
+            # no schema change: the hub created it, the culler only reads
+            store = self._state = StateStore(make_engine(self.state_db_url))
+        return store
+
+    async def current_policies(self) -> dict:
+        """The communities' policies for this pass: their ``culling``, with
+        the idle timeout their admins stored where today's bounds allow it.
+
+        The delegated state is read once per pass (one query, in a thread).
+        When it cannot be read, the last policies read are used (the error
+        logged once), else the configured ones.
+        """
+        if not self.bounds or not self.state_db_url:
+            return self.policies
+        try:
+            documents = await asyncio.to_thread(
+                self._state_store().read_many, list(self.bounds)
+            )
+        except Exception as e:
+            if not self.__dict__.get("_state_failing"):
+                self._state_failing = True
+                self.log.error(
+                    "hubext-culler: cannot read the communities' stored settings "
+                    "at %s (%s: %s); using the idle timeouts read before, or "
+                    "configured, until it can",
+                    redact(self.state_db_url),
+                    type(e).__name__,
+                    scrub_and_cut(
+                        str(e).splitlines()[0] if str(e) else "",
+                        [self.api_token, password_of(self.state_db_url)],
+                        300,
+                    ),
+                )
+            return self.__dict__.get("_last_policies", self.policies)
+        self._state_failing = False
+        policies = {slug: dict(p) for slug, p in self.policies.items()}
+        reported = self.__dict__.setdefault("_reported", set())
+        for slug, service in self.bounds.items():
+            stored = documents.get(slug)
+            if stored is None:
+                continue
+            seconds, problem = stored_idle_timeout(stored.document, service)
+            if problem is not None:
+                if (slug, stored.version) not in reported:
+                    reported.add((slug, stored.version))
+                    self.log.warning(
+                        "hubext-culler: %s's %s: not applied", slug, problem
+                    )
+                continue
+            if seconds is not None:
+                policies.setdefault(slug, {})["idle_timeout"] = seconds
+        last = self.__dict__.get("_last_policies", self.policies)
+        for slug in self.bounds:
+            now = policies.get(slug, {}).get("idle_timeout")
+            if now != last.get(slug, {}).get("idle_timeout"):
+                self.log.info(
+                    "hubext-culler: %s's idle timeout is now %s",
+                    slug,
+                    f"{now} s" if now is not None else "the hub-wide default",
+                )
+        self._last_policies = policies
+        return policies
+
     def policy_of(self, user: dict) -> CullingPolicy:
         """The most generous policy of the user's communities (or the default)."""
         groups = [g for g in user.get("groups") or [] if isinstance(g, str)]
@@ -400,6 +525,7 @@ class Culler(HubServiceApplication):
         try:
             self.policies = self.load_community_policies()
             self.spawner = self.load_spawner_settings()
+            self.load_delegation()
         except Exception as e:
             # A culler with the wrong policy is worse than none: stop, and say why.
             self.log.critical(
@@ -410,6 +536,13 @@ class Culler(HubServiceApplication):
             )
             self.exit(1)
         self.default = self.default_policy()
+        if self.bounds and not self.state_db_url:
+            self.log.warning(
+                "hubext-culler: the admins of %s may set their idle timeout, and "
+                "the culler does not know where it is stored: set "
+                "Culler.state_db_url (--state-db-url) to apply it",
+                ", ".join(self.bounds),
+            )
         if self.cull_users:
             if not self.check_storage():
                 self.exit(1)
@@ -432,11 +565,12 @@ class Culler(HubServiceApplication):
             page_size=self.page_size,
         )
 
-    def cull_pass_engine(self) -> CullPass:
-        """A pass with the service's current options (see :mod:`.engine`)."""
+    def cull_pass_engine(self, policies: dict | None = None) -> CullPass:
+        """A pass with the service's current options (see :mod:`.engine`),
+        and ``policies`` (default: :attr:`policies`)."""
         return CullPass(
             self.settings(),
-            self.policies,
+            self.policies if policies is None else policies,
             self.default,
             now=self.now,
             sleep=self.sleep,
@@ -447,8 +581,10 @@ class Culler(HubServiceApplication):
         )
 
     async def cull_pass(self, api: HubAPI) -> PassResult:
-        """Run one pass (see :class:`~hubext.culler.engine.CullPass`)."""
-        return await self.cull_pass_engine().run(api)
+        """Run one pass (see :class:`~hubext.culler.engine.CullPass`) with
+        the policies of the moment (:meth:`current_policies`)."""
+        policies = await self.current_policies()
+        return await self.cull_pass_engine(policies).run(api)
 
     # -- the service -------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from traitlets.config import Config
 from .._validation import ConfigError, ErrorCollector, KeyPath
 from ..communities import ROOT_PATH, Communities
 from ..config_reading import configured_section, configured_value
+from ..delegated import check_spawner_delegation
 from ..kube_identity import (
     account_for,
     check_default_account,
@@ -60,6 +61,9 @@ class CommunityKubeSpawner(
 ):
     """KubeSpawner whose profiles, shared folders and homes follow the user's communities."""
 
+    #: a community's admins offer container images (their ``self_service``)
+    delegated_kind = "kube"
+
     @classmethod
     def check_hub_config(cls, config: Config, communities: Communities) -> None:
         """Start-up checks (called by the authenticator).
@@ -86,6 +90,13 @@ class CommunityKubeSpawner(
                     folder_paths(communities.registry, ROOT_PATH), homes, key
                 )
         profile_list = configured_value(cls, config, "profile_list", [])
+        with errors.check():
+            check_spawner_delegation(
+                communities.registry,
+                cls.delegated_kind,
+                profile_list,
+                str(PROFILE_LIST_PATH),
+            )
         if not callable(profile_list):
             with errors.check():
                 check_profile_list(profile_list, PROFILE_LIST_PATH)
@@ -264,6 +275,9 @@ class CommunityKubeSpawner(
         except AttributeError:
             self._hubext_configured_profiles = self.profile_list
             return self._hubext_configured_profiles
+
+    def configured_profile_object(self):
+        return self._configured()
 
     def profile_list_is_dynamic(self) -> bool:
         return callable(self._configured())

@@ -12,6 +12,7 @@ two modes:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 
@@ -20,12 +21,14 @@ from tornado import web
 from traitlets import Bool, List, Unicode, default, validate
 from traitlets.config import Config
 
-from .._validation import ConfigError, ErrorCollector, KeyPath
-from ..communities import ROOT_PATH, Communities
+from .. import nofollow
+from .._validation import ConfigError, ErrorCollector, KeyPath, show
+from ..communities import ROOT_PATH, Communities, Community
 from ..config_reading import configured_value
+from ..delegated import Environment, check_spawner_delegation
 from ..kube_identity import check_not_on_kubernetes
 from ..profile_tree import profile_entries
-from ..profiles import check_default_profiles, check_profile_list
+from ..profiles import OptionsError, check_default_profiles, check_profile_list
 from ..shared_data import (
     check_host_paths_hold_no_home,
     check_host_paths_outside,
@@ -33,9 +36,11 @@ from ..shared_data import (
     folder_paths,
 )
 from ..slugs import safe_slug
-from . import local_shared, nofollow
+from ..software_environments import machine_problem
+from . import local_shared
+from .delegation import NONE
 from .limits import LimitsMixin
-from .options import CommunityOptionsMixin
+from .options import CommunityOptionsMixin, options_http_error
 from .shared import SharedDataMixin
 from .usage import UsageRecordingMixin
 
@@ -92,6 +97,10 @@ class LocalCommunitySpawner(
     :mod:`hubext.spawners.local_shared`); otherwise it is not.
     """
 
+    #: a community's admins offer software environments on this machine
+    #: (their ``self_service``): checked by :mod:`hubext.software_environments`
+    delegated_kind = "local"
+
     profile_list = List(
         config=True,
         help="""
@@ -144,8 +153,16 @@ class LocalCommunitySpawner(
             )
         with errors.check():
             cls.check_limits_config(config, communities)
+        profile_list = cls(config=config).profile_list
         with errors.check():
-            check_default_profiles(communities, cls(config=config).profile_list)
+            check_default_profiles(communities, profile_list)
+        with errors.check():
+            check_spawner_delegation(
+                communities.registry,
+                cls.delegated_kind,
+                profile_list,
+                str(PROFILE_LIST_PATH),
+            )
         home = None
         with errors.check():
             cls.check_shared_data(config, communities)
@@ -202,6 +219,71 @@ class LocalCommunitySpawner(
 
     def configured_profile_list(self) -> list:
         return self.profile_list
+
+    # -- the communities' software environments -------------------------------------
+
+    def check_environment_profiles(self, profiles: list, path) -> None:
+        super().check_environment_profiles(profiles, path)
+        check_local_overrides(profiles, path)
+
+    @classmethod
+    def environment_problem(
+        cls,
+        config: Config,
+        community: Community,
+        environment: Environment,
+        username: str | None = None,
+    ) -> str | None:
+        """Why ``community``'s software environment cannot run servers here, or None.
+
+        What the console calls when a community admin stores an environment
+        (``username``: theirs) and the spawner before each start of one
+        (the person's): :func:`hubext.software_environments.machine_problem`,
+        as the user the servers run as (``run_as_system_users``: the
+        person's system user; else the hub's). Blocking: call it in a
+        thread.
+        """
+        bounds = community.self_service.environments
+        roots = bounds.software_roots if bounds is not None else ()
+        run_as = configured_value(cls, config, "run_as_system_users", False)
+        return machine_problem(
+            environment.software_environment or "",
+            roots,
+            user=username if run_as else None,
+        )
+
+    async def check_chosen_environment(self, options: dict) -> None:
+        """A community's software environment chosen: usable on this machine, or 409."""
+        environments = self.__dict__.get("_hubext_environments", NONE).environments
+        found = environments.get(options.get("profile"))
+        if found is None:
+            return
+        community = self.communities[found[0]]
+        environment = found[1]
+        problem = await asyncio.to_thread(
+            self.environment_problem,
+            self.config,
+            community,
+            environment,
+            self.user.name,
+        )
+        if problem is None:
+            return
+        self.log.warning(
+            "hubext: refusing a server for %s: %s's environment %s needs attention: %s",
+            self._log_name,
+            community.slug,
+            environment.slug,
+            problem,
+        )
+        raise options_http_error(
+            OptionsError(
+                409,
+                f"The environment {show(environment.display_name)} of "
+                f"{community.display_name} cannot be used now: {problem}. "
+                f"Ask the admins of {community.display_name}.",
+            )
+        )
 
     def apply_profile(self, profile: dict, user_options: dict, visible: list) -> None:
         for override in self.selected_overrides(profile, user_options):

@@ -16,7 +16,7 @@ privileges, so a setgid program kept in a home gives no group back.
 
 As root, the hub never follows a link: folders are opened component by
 component and changed through the opened descriptors
-(:mod:`hubext.spawners.nofollow`), and links in homes are placed after
+(:mod:`hubext.nofollow`), and links in homes are placed after
 dropping root.
 
 Without root, folders are created and linked, but nothing is enforced: every
@@ -36,10 +36,8 @@ import subprocess
 import sys
 from collections.abc import Iterable
 
-from ..shared_data import READ_WRITE, Mount, SharedFolder, contains
-from ..slugs import stable_name
-from . import nofollow
-from .nofollow import (
+from .. import nofollow
+from ..nofollow import (
     ACCESS_XATTR,
     DEFAULT_XATTR,
     GROUP,
@@ -48,6 +46,8 @@ from .nofollow import (
     OTHER,
     USER_OBJ,
 )
+from ..shared_data import READ_WRITE, Mount, SharedFolder, contains
+from ..slugs import stable_name
 
 #: Linux limits group names to 32 characters.
 GROUP_NAME_MAX = 32
@@ -89,8 +89,8 @@ def prepare_folder(folder: SharedFolder, *, enforce: bool) -> dict[str, int]:
     Returns ``{access: gid}`` of its groups (empty without ``enforce``).
     Never changes anything inside the folder. As root, no link on the way
     is followed and, with ``enforce``, every directory above the folder
-    must be one only root can change (:mod:`~hubext.spawners.nofollow`);
-    :class:`~hubext.spawners.nofollow.UnsafePath` says what is wrong.
+    must be one only root can change (:mod:`~hubext.nofollow`);
+    :class:`~hubext.nofollow.UnsafePath` says what is wrong.
     """
     path = folder.source.path
     if os.geteuid() != 0:

@@ -11,6 +11,9 @@
   option;
 - a 403 page for a user who may use no profile at all.
 
+The profiles are the configured ones followed by the environments the
+communities' admins stored (:mod:`hubext.spawners.delegation`), read at
+each form and each spawn; both kinds go through the same code from there.
 The spawner then starts from explicit, validated ``user_options``: the
 profile and every option's choice.
 """
@@ -22,6 +25,7 @@ import copy
 import functools
 import logging
 import time
+from typing import ClassVar
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader
 from jupyterhub.utils import maybe_future
@@ -39,12 +43,19 @@ from ..profiles import (
     UNLISTED_SUFFIX,
     OptionsError,
     charge_candidates,
+    check_profile_list,
     choose_charged,
     chosen,
     find_profile,
     initialize_profile_list,
     validate_user_options,
     visible_profile_list,
+)
+from .delegation import (
+    NONE,
+    EnvironmentProfiles,
+    StoredEnvironments,
+    delegating_communities,
 )
 
 
@@ -156,8 +167,38 @@ class CommunityOptionsMixin(HasTraits):
     """Profiles filtered by community, validated before start.
 
     The class using it provides ``configured_profile_list()`` (the full,
-    configured list; may be async) and ``apply_profile(profile, user_options)``.
+    configured list; may be async) and ``apply_profile(profile, user_options)``,
+    and says in :attr:`delegated_kind` which environments of communities it
+    runs.
     """
+
+    #: The environments a community's admins may offer on this spawner:
+    #: ``"kube"`` (container images), ``"local"`` (software environments on
+    #: the machine), or None (none). The console reads it from the hub's
+    #: ``spawner_class``.
+    delegated_kind: ClassVar[str | None] = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # traitlets gives each spawner a deep copy of the configured list:
+        # the configuration's own object, the same for every spawner of the
+        # hub, keys the class's cache of the initialized list
+        if "profile_list" not in kwargs:
+            raw = configured_value(type(self), self.config, "profile_list", None)
+            if raw is not None:
+                self._hubext_loaded_profile_list = (self.profile_list, raw)
+
+    def configured_profile_object(self):
+        """The configured list as this spawner holds it (may be a callable)."""
+        return self.profile_list
+
+    def configured_profile_key(self):
+        """What the configured list is, for the class's cache: the
+        configuration's object while this spawner holds the copy it was
+        given, else its own."""
+        current = self.configured_profile_object()
+        loaded = self.__dict__.get("_hubext_loaded_profile_list")
+        return loaded[1] if loaded is not None and loaded[0] is current else current
 
     admins_see_all_profiles = Bool(
         True,
@@ -229,14 +270,20 @@ class CommunityOptionsMixin(HasTraits):
         return sorted(g.name for g in self.user.groups)
 
     def default_profile_for(self, groups) -> str | None:
-        """The ``default_profile`` of the user's first community that has one.
+        """The default of the user's first community that has one.
 
-        "First" is the order of ``c.Communities.communities``.
+        "First" is the order of ``c.Communities.communities``. A
+        community's default is the environment its admins made the default,
+        else its configured ``default_profile``.
         """
         member_of = set(groups)
+        stored = self.__dict__.get("_hubext_environments", NONE).defaults
         for community in self.communities:
-            if community.slug in member_of and community.default_profile:
-                return community.default_profile
+            if community.slug not in member_of:
+                continue
+            default = stored.get(community.slug) or community.default_profile
+            if default:
+                return default
         return None
 
     async def uses_profiles(self) -> bool:
@@ -249,18 +296,80 @@ class CommunityOptionsMixin(HasTraits):
         return False
 
     async def full_profile_list(self) -> list[dict]:
-        """The initialized configured list (shared; never modify it)."""
+        """The initialized list: configured, then the communities' environments.
+
+        Shared; never modify it.
+        """
         configured = await maybe_future(self.configured_profile_list())
+        environments = await self.environment_profiles()
+        # for the defaults and the checks of this spawn
+        self._hubext_environments = environments
+        # the environments' profiles come initialized, without a default
         if self.profile_list_is_dynamic():
-            return initialize_profile_list(configured)
-        # A configured list is fixed for the hub's lifetime: initialize it
-        # once per spawner class (the cache is the class's own).
+            return [*initialize_profile_list(configured), *environments.profiles]
+        # A configured list is fixed for the hub's lifetime: initialized once
+        # per spawner class; the stored environments change with their
+        # versions: the merged list is kept per set of versions (the
+        # class's own caches).
         cls = type(self)
-        cached = cls.__dict__.get("_hubext_initialized")
-        if cached is None or cached[0] is not configured:
-            cached = (configured, initialize_profile_list(configured))
-            cls._hubext_initialized = cached
-        return cached[1]
+        key = self.configured_profile_key()
+        initialized = cls.__dict__.get("_hubext_initialized")
+        if initialized is None or initialized[0] is not key:
+            initialized = (key, initialize_profile_list(configured))
+            cls._hubext_initialized = initialized
+        if not environments.profiles:
+            return initialized[1]
+        merged = cls.__dict__.get("_hubext_merged")
+        if (
+            merged is None
+            or merged[0] is not initialized
+            or merged[1] is not environments
+        ):
+            merged = (
+                initialized,
+                environments,
+                [*initialized[1], *environments.profiles],
+            )
+            cls._hubext_merged = merged
+        return merged[2]
+
+    # -- the communities' own environments ----------------------------------------
+
+    def check_environment_profiles(self, profiles: list, path) -> None:
+        """Check the profiles made of a community's environments, as the
+        configured list is checked (ConfigError); a spawner adds its own."""
+        check_profile_list(profiles, path)
+
+    async def environment_profiles(self) -> EnvironmentProfiles:
+        """The environments the communities' admins stored, as profiles.
+
+        None without a :attr:`delegated_kind` or a community whose admins
+        may offer environments (then the delegated state is not read).
+        """
+        kind = self.delegated_kind
+        if kind is None:
+            return NONE
+        cls = type(self)
+        communities = self.communities
+        found = cls.__dict__.get("_hubext_delegating")
+        if found is None or found[0] is not communities:
+            found = (communities, delegating_communities(communities))
+            cls._hubext_delegating = found
+        if not found[1]:
+            return NONE
+        reader = cls.__dict__.get("_hubext_stored_environments")
+        if reader is None:
+            reader = cls._hubext_stored_environments = StoredEnvironments()
+        return await reader.profiles(
+            self, found[1], kind, self.check_environment_profiles
+        )
+
+    async def check_chosen_environment(self, options: dict) -> None:
+        """More checks of a community's environment chosen (``options`` explicit).
+
+        Raise an HTTPError (made with :func:`options_http_error`) to refuse
+        it; hubext-local checks the software environment on the machine.
+        """
 
     async def visible_profiles(self, full: list[dict] | None = None) -> list[dict]:
         """This user's profile list (a new list; the configuration is untouched)."""
@@ -469,6 +578,7 @@ class CommunityOptionsMixin(HasTraits):
             raise options_http_error(e) from None
         if charged is not None:
             explicit[COMMUNITY_OPTION] = charged
+        await self.check_chosen_environment(explicit)
         return explicit, visible
 
     def _charged(self, profile, explicit: dict, requested) -> str | None:

@@ -15,16 +15,16 @@ import sys
 from datetime import UTC, date, datetime, time
 
 import yaml
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from .._validation import ConfigError, KeyPath, errors_of
 from ..config_files import load_config, load_z2jh_values
+from ..database import BadDatabaseURL, NoDatabaseFile, database_error, engine_to_read
 from ..prices import parse_price_table
 from .model import utcnow
 from .query import aggregate_report
 from .report import FORMATS, FORMATTERS, GROUPINGS, OPEN_UNTIL
-from .store import current_revision, make_engine, password_of, redact
+from .store import DEFAULT_FILENAME, current_revision, redact
 
 
 class UsageError(Exception):
@@ -135,42 +135,15 @@ def prices_from_hub_config(path: str) -> dict:
     }
 
 
-def _check_url(db_url: str):
-    try:
-        url = make_url(db_url)
-    except ArgumentError:
-        raise UsageError(
-            "--db-url: not a database URL (not shown: it may hold a password); "
-            "expected e.g. sqlite:////path/hubext-usage.sqlite or "
-            "postgresql+psycopg://user:password@host/database"
-        ) from None
-    if url.get_backend_name() == "sqlite":
-        path = url.database
-        if not path or path == ":memory:":
-            raise UsageError("--db-url: a SQLite URL needs a file path")
-        if not os.path.isfile(path):
-            raise Failure(f"no usage ledger at {path}: no such file")
-    return url
-
-
 def _engine(db_url: str):
     try:
-        return make_engine(db_url, connect_timeout=5)
-    except NoSuchModuleError:
-        raise UsageError(
-            f"--db-url: unsupported database {make_url(db_url).drivername!r}; "
-            "use sqlite:///... or postgresql+psycopg://..."
-        ) from None
-    except ModuleNotFoundError as e:
-        raise UsageError(
-            f"--db-url: the driver {e.name!r} is not installed "
-            "(for PostgreSQL: pip install 'hubext[postgresql]')"
-        ) from None
-
-
-def _scrub(text: str, secret: str | None) -> str:
-    text = text.strip().splitlines()[0] if text.strip() else ""
-    return text.replace(secret, "***") if secret else text
+        return engine_to_read(
+            db_url, example_file=DEFAULT_FILENAME, what="usage ledger"
+        )
+    except BadDatabaseURL as e:
+        raise UsageError(str(e)) from None
+    except NoDatabaseFile as e:
+        raise Failure(str(e)) from None
 
 
 def run(args: argparse.Namespace, *, now: datetime | None = None) -> int:
@@ -211,7 +184,6 @@ def _report(args: argparse.Namespace, now: datetime | None):
         prices = prices_from_hub_config(args.hub_config)
     else:
         prices = None
-    _check_url(args.db_url)
     engine = _engine(args.db_url)
     where = redact(args.db_url)
     try:
@@ -229,10 +201,8 @@ def _report(args: argparse.Namespace, now: datetime | None):
             prices=prices,
         )
     except SQLAlchemyError as e:
-        cause = getattr(e, "orig", None) or e
         raise Failure(
-            f"cannot read the usage database {where}: {type(cause).__name__}: "
-            + _scrub(str(cause), password_of(args.db_url))
+            f"cannot read the usage database {where}: " + database_error(e, args.db_url)
         ) from None
     finally:
         engine.dispose()

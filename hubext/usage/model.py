@@ -30,15 +30,16 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     Float,
     Index,
     Integer,
     MetaData,
     String,
     Table,
-    TypeDecorator,
 )
+
+# aware UTC timestamps, shared by hubext's stores (re-exported)
+from ..database import UTCDateTime as UTCDateTime
 
 # the ledger's account of servers no community pays for (re-exported)
 from ..slugs import HUB_ACCOUNT as HUB_ACCOUNT
@@ -81,25 +82,6 @@ class EndReason(enum.StrEnum):
 stop_reason: contextvars.ContextVar[EndReason | None] = contextvars.ContextVar(
     "hubext_usage_stop_reason", default=None
 )
-
-
-class UTCDateTime(TypeDecorator):
-    """An aware UTC ``datetime``, stored as a naive UTC timestamp."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: give an aware UTC datetime")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC)
 
 
 def utcnow() -> datetime:

@@ -118,7 +118,7 @@ def register(
     }
     if display_name:
         service["info"] = {"display_name": display_name}
-        _add_hub_templates(c)
+        add_hub_templates(c)
     c.JupyterHub.services.append(service)
     c.JupyterHub.custom_scopes.update(
         {
@@ -133,17 +133,18 @@ def register(
     )
 
 
-def _add_hub_templates(c) -> None:
+def add_hub_templates(c) -> None:
     """Put :data:`HUB_TEMPLATES` before JupyterHub's own templates, after the
-    admin's: an admin's own ``page.html`` wins (add the Services menu's
-    block of ``hub_templates/page.html`` to it)."""
+    admin's: an admin's own ``page.html`` wins (add the blocks of
+    ``hub_templates/page.html`` to it). The usage page's and the console's
+    registrations both call it (:func:`hubext.console.register_console`)."""
     path = str(HUB_TEMPLATES)
     if "template_paths" in c.JupyterHub and isinstance(
         c.JupyterHub.template_paths, list
     ):
         if path not in c.JupyterHub.template_paths:
             c.JupyterHub.template_paths.append(path)
-    else:
+    elif path not in c.JupyterHub.template_paths.to_dict().get("prepend", []):
         # not set, or appended to: JupyterHub's default comes after these
         c.JupyterHub.template_paths.prepend([path])
 

@@ -25,6 +25,8 @@ import stat
 import struct
 
 _FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: How a directory is opened without following a link.
+DIRECTORY_FLAGS = _FLAGS
 
 
 class UnsafePath(Exception):
