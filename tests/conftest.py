@@ -53,6 +53,7 @@ def _real_processes_are_marked(request, monkeypatch):
 
         monkeypatch.setattr(DemoEnvironment, method, refuse)
 
+
 #: A kubeconfig naming no reachable cluster: enough for KubeSpawner to be
 #: built and to build pod manifests.
 DUMMY_KUBECONFIG = Path(__file__).parent / "data" / "kubeconfig.yaml"
