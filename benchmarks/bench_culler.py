@@ -49,6 +49,7 @@ import logging
 import os
 import re
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -693,6 +694,8 @@ async def main():
         "listing's end",
     )
     args = parser.parse_args()
+    # SIGTERM: the hub, its servers and the prober are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     args.hubext = args.hubext or [""]
     args.peer_page_sizes = [int(v) for v in args.peer_page_size.split(",")]
     if args.scenario == "stops":

@@ -78,6 +78,16 @@ def test_a_hub_that_slows_down_gets_smaller_pages():
     assert slow < fast and slow == pytest.approx(25, abs=1)
 
 
+def test_a_few_slow_answers_change_nothing():
+    """A page answered late (the hub busy for a moment) is not a dearer hub."""
+    sizer = PageSizer(50, 10, 200, 0.015)
+    settled = settle(sizer, 0.01, 0.0003)
+    for size in (settled, settled // 2, settled, settled // 2):
+        sizer.observe(size, 0.01 + size * 0.0003)
+    for _ in range(3):
+        assert sizer.observe(sizer.size, 0.4) == settled
+
+
 def test_noise_never_breaks_the_sizer():
     sizer = PageSizer(50, 10, 200, 0.015)
     # a larger page answered faster than a smaller one: no negative cost

@@ -41,9 +41,11 @@ class PageSizer:
     while users come cheap (a fast hub), and shrink as they get dearer (a
     busy one), at most doubling or halving from one page to the next.
 
-    It learns both costs by least squares over the last pages' times and
-    sizes, which must differ: the second page is half the first. Until it
-    knows, the size stays. Always between ``minimum`` and ``maximum``.
+    It learns what a user costs from the last pages' sizes, which must
+    differ (the second page is half the first), and the fastest answer at
+    each size: a hub busy with other work only adds time to some answers,
+    and a lasting change shows in all of them. Until it knows, the size
+    stays. Always between ``minimum`` and ``maximum``.
     """
 
     #: Pages the costs are learnt from.
@@ -72,17 +74,24 @@ class PageSizer:
         return self._set(min(max(wanted, self.size / 2), self.size * 2))
 
     def per_user(self) -> float | None:
-        """The hub's seconds per user in a page (None: not known yet)."""
-        n = len(self._seen)
-        if n < 2:
+        """The hub's seconds per user in a page (None: not known yet).
+
+        From the fastest answer at each size of the last pages: a hub busy
+        with other work, or a machine busy with other processes, only ever
+        adds time, so the fastest answers are its own costs.
+        """
+        fastest: dict[int, float] = {}
+        for rows, seconds in self._seen:
+            fastest[rows] = min(seconds, fastest.get(rows, seconds))
+        if len(fastest) < 2:
             return None
-        mean_rows = sum(r for r, _ in self._seen) / n
-        mean_seconds = sum(t for _, t in self._seen) / n
-        spread = sum((r - mean_rows) ** 2 for r, _ in self._seen)
-        if not spread:
-            return None
+        n = len(fastest)
+        mean_rows = sum(fastest) / n
+        mean_seconds = sum(fastest.values()) / n
+        spread = sum((r - mean_rows) ** 2 for r in fastest)
         slope = (
-            sum((r - mean_rows) * (t - mean_seconds) for r, t in self._seen) / spread
+            sum((r - mean_rows) * (t - mean_seconds) for r, t in fastest.items())
+            / spread
         )
         return slope if slope > 0 else None
 
