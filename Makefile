@@ -14,6 +14,12 @@ LOWEST_VENV ?= .venv-lowest
 LOWEST_BIN := $(LOWEST_VENV)/bin
 LOWEST_STAMP := $(LOWEST_VENV)/.hubext-installed
 LOWEST_PYTEST_ARGS ?=
+# The suite runs in parallel: test files spread over workers, one file's
+# tests on one worker (module-scoped hubs start once); each worker takes
+# ports from a range of its own (tests/conftest.py). Most of a test's time
+# is spent waiting for real processes, so more workers than cores help.
+PYTEST_WORKERS ?= 4
+PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: install demo test test-lowest lint format docs system-packages clean
 
@@ -38,7 +44,8 @@ demo: install
 test: install system-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 $(LOWEST_STAMP): pyproject.toml ci/lowest-constraints.txt ci/lowest_constraints.py
 	$(PYTHON) ci/lowest_constraints.py --check
@@ -49,11 +56,12 @@ $(LOWEST_STAMP): pyproject.toml ci/lowest-constraints.txt ci/lowest_constraints.
 
 test-lowest: $(LOWEST_STAMP) node_modules/.package-lock.json system-packages
 	$(LOWEST_BIN)/python ci/lowest_constraints.py --installed
-	$(LOWEST_BIN)/python -m pytest $(LOWEST_PYTEST_ARGS)
+	$(LOWEST_BIN)/python -m pytest $(PARALLEL) $(LOWEST_PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

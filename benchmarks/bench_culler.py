@@ -68,7 +68,7 @@ sys.path.insert(0, str(REPO))
 from demo.services import free_port, stop_process, wait_for_http  # noqa: E402
 from hubext.culler import CULLER_SCOPES  # noqa: E402
 from hubext.culler.app import Culler  # noqa: E402
-from hubext.culler.client import HubAPI  # noqa: E402
+from hubext.services.client import HubAPI  # noqa: E402
 
 #: The culling timeout, and how long the idle servers are left idle before a pass.
 TIMEOUT = 60

@@ -11,7 +11,8 @@ says where the first one runs and exits with status 1, touching nothing.
 
 Options (``make demo DEMO_ARGS="..."``): ``--state-dir DIR`` (default
 $HUBEXT_DEMO_DIR or .hubext-demo/), ``--port``, ``--hub-port``,
-``--proxy-api-port``, ``--idp-port``, or ``--free-ports`` for any free ones.
+``--proxy-api-port``, ``--idp-port``, ``--usage-port`` (the usage page), or
+``--free-ports`` for any free ones.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--hub-port", type=int, default=8081)
     parser.add_argument("--proxy-api-port", type=int, default=8001)
     parser.add_argument("--idp-port", type=int, default=8090)
+    parser.add_argument("--usage-port", type=int, default=10101)
     parser.add_argument(
-        "--free-ports", action="store_true", help="pick free ports for all four"
+        "--free-ports", action="store_true", help="pick free ports for all five"
     )
     return parser.parse_args(argv)
 
@@ -97,6 +99,7 @@ def busy_ports(env: DemoEnvironment) -> list[str]:
         ("--hub-port", env.hub_port),
         ("--proxy-api-port", env.proxy_api_port),
         ("--idp-port", env.idp_port),
+        ("--usage-port", env.usage_port),
     ]:
         with socket.socket() as s:
             # as the servers do: a port a stopped demo left in TIME_WAIT is free
@@ -118,6 +121,14 @@ def crypt_key(data_dir: Path) -> str:
     return key_file.read_text().strip()
 
 
+def answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2)
+        return True
+    except OSError:
+        return False
+
+
 class Runner:
     """Starts the provider and the hub; stops everything on any stop request."""
 
@@ -135,27 +146,29 @@ class Runner:
             self.stop_reason = "its parent process ended"
         return self.stop_reason is not None
 
-    def wait_for(self, url: str, timeout: float) -> bool:
-        """Until ``url`` answers (True), a stop request or a dead child (False)."""
+    def wait_for(self, ready, timeout: float) -> bool:
+        """Until ``ready()`` (True), a stop request or a dead child (False)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.should_stop():
             for process in (self.idp, self.hub):
                 if process is not None and process.poll() is not None:
                     return False
-            try:
-                urllib.request.urlopen(url, timeout=2)
+            if ready():
                 return True
-            except OSError:
-                time.sleep(0.2)
+            time.sleep(0.2)
         return False
 
     def run(self, accounts: dict) -> int:
         env = self.env
         self.idp = env.start_idp(wait=False, die_with_parent=True)
-        if not self.wait_for(f"{env.idp_url}/.well-known/openid-configuration", 30):
+        if not self.wait_for(
+            lambda: answers(f"{env.idp_url}/.well-known/openid-configuration"), 30
+        ):
             return self._failed("the identity provider", self.idp)
         self.hub = env.start_hub(wait=False, die_with_parent=True)
-        if not self.wait_for(f"{env.hub_url}/hub/login", 120):
+        # not through the proxy before it routes to the hub: each such
+        # request is an error line in the proxy's log
+        if not self.wait_for(env.hub_is_routed, 120):
             return self._failed("the hub", self.hub)
         say(
             "",
@@ -213,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             hub_port=args.hub_port,
             proxy_api_port=args.proxy_api_port,
             idp_port=args.idp_port,
+            usage_port=args.usage_port,
         )
     data_dir.mkdir(parents=True, exist_ok=True)
     try:

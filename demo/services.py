@@ -7,6 +7,7 @@ the tests run the demo exactly as a person does.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -123,8 +124,15 @@ class DemoEnvironment:
     proxy_api_port: int = 8001
     idp_port: int = 8090
     client_secret: str = field(default_factory=lambda: os.urandom(24).hex(), repr=False)
+    #: The usage page's port (the demo's 40-usage.py reads it).
+    usage_port: int = 10101
     #: JUPYTERHUB_CRYPT_KEY, which encrypts auth_state (tokens) in the database.
     crypt_key: str = field(default_factory=lambda: os.urandom(32).hex(), repr=False)
+    #: CONFIGPROXY_AUTH_TOKEN: the hub and its proxy use it; the demo reads
+    #: the proxy's routes with it, to know when the hub can be reached.
+    proxy_auth_token: str = field(
+        default_factory=lambda: os.urandom(32).hex(), repr=False
+    )
 
     @property
     def hub_url(self) -> str:
@@ -137,16 +145,52 @@ class DemoEnvironment:
     @classmethod
     def with_free_ports(cls, data_dir: Path) -> DemoEnvironment:
         ports: set[int] = set()
-        while len(ports) < 4:
+        while len(ports) < 5:
             ports.add(free_port())
-        port, hub_port, proxy_api_port, idp_port = ports
+        port, hub_port, proxy_api_port, idp_port, usage_port = ports
         return cls(
             data_dir=data_dir,
             port=port,
             hub_port=hub_port,
             proxy_api_port=proxy_api_port,
             idp_port=idp_port,
+            usage_port=usage_port,
         )
+
+    def hub_is_routed(self) -> bool:
+        """True once a request through the proxy reaches this hub.
+
+        The hub answers on its own port (``/hub/health``, logged at debug
+        level only) and the proxy has its route. Until then, asking the
+        proxy would only fill its log with errors (``404 GET /hub/login``,
+        ``Failed to get custom error page``) that mean nothing.
+        """
+        try:
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{self.hub_port}/hub/health", timeout=2
+            )
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{self.proxy_api_port}/api/routes",
+                headers={"Authorization": f"token {self.proxy_auth_token}"},
+            )
+            with urllib.request.urlopen(request, timeout=2) as response:
+                routes = json.load(response)
+        except (OSError, ValueError):
+            return False
+        return "/" in routes
+
+    def wait_until_routed(self, timeout: float = 90, process=None) -> None:
+        """Wait for :meth:`hub_is_routed`; fail early if ``process`` exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(
+                    f"the hub exited with {process.returncode} before it was reachable"
+                )
+            if self.hub_is_routed():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"the hub was not reachable within {timeout} s")
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -156,9 +200,11 @@ class DemoEnvironment:
             HUBEXT_DEMO_HUB_PORT=str(self.hub_port),
             HUBEXT_DEMO_PROXY_API_PORT=str(self.proxy_api_port),
             HUBEXT_DEMO_IDP_URL=self.idp_url,
+            HUBEXT_DEMO_USAGE_PORT=str(self.usage_port),
             HUBEXT_DEMO_CLIENT_SECRET=self.client_secret,
             HUBEXT_IDP_CLIENT_SECRET=self.client_secret,
             JUPYTERHUB_CRYPT_KEY=self.crypt_key,
+            CONFIGPROXY_AUTH_TOKEN=self.proxy_auth_token,
         )
         return env
 
@@ -168,7 +214,16 @@ class DemoEnvironment:
         stdout=None,
         wait: bool = True,
         die_with_parent: bool = False,
+        redirect_uris: tuple[str, ...] = (),
+        keep_state: bool = True,
     ) -> subprocess.Popen:
+        """Start the provider, with this hub's redirect URIs and ``redirect_uris``
+        (other hubs that sign in through it, e.g. a benchmark's peer).
+
+        ``keep_state``: its sessions, tokens and keys in ``data_dir/idp``,
+        kept across restarts (the file is rewritten at every change, fine for
+        a demo's handful of people); False: in memory only.
+        """
         node = shutil.which("node")
         if node is None:
             raise RuntimeError("node is not on PATH; install Node.js 20 or newer")
@@ -179,6 +234,7 @@ class DemoEnvironment:
             str(self.idp_port),
             "--redirect-uri",
             f"{self.hub_url}/hub/demo/oauth_callback",
+            *(arg for uri in redirect_uris for arg in ("--redirect-uri", uri)),
             # where the provider may send a person back after signing out
             # (OpenID Connect RP-initiated logout)
             "--post-logout-redirect-uri",
@@ -187,10 +243,10 @@ class DemoEnvironment:
             f"{self.hub_url}/hub/logout",
             "--post-logout-redirect-uri",
             f"{self.hub_url}/",
-            # its sessions, tokens and keys, kept across restarts
-            "--state-dir",
-            str(self.data_dir / "idp"),
         ]
+        if keep_state:
+            # its sessions, tokens and keys, kept across restarts
+            cmd += ["--state-dir", str(self.data_dir / "idp")]
         if accounts is not None:
             cmd += ["--accounts", str(accounts)]
         process = subprocess.Popen(
@@ -230,5 +286,5 @@ class DemoEnvironment:
             preexec_fn=_die_with_parent if die_with_parent else None,
         )
         if wait:
-            wait_for_http(f"{self.hub_url}/hub/api/", 90, process)
+            self.wait_until_routed(90, process)
         return process

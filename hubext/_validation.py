@@ -45,6 +45,14 @@ def describe_trait_error(error: Exception, name: str = "") -> str:
     return text
 
 
+def plural(count: float, one: str, many: str | None = None) -> str:
+    """``one`` for exactly 1 (a count or an amount), else ``many`` (``one`` + s).
+
+    For messages: ``f"{n} {plural(n, 'community', 'communities')}"``.
+    """
+    return one if count == 1 else (many or one + "s")
+
+
 def show(value: Any) -> str:
     """A short, single-line, escaped repr of a user-supplied value for messages."""
     # reprlib escapes control characters in strings (repr does), and truncates.

@@ -23,28 +23,44 @@ import contextvars
 import html
 import logging
 import re
+from collections.abc import Mapping
 
 from jupyterhub import orm
 from jupyterhub.auth import Authenticator
 from jupyterhub.utils import maybe_future, url_path_join
+from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Bool, Dict, Unicode, default, validate
 
 from . import accounts
-from ._validation import ConfigError, ErrorCollector, describe_trait_error, show
+from ._validation import (
+    ConfigError,
+    ErrorCollector,
+    describe_trait_error,
+    expect_mapping,
+    show,
+)
 from .accounts import AUTH_STATE_KEY, Binding, binding_conflict, stored_binding
 from .communities import Communities
+from .config_reading import configured_value
 from .handlers import CommunityLogoutHandler, RefusedHandler
+from .hub_start import at_hub_start
 from .identity import atoms_from_json
+from .ignored_settings import check_authenticator_sections
 from .providers import PROVIDER_KINDS, ProviderUnavailable
 from .providers.base import transient_failures
-from .providers.config import PROVIDERS_PATH, parse_providers
-from .reconcile import reconcile_user_at_startup, remove_stale_groups
-from .roles import community_admin_role_name, community_admin_roles, hub_admin_roles
-from .service_data import hand_to_hub_services
-from .spawners.limits import start_hub_limits
-from .spawners.usage import start_hub_usage
-from .startup import check_authenticator_config, config_errors_stop_the_hub
+from .providers.config import PROVIDERS_PATH, check_rule_providers, parse_providers
+from .reconcile import preload_managed_roles, reconcile_at_startup
+from .roles import (
+    community_admin_role,
+    community_admin_roles,
+    hub_admin_roles,
+)
+from .startup import (
+    check_authenticator_config,
+    check_crypt_keys,
+    config_errors_stop_the_hub,
+)
 from .usage.access import USAGE_SCOPE
 from .usage.model import EndReason
 from .usage.model import stop_reason as usage_stop_reason
@@ -215,6 +231,49 @@ class CommunityAuthenticator(Authenticator):
         parse_providers(proposal["value"])
         return proposal["value"]
 
+    @classmethod
+    def check_hub_config(cls, config, communities, *, environ=None) -> None:
+        """Start-up checks of this authenticator's configuration, all at once.
+
+        Its required settings, its providers (each on its own, so that every
+        bad one is reported), that every rule names a configured provider,
+        settings of other authenticators' sections it would ignore, and with
+        ``environ`` (the hub's environment) the key that encrypts auth_state.
+        Run by :func:`hubext.startup.check_configuration` (the hub's start and
+        ``hubext check-config``). Raises ConfigErrors.
+        """
+        errors = ErrorCollector()
+        for name in REQUIRED_SETTINGS:
+            value = configured_value(cls, config, name, True)
+            with errors.check():
+                check_required_setting(name, value)
+        if environ is not None:
+            with errors.check():
+                check_crypt_keys(config, environ)
+        raw_providers = configured_value(cls, config, "providers", {})
+        providers = None
+        with errors.check():
+            expect_mapping(raw_providers, PROVIDERS_PATH)
+            before = len(errors.errors)
+            for name, entry in raw_providers.items():
+                with errors.check():
+                    parse_providers({name: entry})
+            if len(errors.errors) == before:
+                providers = parse_providers(raw_providers)
+        if providers is not None:
+            with errors.check():
+                check_rule_providers(communities, providers)
+        kinds = {
+            entry.get("kind")
+            for entry in (
+                raw_providers if isinstance(raw_providers, Mapping) else {}
+            ).values()
+            if isinstance(entry, Mapping)
+        }
+        with errors.check():
+            check_authenticator_sections(config, cls, kinds, hubext=True)
+        errors.raise_errors()
+
     def __init__(self, **kwargs):
         # Every error of the configuration at once, before any is raised by a
         # trait validator; in the hub, one log line each and exit status 1.
@@ -224,13 +283,11 @@ class CommunityAuthenticator(Authenticator):
             self.communities = Communities(parent=self)
             self._check_settings()
             self._providers = self._make_providers(parse_providers(self.providers))
-            # Validated: hand the services their data (JupyterHub starts them later).
-            hand_to_hub_services(kwargs.get("parent"), self.communities.communities)
-        # The usage ledger and metrics from start-up: the previous hub's open
-        # sessions are closed now, and every community's series exist.
-        start_hub_usage(kwargs.get("parent"), self.communities, self.log)
-        start_hub_limits(kwargs.get("parent"), self.communities, self.log)
-        self._stale_groups_removed = False
+            # Validated: the hub's start-up work (the services' data, the
+            # usage ledger, the budgets), JupyterHub has no hook of its own.
+            at_hub_start(kwargs.get("parent"), self.communities, self.log)
+        self._reconciled_at_startup = False
+        self._hub_role_definitions = None
         if not self._providers:
             self.log.warning(
                 "hubext: CommunityAuthenticator.providers is empty: nobody can sign in"
@@ -301,31 +358,35 @@ class CommunityAuthenticator(Authenticator):
                 "hubext: no communities and no admin_users: nobody can sign in"
             )
 
-    async def add_user(self, user):
+    def add_user(self, user):
         """Called for every user in the database at start-up, and for new users.
 
-        At start-up (``user`` is a database row) the user's communities are
-        brought in line with the current configuration (:mod:`hubext.reconcile`).
-        """
-        await maybe_future(super().add_user(user))
-        if not isinstance(user, orm.User):
-            return
-        registry = self.communities.registry
-        if not self._stale_groups_removed:
-            self._stale_groups_removed = True
-            from sqlalchemy.orm import object_session
+        At start-up (``user`` is a database row), the first call brings every
+        user's communities in line with the current configuration, in bulk
+        (:mod:`hubext.reconcile`), before the hub answers.
 
-            removed = remove_stale_groups(object_session(user), registry)
-            if removed:
-                self.log.info(
-                    "hubext: removed groups of communities no longer configured: %s",
-                    ", ".join(removed),
-                )
-        await reconcile_user_at_startup(user, self.communities.rule_index, registry)
+        Not a coroutine: JupyterHub awaits one per user at start-up, a turn
+        of the event loop each (a second at 50,000 users).
+        """
+        super().add_user(user)
+        if not isinstance(user, orm.User) or self._reconciled_at_startup:
+            return
+        self._reconciled_at_startup = True
+        reconcile_at_startup(
+            object_session(user),
+            self.communities.registry,
+            self.communities.rule_index,
+            log=self.log,
+        )
 
     # -- roles ----------------------------------------------------------------
 
     async def load_managed_roles(self):
+        # JupyterHub goes through every managed role at start-up, one query
+        # each for its services and groups: load them all in two.
+        db = getattr(self.parent, "db", None)
+        if db is not None:
+            self._managed_roles = preload_managed_roles(db)
         # the usage page's scope, when hubext.usage.register_page defined it
         custom_scopes = getattr(self.parent, "custom_scopes", {})
         return community_admin_roles(
@@ -335,16 +396,59 @@ class CommunityAuthenticator(Authenticator):
         ) + hub_admin_roles(custom_scopes)
 
     def _roles_for(self, admin: bool, admin_of) -> list[dict]:
-        # sync_roles() replaces all of a user's roles: keep the default ones.
-        roles = [{"name": "user"}]
+        """The user's roles, each as the hub defines it.
+
+        JupyterHub's ``sync_roles()`` replaces all of a user's roles (so the
+        default ones are kept here) and writes every role it is given back
+        into the database: a role given by its name alone would be logged
+        as ``Role ... will have no scopes`` at every sign-in. hubext's own
+        roles are defined as ``load_managed_roles`` defines them; JupyterHub's
+        (``user``, ``admin``) as the hub's database holds them (the hub may
+        have changed ``user``'s scopes).
+        """
+        custom_scopes = getattr(self.parent, "custom_scopes", {})
+        roles = self._hub_roles(["user", "admin"] if admin else ["user"])
         if admin:
-            roles.append({"name": "admin"})
-            custom_scopes = getattr(self.parent, "custom_scopes", {})
-            roles += [{"name": r["name"]} for r in hub_admin_roles(custom_scopes)]
+            roles += hub_admin_roles(custom_scopes)
         roles += [
-            {"name": community_admin_role_name(slug)} for slug in sorted(admin_of)
+            community_admin_role(
+                self.communities[slug],
+                access_servers=self.community_admins_access_servers,
+                custom_scopes=custom_scopes,
+            )
+            for slug in sorted(admin_of)
         ]
         return roles
+
+    def _hub_roles(self, names: list[str]) -> list[dict]:
+        """JupyterHub's roles ``names`` as the hub's database defines them
+        (by name alone without a hub).
+
+        Read once: JupyterHub defines its roles at start-up only
+        (``load_roles``), and sync_roles writes back what is read here.
+        """
+        defined = self._hub_role_definitions
+        if defined is None:
+            db = getattr(self.parent, "db", None)
+            if db is None:
+                return [{"name": name} for name in names]
+            defined = self._hub_role_definitions = {
+                role.name: {
+                    "name": role.name,
+                    "description": role.description,
+                    "scopes": list(role.scopes),
+                }
+                for role in db.query(orm.Role).filter(
+                    orm.Role.name.in_(["user", "admin"])
+                )
+            }
+        # copies: JupyterHub's sync_roles changes the dicts it is given
+        return [
+            {**defined[name], "scopes": list(defined[name]["scopes"])}
+            if name in defined
+            else {"name": name}
+            for name in names
+        ]
 
     # -- authentication -------------------------------------------------------
 
@@ -387,7 +491,9 @@ class CommunityAuthenticator(Authenticator):
         if not auth_model:
             return None
         model = self._finish_auth_model(provider, auth_model)
-        await self._check_binding(handler, provider, model)
+        user = handler.find_user(model["name"])
+        await self._check_binding(provider, model, user)
+        leave_out_unchanged_roles(model, user.orm_user if user is not None else None)
         if not self._allowed_by_model(model["name"], model):
             handler.hubext_refusal = self.no_community_message.format(
                 username=model["name"]
@@ -479,9 +585,9 @@ class CommunityAuthenticator(Authenticator):
             model["roles"] = self._roles_for(admin, memberships.admin_of)
         return model
 
-    async def _check_binding(self, handler, provider, model) -> None:
-        """Refuse a sign-in into an account bound to another identity."""
-        user = handler.find_user(model["name"])
+    async def _check_binding(self, provider, model, user) -> None:
+        """Refuse a sign-in into ``user``'s account (None: a new one) when
+        it is bound to another identity."""
         if user is None:
             return
         stored = await user.get_auth_state()
@@ -611,8 +717,12 @@ class CommunityAuthenticator(Authenticator):
                 "hubext: %s is no longer in any community; ending their access",
                 show(user.name),
             )
+            # Recorded as the provider answers now: a start with other rules
+            # matches this identity, not the one that gave communities.
+            await user.save_auth_state(model["auth_state"])
             await self.revoke_access(user, handler)
             return False
+        leave_out_unchanged_roles(model, user.orm_user)
         return model
 
     async def revoke_access(self, user, handler=None) -> None:
@@ -672,22 +782,33 @@ def check_required_setting(name: str, value) -> None:
         )
 
 
-def check_settings(cls, config) -> None:
-    """The required settings as configured for ``cls`` (for hubext check-config)."""
-    from .config_reading import configured_value
-
-    errors = ErrorCollector()
-    for name in REQUIRED_SETTINGS:
-        value = configured_value(cls, config, name, True)
-        with errors.check():
-            check_required_setting(name, value)
-    errors.raise_errors()
-
-
 def _binding_of(model: dict) -> Binding:
     """The identity a finished auth model signs in as (see _finish_auth_model)."""
     state = model["auth_state"][AUTH_STATE_KEY]
     return Binding(state["provider"], state["subject"])
+
+
+def leave_out_unchanged_roles(model: dict, orm_user) -> None:
+    """Take ``roles`` out of a finished auth model when they would change nothing.
+
+    ``orm_user``: the account signing in or refreshed (None: a new one).
+    JupyterHub's ``auth_to_user`` first gives every user the ``user`` role,
+    and ``admin`` to admins (taking it from others), then syncs the model's
+    ``roles``: when that leaves the user holding exactly those, its
+    ``sync_roles`` changes nothing, yet re-creates each role (scopes checked,
+    a query each): about 3 ms of the hub's CPU per sign-in, of some 50
+    (the sign-in storm of docs/benchmarks.md). Without ``roles`` it leaves
+    the roles alone; their definitions are written at start-up
+    (``load_managed_roles``).
+    """
+    if "roles" not in model:
+        return
+    held = {role.name for role in orm_user.roles} if orm_user is not None else set()
+    after_defaults = (held - {"admin"}) | {"user"}
+    if model["admin"]:
+        after_defaults.add("admin")
+    if after_defaults == {role["name"] for role in model["roles"]}:
+        del model["roles"]
 
 
 def _log_failed_stop(future: asyncio.Future) -> None:

@@ -14,40 +14,47 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from traitlets.config import Config, PyFileConfigLoader
+from jupyterhub.app import JupyterHub
+from traitlets.config import Config
 
-from . import __version__, starter
-from ._validation import ConfigError, errors_of
+from . import starter
+from ._validation import ConfigError, errors_of, plural
+from ._version import __version__
 from .authenticator import CommunityAuthenticator
 from .communities import Communities
+from .config_files import load_config, load_error
 from .config_reading import resolve_class
 from .limits import describe
 from .startup import check_configuration
 from .usage import command as usage_command
 
 
-def load_config(path: str) -> Config:
-    directory, filename = os.path.split(os.path.abspath(path))
-    return PyFileConfigLoader(filename, path=directory).load_config()
-
-
-def check_config(config: Config) -> Communities:
+def check_config(
+    config: Config, environ: Mapping[str, str] | None = None
+) -> Communities:
     """Run hubext's start-up validation on ``config``.
 
     The same checks as the hub's start-up (:func:`hubext.startup.check_configuration`),
-    then the authenticator is built as the hub builds it. Raises
-    :class:`~hubext._validation.ConfigErrors` with every error found.
+    then the authenticator is built as the hub builds it. ``environ``: the
+    environment the hub runs in (its ``JUPYTERHUB_CRYPT_KEY`` is checked);
+    None leaves it out. Raises :class:`~hubext._validation.ConfigErrors`
+    with every error found.
     """
     quiet = logging.getLogger("hubext.check-config")
     quiet.disabled = True
     hub = config.get("JupyterHub", {})
-    authenticator_class = hub.get("authenticator_class")
+    # JupyterHub's own defaults when they are not set, as the hub would run
+    defaults = JupyterHub.class_traits()
+    authenticator_class = hub.get(
+        "authenticator_class", defaults["authenticator_class"].default_value
+    )
     registry = check_configuration(
         config,
         authenticator_class=authenticator_class,
-        spawner_class=hub.get("spawner_class"),
+        spawner_class=hub.get("spawner_class", defaults["spawner_class"].default_value),
+        environ=environ,
     )
     cls = resolve_class(authenticator_class, "jupyterhub.authenticators")
     if isinstance(cls, type) and issubclass(cls, CommunityAuthenticator):
@@ -114,13 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.path)
     except Exception as e:
-        print(
-            f"hubext: could not load {args.path}: {type(e).__name__}: {e}",
-            file=sys.stderr,
-        )
+        for line in load_error(e, args.path):
+            print(line, file=sys.stderr)
         return 1
     try:
-        communities = check_config(config)
+        communities = check_config(config, os.environ)
     except ConfigError as e:
         errors = errors_of(e)
         for error in errors:
@@ -129,7 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"hubext: {len(errors)} configuration errors", file=sys.stderr)
         return 1
     print(format_table(communities))
-    print(f"\n{len(communities)} communities; configuration is valid.")
+    count = len(communities)
+    print(
+        f"\n{count} {plural(count, 'community', 'communities')}; "
+        "configuration is valid."
+    )
     return 0
 
 

@@ -20,13 +20,16 @@ several keys or several communities go in :data:`REGISTRY_CHECKS`.
 
 from __future__ import annotations
 
+import copy
+import difflib
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from traitlets import Dict, observe, validate
-from traitlets.config import LoggingConfigurable
+from traitlets import Dict, List, observe, validate
+from traitlets.config import Config, LoggingConfigurable
 
 from ._validation import (
     ConfigError,
@@ -34,19 +37,23 @@ from ._validation import (
     KeyPath,
     check_keys,
     collecting,
+    expect_list,
     expect_mapping,
     expect_text,
+    show,
 )
+from .config_reading import configured_value
 from .culling import parse_culling
 from .environment import parse_environment
 from .kube_identity import KubeIdentity, parse_kubernetes
 from .limits import Limits, parse_limits
+from .prices import UnitPrices, parse_usage
 from .rules import Rule, RuleIndex, parse_rules
 from .shared_data import SharedFolder, check_overlaps, folder_paths, parse_shared_data
 from .slugs import community_slug_problem
-from .usage.prices import UnitPrices, parse_usage
 
 ROOT_PATH = KeyPath("Communities.communities")
+ADDITIONS_PATH = KeyPath("Communities.additions")
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,108 @@ def _parse_community(
     )
 
 
+# -- keys added from another configuration file ------------------------------------
+
+
+def add_to_community(c: Config, slug: str, **keys: Any) -> None:
+    """Add keys to a community defined in another configuration file.
+
+    In a ``jupyterhub_config.d/`` file loaded with ``load_subconfig()``,
+    ``c`` starts empty: ``c.Communities.communities["astro-101"]`` is not
+    the community another file defined (traitlets raises ``TypeError:
+    'LazyConfigValue' object is not subscriptable``). This records the keys
+    in ``c.Communities.additions`` instead; when the hub starts, they are
+    merged into the community's definition as zero-to-jupyterhub merges
+    ``hub.config`` from several values files: a mapping key by key, any
+    other value (a list, a number) replacing the one before. Any file may
+    call it, in any order; the community must be defined in some file (an
+    unknown slug stops the hub, naming this call's file and line)::
+
+        from hubext import add_to_community
+
+        c = get_config()
+        add_to_community(c, "astro-101", limits={"max_servers": 30})
+
+    .. versionadded:: 0.1
+    """
+    caller = sys._getframe(1)
+    c.Communities.additions.append(
+        {
+            "community": slug,
+            "keys": keys,
+            "where": f"{caller.f_code.co_filename}, line {caller.f_lineno}",
+        }
+    )
+
+
+def merge_additions(
+    communities: Any, additions: Any, errors: ErrorCollector | None = None
+) -> Any:
+    """``communities`` (raw) with ``additions`` merged in (see :func:`add_to_community`).
+
+    Returns ``communities`` itself when there is nothing to add or it is not
+    a mapping (its own check reports that). Every addition that cannot be
+    made is an error naming its file and line: raised (ConfigErrors), or,
+    with ``errors``, added to it, the others merged (so that the checks
+    after it see the communities as they are).
+    """
+    if not additions or not isinstance(communities, Mapping):
+        return communities
+    merged = copy.deepcopy(dict(communities))
+    with collecting(errors) as errors, errors.check():
+        for i, addition in enumerate(expect_list(additions, ADDITIONS_PATH)):
+            with errors.check():
+                _merge_one(merged, addition, ADDITIONS_PATH[i])
+    return merged
+
+
+def configured_communities(config: Config, errors: ErrorCollector | None = None) -> Any:
+    """The communities ``config`` defines, raw, with their additions merged.
+
+    What ``Communities(config=config)`` will hold, read without building it
+    (the start-up checks, ``hubext usage report --hub-config``). Additions
+    that cannot be made are raised as ConfigErrors, or added to ``errors``.
+    """
+    raw = configured_value(Communities, config, "communities", {})
+    additions = configured_value(Communities, config, "additions", [])
+    return merge_additions(raw, additions, errors)
+
+
+def _merge_one(merged: dict, addition: Any, path: KeyPath) -> None:
+    expect_mapping(addition, path)
+    check_keys(addition, path, ("community", "keys", "where"), ("community", "keys"))
+    slug = addition["community"]
+    keys = expect_mapping(addition["keys"], path.attr("keys"))
+    where = addition.get("where")
+    call = f"add_to_community({show(slug)}) in {where}" if where else show(slug)
+    if slug not in merged:
+        known = sorted(s for s in merged if isinstance(s, str))
+        close = difflib.get_close_matches(str(slug), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            path.attr("community"),
+            f"{call}: no community {show(slug)} is defined{hint}; communities: "
+            f"{', '.join(known) or 'none'}. A new community goes in "
+            "c.Communities.communities (another file: "
+            "c.Communities.communities.update({slug: {...}}))",
+        )
+    definition = merged[slug] if merged[slug] is not None else {}
+    if not isinstance(definition, Mapping):
+        return  # its own check reports it
+    merged[slug] = _deep_merge(definition, keys)
+
+
+def _deep_merge(base: Mapping, extra: Mapping) -> dict:
+    """Mappings merged key by key; any other value of ``extra`` replaces."""
+    result = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = _deep_merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
 class Communities(LoggingConfigurable):
     """The communities of this hub, keyed by slug.
 
@@ -244,6 +353,19 @@ class Communities(LoggingConfigurable):
             account of the pods of servers charged to the community, and
             ``admin_service_account``, that of its community admins' pods
             (default: ``service_account``). See :mod:`hubext.kube_identity`.
+        ``usage``
+            ``{"prices": {"cpu_hour": ..., "gib_hour": ..., "gpu_hour": ...,
+            "server_hour": ...}}``: the price of an hour of each unit, for
+            the costs of ``hubext usage report --prices`` and the usage
+            page. See :mod:`hubext.prices`.
+        ``limits``
+            What the servers charged to the community may take, decided
+            before a server starts: ``max_servers``,
+            ``max_servers_per_member``, ``max_cpu``, ``max_memory``
+            (``"256G"``), ``max_gpu``, and ``budget`` (server-, CPU-, GiB-
+            and GPU-hours per calendar month or ``{"days": N}``, for the
+            community and ``per_member``). Without it,
+            ``c.UsageLimits.default`` applies. See :mod:`hubext.limits`.
         ``members``, ``admins``
             Lists of rules saying who belongs to the community and who
             administers it (admins are members too). A person matches a list
@@ -280,16 +402,37 @@ class Communities(LoggingConfigurable):
         """,
     )
 
+    additions = List(
+        config=True,
+        help="""
+        Keys added to communities defined in ``communities``, by
+        :func:`hubext.add_to_community` (a configuration file, such as one
+        of ``jupyterhub_config.d/``, cannot index the dictionary another
+        file set). Each item is ``{"community": slug, "keys": {...}}``;
+        mappings are merged key by key, other values replace, in order.
+        Use ``add_to_community(c, slug, key=value)`` rather than setting
+        this.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
     @validate("communities")
     def _validate_communities(self, proposal):
         value = proposal["value"]
         # Raises ConfigError (a TraitError) naming the exact key path.
-        self._parsed = parse_communities(value)
+        self._parsed = parse_communities(merge_additions(value, self.additions))
         return value
 
-    @observe("communities")
+    @validate("additions")
+    def _validate_additions(self, proposal):
+        value = proposal["value"]
+        self._parsed = parse_communities(merge_additions(self.communities, value))
+        return value
+
+    @observe("communities", "additions")
     def _communities_changed(self, change):
-        # _validate_communities has parsed the new value already.
+        # the validators have parsed the new value already
         self._registry = MappingProxyType(self._parsed)
 
     @property
@@ -299,7 +442,9 @@ class Communities(LoggingConfigurable):
             return self._registry
         except AttributeError:
             # The default (empty) value is never passed through the validator.
-            self._registry = MappingProxyType(parse_communities(self.communities))
+            self._registry = MappingProxyType(
+                parse_communities(merge_additions(self.communities, self.additions))
+            )
             return self._registry
 
     @property

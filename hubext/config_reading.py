@@ -9,6 +9,8 @@ configure for this class" as traitlets would, and "which class does this
 
 from __future__ import annotations
 
+import copy
+import difflib
 from importlib.metadata import entry_points
 
 from traitlets import TraitError
@@ -43,10 +45,19 @@ def configured_value(cls, config: Config, name: str, default):
     """A trait's configured value for ``cls``, as traitlets resolves it (by MRO).
 
     Read from the config without building the class (a spawner cannot be
-    built before the hub has a user for it).
+    built before the hub has a user for it). A value given as changes
+    (``c.X.y.append(...)``, ``.update(...)``, e.g. in a file loaded with
+    ``load_subconfig()``) is applied to ``default``, as traitlets applies it
+    to the trait's default value; the config is left as it is.
     """
     section = configured_section(cls, config, name)
-    return default if section is None else config[section][name]
+    if section is None:
+        return default
+    value = config[section][name]
+    if isinstance(value, LazyConfigValue):
+        # on copies: get_value() keeps its first result
+        return copy.deepcopy(value).get_value(copy.deepcopy(default))
+    return value
 
 
 def configured_section(cls, config: Config, name: str) -> str | None:
@@ -63,8 +74,27 @@ def configured_section(cls, config: Config, name: str) -> str | None:
     return None
 
 
+def entry_point_classes(group: str) -> set[str]:
+    """The names of the classes a group's entry points name (``module:Class``).
+
+    Read from the entry points' values: nothing is imported.
+    """
+    names = set()
+    for entry_point in entry_points(group=group):
+        _, _, attr = entry_point.value.partition(":")
+        if attr:
+            names.add(attr.split(".")[-1].strip())
+    return names
+
+
+def sections_read_by(*classes: type) -> set[str]:
+    """The config sections ``classes`` read: the names of their MROs' classes."""
+    return {klass.__name__ for cls in classes for klass in cls.__mro__}
+
+
 def check_trait_values(cls, config: Config) -> None:
-    """Start-up: every value configured for ``cls`` is one its trait accepts.
+    """Start-up: every value configured for ``cls`` is one its trait accepts,
+    for a setting it has.
 
     JupyterHub builds a spawner only when a server starts, so a value of the
     wrong type (``c.KubeSpawner.cpu_limit = "lots"``) would otherwise fail
@@ -74,8 +104,10 @@ def check_trait_values(cls, config: Config) -> None:
     the section the admin wrote (``KubeSpawner.cpu_limit``). Values the
     trait's own validators (``@validate``) check are left to them: the
     spawners' start-up checks read those. ``c.X.y.append(...)`` values are
-    not checked. Raises :class:`~hubext._validation.ConfigErrors` with
-    every bad value.
+    not checked. A name that is not a setting of ``cls``
+    (``c.LocalCommunitySpawner.profile_lists``), which traitlets would
+    ignore with a warning at each spawn, is refused. Raises
+    :class:`~hubext._validation.ConfigErrors` with every bad value.
     """
     traits = cls.class_traits(config=True)
     probe = cls.__new__(cls)
@@ -87,7 +119,24 @@ def check_trait_values(cls, config: Config) -> None:
         section = config.get(klass.__name__) if hasattr(config, "get") else None
         if not isinstance(section, Config):
             continue
+        # names a class still honours in its own section (KubeSpawner's
+        # deprecated ones, moved to their new names when it is built)
+        honoured = klass.__dict__.get("_deprecated_traits") or {}
         for name, value in section.items():
+            if (
+                name not in traits
+                and name not in honoured
+                and not isinstance(value, Config)
+            ):
+                close = difflib.get_close_matches(name, list(traits), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                errors.add(
+                    ConfigError(
+                        f"{klass.__name__}.{name}",
+                        f"{cls.__name__} has no such setting and would ignore it{hint}",
+                    )
+                )
+                continue
             if name in seen or name not in traits:
                 continue
             seen.add(name)

@@ -39,6 +39,7 @@ from ._validation import (
     expect_mapping,
     show,
 )
+from .profile_tree import profile_entries
 
 #: The community key.
 KUBERNETES_KEY = "kubernetes"
@@ -137,10 +138,6 @@ def account_for(
 
 def _overrides(profile_list: list, path: KeyPath) -> Iterator[tuple[Any, KeyPath]]:
     """Every ``kubespawner_override`` of a profile list, with its key path."""
-    from .profiles import (
-        profile_entries,  # profiles imports communities, which imports us
-    )
-
     for entry, epath in profile_entries(profile_list, path):
         yield entry.get("kubespawner_override"), epath.attr("kubespawner_override")
 

@@ -33,7 +33,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._validation import ConfigError, KeyPath, check_keys, collecting, expect_mapping
+from ._validation import (
+    ConfigError,
+    KeyPath,
+    check_keys,
+    collecting,
+    expect_mapping,
+    plural,
+)
 
 #: Budget units: hours of a server, of a CPU core, of a GiB, of a GPU.
 UNITS = ("server_hours", "cpu_hours", "gib_hours", "gpu_hours")
@@ -208,6 +215,15 @@ def parse_limits(value: Any, path: KeyPath, slug: str = "") -> Limits:
     return Limits(**parsed)
 
 
+#: Where the limits of communities without their own are configured.
+DEFAULT_PATH = KeyPath("UsageLimits.default")
+
+
+def default_limits(value: Any, path: KeyPath = DEFAULT_PATH) -> Limits:
+    """``c.UsageLimits.default`` (empty: no limit), parsed like a community's."""
+    return parse_limits(value, path) if value else Limits()
+
+
 def describe(limits: Limits | None) -> str:
     """A short description of ``limits`` (``hubext check-config``'s table)."""
     if limits is None or limits.empty:
@@ -295,11 +311,6 @@ def account_name(communities: Any, slug: str) -> str:
 def sentence_start(name: str) -> str:
     """``name`` (from :func:`account_name`) at the start of a sentence."""
     return "The hub-wide account" if name == HUB_ACCOUNT_NAME else name
-
-
-def plural(count: float, one: str, many: str | None = None) -> str:
-    """``one`` for exactly 1 (a count or an amount), else ``many`` (``one`` + s)."""
-    return one if count == 1 else (many or one + "s")
 
 
 def _servers(count: int) -> str:

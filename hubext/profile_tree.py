@@ -132,3 +132,19 @@ def _choices(option: Position) -> Iterator[Position]:
 
 def _goes_below(at: Position, descend: Descend | None) -> bool:
     return isinstance(at.entry, Mapping) and (descend is None or descend(at))
+
+
+def profile_entries(
+    profile_list: Any, path: KeyPath
+) -> Iterator[tuple[Mapping, KeyPath]]:
+    """Every entry that may hold ``allowed_groups`` or a ``kubespawner_override``
+    (each profile, choice and unlisted choice), with its key path.
+
+    What the start-up checks of ``allowed_groups``, hubext-local's overrides
+    and service accounts read; entries that are not mappings are skipped
+    (:func:`check_profile_list` reports them), and an option without an
+    ``unlisted_choice`` gives an empty one (the walk's ``{}``).
+    """
+    for at in walk(profile_list, path):
+        if at.kind is not Kind.OPTION and isinstance(at.entry, Mapping):
+            yield at.entry, at.path

@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from slugify import slugify
@@ -44,7 +44,7 @@ from ._validation import (
     show,
 )
 from .communities import ROOT_PATH as COMMUNITIES_PATH
-from .profile_tree import Kind, Position, options_of, walk
+from .profile_tree import Kind, Position, options_of, profile_entries, walk
 
 #: What the form's select sends when the free-text choice is picked.
 UNLISTED = "unlisted-choice"
@@ -249,22 +249,6 @@ def check_default_profiles(communities, profile_list) -> None:
                 )
             )
     errors.raise_errors()
-
-
-def profile_entries(
-    profile_list: Any, path: KeyPath
-) -> Iterator[tuple[Mapping, KeyPath]]:
-    """Every entry that may hold ``allowed_groups`` or a ``kubespawner_override``
-    (each profile, choice and unlisted choice), with its key path.
-
-    What the start-up checks of ``allowed_groups``, hubext-local's overrides
-    and service accounts read; entries that are not mappings are skipped
-    (:func:`check_profile_list` reports them), and an option without an
-    ``unlisted_choice`` gives an empty one (the walk's ``{}``).
-    """
-    for at in walk(profile_list, path):
-        if at.kind is not Kind.OPTION and isinstance(at.entry, Mapping):
-            yield at.entry, at.path
 
 
 def _group_entries(profile_list: Any, path: KeyPath):

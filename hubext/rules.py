@@ -18,7 +18,10 @@ Values are compared with ASCII letters case-insensitive and every other
 character exact (:func:`hubext.identity.fold`): ``OCEAN-LAB`` matches
 ``ocean-lab``, but a claim written with compatibility characters (U+212A
 KELVIN SIGN for ``K``) or look-alikes from other scripts never matches an
-ASCII rule. Admins of a community are also its members.
+ASCII rule. Admins of a community are also its members. A value that no
+provider's value can equal (spaces around it, a wildcard, an email address
+or a URL as ``email_domain``, ...) is refused, never accepted to match
+nobody.
 
 Matching compiles all rules into an index from ``(key, value)`` to the rules
 that need it, so the cost of matching an identity grows with the identity's
@@ -32,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._validation import (
     ConfigError,
@@ -57,14 +61,97 @@ Rule = frozenset
 
 
 def _rule_value(key: str, value: Any, path: KeyPath) -> str:
-    value = fold(expect_text(value, path, max_length=256))
-    if key == "email_domain":
-        value = value.removeprefix("@")
-        if not _DOMAIN_RE.fullmatch(value):
-            raise ConfigError(path, f"not a domain name: {show(value)}")
-    elif key == "github" and not _GITHUB_RE.fullmatch(value):
-        raise ConfigError(path, f"expected 'org' or 'org:team-slug', got {show(value)}")
+    """A rule's value, folded (:func:`~hubext.identity.fold`), or ConfigError.
+
+    A value that no claim can equal (spaces around it, a wildcard, a domain
+    written as an address or a URL, ...) is refused, with the value meant
+    when it can be told (``did you mean ...?``): a rule that matches nobody
+    would otherwise be accepted in silence.
+    """
+    raw = expect_text(value, path, max_length=256)
+    if raw != raw.strip():
+        raise ConfigError(
+            path,
+            f"{show(raw)} starts or ends with a space (values match exactly, "
+            f"spaces included){_did_you_mean(key, raw.strip())}",
+        )
+    if "*" in raw:
+        if key == "email_domain":
+            raise ConfigError(
+                path,
+                f"{show(raw)}: rules have no wildcards; an email_domain rule "
+                "matches one domain exactly, not its subdomains: write a rule "
+                f"for each domain{_did_you_mean(key, raw.removeprefix('*.'))}",
+            )
+        raise ConfigError(
+            path,
+            f"{show(raw)}: rules have no wildcards; a value matches exactly "
+            "(here only a literal '*'): write a rule for each value",
+        )
+    value = fold(raw)
+    if key == "email_domain" and not _DOMAIN_RE.fullmatch(value):
+        raise ConfigError(path, _domain_problem(value))
+    if key == "github" and not _GITHUB_RE.fullmatch(value):
+        raise ConfigError(
+            path,
+            f"expected 'org' or 'org:team-slug', got {show(raw)}"
+            f"{_did_you_mean(key, _github_meant(value))}",
+        )
     return value
+
+
+def _valid(key: str, value: str) -> bool:
+    if key == "email_domain":
+        return bool(_DOMAIN_RE.fullmatch(value))
+    if key == "github":
+        return bool(_GITHUB_RE.fullmatch(value))
+    return bool(value) and "*" not in value
+
+
+def _did_you_mean(key: str, meant: str | None) -> str:
+    """`` (did you mean 'x'?)`` when ``meant`` is a valid value of ``key``."""
+    if meant and _valid(key, fold(meant)):
+        return f" (did you mean {fold(meant)!r}?)"
+    return ""
+
+
+def _domain_problem(value: str) -> str:
+    """Why ``value`` (folded) is not a domain an ``email_domain`` rule can hold."""
+    meant = None
+    if "://" in value:
+        meant = urlsplit(value).hostname
+        why = "is a URL, not a domain"
+    elif value.startswith("@"):
+        meant = value[1:]
+        why = "is written with '@': write the domain alone"
+    elif "@" in value:
+        meant = value.rpartition("@")[2]
+        why = "is an email address, not a domain"
+    elif value.endswith("."):
+        meant = value.rstrip(".")
+        why = "ends with '.', which no email address does"
+    else:
+        why = "is not a domain name"
+    return f"{show(value)} {why}{_did_you_mean('email_domain', meant)}"
+
+
+def _github_meant(value: str) -> str | None:
+    """The ``org`` or ``org:team-slug`` a bad ``github`` value (folded) may mean."""
+    if "://" in value:
+        # https://github.com/org or https://github.com/orgs/org/teams/team
+        parts = [p for p in urlsplit(value).path.split("/") if p]
+        if parts[:1] == ["orgs"]:
+            parts = parts[1:]
+        if len(parts) == 3 and parts[1] == "teams":
+            parts = [parts[0], parts[2]]
+        return ":".join(parts) if 1 <= len(parts) <= 2 else None
+    value = value.removeprefix("@")
+    org, sep, team = value.replace("/", ":").partition(":")
+    if sep:
+        # a team's name, where its slug is needed: "Hub Admins" -> "hub-admins"
+        team = re.sub(r"[^a-z0-9_.-]+", "-", team).strip("-")
+        return f"{org}:{team}"
+    return org
 
 
 def parse_rule(raw: Any, path: KeyPath) -> Rule:

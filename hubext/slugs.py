@@ -26,6 +26,11 @@ import hashlib
 import re
 
 #: Longest community slug: the limit of a Kubernetes label value / DNS-1123 label.
+#: The account charged for servers started with a profile of no community
+#: (the usage ledger, limits, prices): never a community slug, which has
+#: no ``_``.
+HUB_ACCOUNT = "_hub"
+
 COMMUNITY_SLUG_MAX_LENGTH = 63
 
 COMMUNITY_SLUG_PATTERN = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import requests
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from . import __version__
+from ._version import __version__
 
 #: The name of the identity provider in the written configuration: the
 #: templates use it in the rules and the redirect URI is built from it.

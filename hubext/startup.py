@@ -8,7 +8,9 @@ server starts; the authenticator therefore runs the spawner's checks
 :func:`check_configuration` runs every check on the configuration and reports
 every error at once (:class:`~hubext._validation.ConfigErrors`), each with
 its key path: the communities, the providers, the rules' providers, the
-spawner's own checks and the profiles' ``allowed_groups``. ``hubext
+spawner's own checks, the profiles' ``allowed_groups``, settings the hub
+would ignore (:mod:`hubext.ignored_settings`) and, in the hub, auth_state's
+encryption key. ``hubext
 check-config`` and the authenticator run the same function; in the hub,
 :func:`config_errors_stop_the_hub` logs one line per error and exits with
 status 1, without a traceback.
@@ -16,10 +18,14 @@ status 1, without a traceback.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from jupyterhub.crypto import CryptKeeper
 from traitlets.config import Application, Config
 
 from ._validation import (
@@ -27,15 +33,20 @@ from ._validation import (
     ErrorCollector,
     KeyPath,
     errors_of,
-    expect_mapping,
 )
-from .communities import Communities, Community, parse_communities
+from .communities import (
+    Communities,
+    Community,
+    configured_communities,
+    parse_communities,
+)
 from .config_reading import (
     check_trait_values,
     configured_section,
     configured_value,
     resolve_class,
 )
+from .ignored_settings import check_authenticator_sections, check_spawner_sections
 from .profiles import check_allowed_groups
 
 
@@ -56,62 +67,120 @@ def check_spawner_config(
         check(config, communities)
 
 
-def _hubext_authenticator(authenticator_class) -> type | None:
-    from .authenticator import CommunityAuthenticator
+#: The environment variable JupyterHub reads auth_state's encryption keys from.
+CRYPT_KEY_ENV = "JUPYTERHUB_CRYPT_KEY"
 
-    cls = resolve_class(authenticator_class, "jupyterhub.authenticators")
-    if isinstance(cls, type) and issubclass(cls, CommunityAuthenticator):
-        return cls
+_MAKE_A_KEY = (
+    "a key is 32 random bytes, hex-encoded (64 characters: make one with "
+    "`openssl rand -hex 32`) or base64url-encoded (44 characters)"
+)
+
+
+def crypt_key_problem(key: Any) -> str | None:
+    """Why JupyterHub cannot use ``key`` to encrypt auth_state, or None.
+
+    Accepts what JupyterHub's ``CryptKeeper`` accepts: 32 bytes, hex-encoded
+    (64 characters), base64url-encoded (44 characters) or raw. The answer
+    never holds any part of the key.
+    """
+    if isinstance(key, str):
+        try:
+            key = key.encode("ascii")
+        except UnicodeEncodeError:
+            return f"has characters that are not ASCII; {_MAKE_A_KEY}"
+    if not isinstance(key, bytes):
+        return f"expected a string, got {type(key).__name__}; {_MAKE_A_KEY}"
+    raw = key
+    try:
+        if len(key) == 44:
+            raw = base64.urlsafe_b64decode(key)
+        elif len(key) == 64:
+            raw = binascii.a2b_hex(key)
+    except ValueError:
+        pass
+    if len(raw) != 32:
+        return f"is not a key JupyterHub can use ({len(key)} characters); {_MAKE_A_KEY}"
     return None
 
 
+def check_crypt_keys(config: Config, environ: Mapping[str, str]) -> None:
+    """auth_state, where hubext keeps each account's identity, needs a key.
+
+    The keys are ``c.CryptKeeper.keys`` when configured, else the
+    ``;``-separated keys of ``JUPYTERHUB_CRYPT_KEY`` in ``environ``, as
+    JupyterHub reads them. Raises ConfigErrors naming the setting, never
+    echoing a key.
+    """
+    configured = configured_value(CryptKeeper, config, "keys", None)
+    if configured is not None:
+        where, keys = "CryptKeeper.keys", list(configured)
+    else:
+        where = CRYPT_KEY_ENV
+        keys = [k for k in environ.get(CRYPT_KEY_ENV, "").split(";") if k.strip()]
+    if not keys:
+        raise ConfigError(
+            where,
+            "no key: hubext keeps the identity each account is bound to, and the "
+            "provider's tokens, in auth_state, which JupyterHub encrypts with it. "
+            f"Set {CRYPT_KEY_ENV} to a key made with `openssl rand -hex 32`, and "
+            "keep it: with another key, stored auth_state cannot be read "
+            "(zero-to-jupyterhub makes and keeps one)",
+        )
+    errors = ErrorCollector()
+    for i, key in enumerate(keys):
+        problem = crypt_key_problem(key.strip() if isinstance(key, str) else key)
+        if problem is None:
+            continue
+        if configured is not None:
+            errors.add(ConfigError(KeyPath(where)[i], f"the key {problem}"))
+        elif len(keys) > 1:
+            which = f"key {i + 1} of {len(keys)} (';'-separated)"
+            errors.add(ConfigError(where, f"{which} {problem}"))
+        else:
+            errors.add(ConfigError(where, f"the key {problem}"))
+    errors.raise_errors()
+
+
 def check_configuration(
-    config: Config, *, authenticator_class=None, spawner_class=None
+    config: Config,
+    *,
+    authenticator_class=None,
+    spawner_class=None,
+    environ: Mapping[str, str] | None = None,
 ) -> Mapping[str, Community]:
     """Run every start-up check on ``config``; return the communities.
 
     Raises :class:`~hubext._validation.ConfigErrors` with every error found.
     ``authenticator_class`` and ``spawner_class`` are classes, entry point
-    names or import paths (as in ``c.JupyterHub``); the providers and the
-    profiles' ``allowed_groups`` are checked only with hubext's
-    authenticator, the spawner's checks only with a spawner that has
-    ``check_hub_config``.
+    names or import paths (as in ``c.JupyterHub``). Each plugin with a
+    ``check_hub_config(config, communities)`` classmethod runs its own
+    checks (hubext's authenticator: its settings, providers and rules, and
+    with ``environ``, the hub's environment variables, its auth_state key:
+    :func:`check_crypt_keys`; hubext's spawners: their profiles, shared
+    folders, limits ...); the profiles' ``allowed_groups`` are checked
+    against the communities when such an authenticator manages the groups.
     """
-    from .providers.config import (
-        PROVIDERS_PATH,
-        check_rule_providers,
-        parse_providers,
-    )
-
     errors = ErrorCollector()
-    raw = configured_value(Communities, config, "communities", {})
+    raw = configured_communities(config, errors)
     registry = parse_communities(raw, errors=errors)
     communities = Communities.from_registry(registry, config=Config())
-    authenticator = _hubext_authenticator(authenticator_class)
-    if authenticator is not None:
-        from .authenticator import check_settings
-
+    authenticator = resolve_class(authenticator_class, "jupyterhub.authenticators")
+    # hubext's authenticator checks its own settings, providers and rules
+    check_authenticator = getattr(authenticator, "check_hub_config", None)
+    if check_authenticator is not None:
         with errors.check():
-            check_settings(authenticator, config)
-        raw_providers = configured_value(authenticator, config, "providers", {})
-        providers = None
+            check_authenticator(config, communities, environ=environ)
+    elif isinstance(authenticator, type):
         with errors.check():
-            expect_mapping(raw_providers, PROVIDERS_PATH)
-            # Each provider on its own, so that every bad one is reported.
-            before = len(errors.errors)
-            for name, entry in raw_providers.items():
-                with errors.check():
-                    parse_providers({name: entry})
-            if len(errors.errors) == before:
-                providers = parse_providers(raw_providers)
-        if providers is not None:
-            with errors.check():
-                check_rule_providers(communities, providers)
+            check_authenticator_sections(config, authenticator, set(), hubext=False)
     if spawner_class is not None:
+        spawner = resolve_class(spawner_class, "jupyterhub.spawners")
+        if isinstance(spawner, type):
+            with errors.check():
+                check_spawner_sections(config, spawner)
         with errors.check():
             check_spawner_config(config, communities, spawner_class)
-        spawner = resolve_class(spawner_class, "jupyterhub.spawners")
-        manage_groups = authenticator is not None and configured_value(
+        manage_groups = check_authenticator is not None and configured_value(
             authenticator, config, "manage_groups", True
         )
         section = spawner and configured_section(spawner, config, "profile_list")
@@ -131,8 +200,9 @@ def check_authenticator_config(authenticator_class, kwargs: dict[str, Any]) -> N
 
     What ``CommunityAuthenticator.__init__`` runs first: the configuration
     is the one the authenticator is built with (``config``, or its
-    ``parent``'s, the JupyterHub application), the spawner the parent's.
-    Raises ConfigErrors.
+    ``parent``'s, the JupyterHub application), the spawner the parent's,
+    and in the hub (``parent`` an Application) its environment's
+    ``JUPYTERHUB_CRYPT_KEY``. Raises ConfigErrors.
     """
     parent = kwargs.get("parent")
     config = kwargs.get("config")
@@ -142,6 +212,8 @@ def check_authenticator_config(authenticator_class, kwargs: dict[str, Any]) -> N
         config,
         authenticator_class=authenticator_class,
         spawner_class=getattr(parent, "spawner_class", None),
+        # in the hub: its environment holds the key (JupyterHub reads it later)
+        environ=os.environ if isinstance(parent, Application) else None,
     )
 
 

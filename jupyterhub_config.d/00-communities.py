@@ -41,6 +41,10 @@ c.Communities.communities = {
         ],
         # A variable for the members' servers, e.g. their scratch bucket.
         "environment": {"SCRATCH_BUCKET": "s3://demo-scratch/ocean-lab"},
+        # The lab's servers together request at most 16 CPUs and 64 GiB
+        # (each profile's requests: 20-spawner.py). The spawn form shows
+        # what is left; a start past it is refused.
+        "limits": {"max_cpu": 16, "max_memory": "64G"},
     },
     "astro-101": {
         "display_name": "Astronomy 101 (workshop)",
@@ -52,6 +56,13 @@ c.Communities.communities = {
             # and anyone with a verified email at the university
             {"provider": "demo", "email_domain": "astro.example.edu"},
         ],
+        # One server per participant, and a small monthly budget: 100
+        # server-hours for the workshop, 10 per participant (counted from
+        # the usage ledger; the usage page shows what was used).
+        "limits": {
+            "max_servers_per_member": 1,
+            "budget": {"server_hours": 100, "per_member": {"server_hours": 10}},
+        },
         # The workshop's common folder: every participant writes.
         "shared_data": [
             {

@@ -14,30 +14,42 @@ def env(**variables):
     return {"environment": variables}
 
 
+def resources(cpu, memory, **variables):
+    """A profile override: the CPUs and memory a server requests, and variables.
+
+    On one machine nothing enforces them; the usage ledger records them (the
+    usage page's CPU- and GiB-hours) and community limits count them
+    (00-communities.py), as on Kubernetes.
+    """
+    return {"cpu_guarantee": cpu, "mem_guarantee": memory, **env(**variables)}
+
+
 c.LocalCommunitySpawner.profile_list = [
     {
         # No allowed_groups: everyone may use it.
         "display_name": "Standard environment",
         "slug": "standard",
         "description": "JupyterLab with the hub's default software.",
-        "kubespawner_override": env(HUBEXT_PROFILE="standard"),
+        "kubespawner_override": resources(1, "2G", HUBEXT_PROFILE="standard"),
         "profile_options": {
             "threads": {
                 "display_name": "Threads",
                 "choices": {
                     "1": {
                         "display_name": "1 thread",
-                        "kubespawner_override": env(OMP_NUM_THREADS="1"),
+                        "kubespawner_override": resources(1, "2G", OMP_NUM_THREADS="1"),
                     },
                     "2": {
                         "display_name": "2 threads",
-                        "kubespawner_override": env(OMP_NUM_THREADS="2"),
+                        "kubespawner_override": resources(2, "4G", OMP_NUM_THREADS="2"),
                     },
                     "8": {
                         # Ocean Lab paid for the bigger machines.
                         "display_name": "8 threads (Ocean Lab)",
                         "allowed_groups": ["ocean-lab"],
-                        "kubespawner_override": env(OMP_NUM_THREADS="8"),
+                        "kubespawner_override": resources(
+                            8, "16G", OMP_NUM_THREADS="8"
+                        ),
                     },
                 },
             },
@@ -48,7 +60,7 @@ c.LocalCommunitySpawner.profile_list = [
         "slug": "ocean-model",
         "description": "For Ocean Modelling Lab members.",
         "allowed_groups": ["ocean-lab"],
-        "kubespawner_override": env(HUBEXT_PROFILE="ocean-model"),
+        "kubespawner_override": resources(2, "8G", HUBEXT_PROFILE="ocean-model"),
         "profile_options": {
             "dataset": {
                 "display_name": "Dataset",
@@ -77,6 +89,6 @@ c.LocalCommunitySpawner.profile_list = [
         "slug": "astro-workshop",
         "description": "The workshop's environment.",
         "allowed_groups": ["astro-101"],
-        "kubespawner_override": env(HUBEXT_PROFILE="astro-workshop"),
+        "kubespawner_override": resources(0.5, "1G", HUBEXT_PROFILE="astro-workshop"),
     },
 ]

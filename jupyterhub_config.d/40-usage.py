@@ -10,12 +10,8 @@ from hubext.usage import register_page
 
 c = get_config()  # noqa: F821
 
-# On your hub, a fixed loopback port: register_page(c) uses
-# http://127.0.0.1:10101. The demo takes a free one (tests run several
-# demo hubs at once).
-port = os.environ.get("HUBEXT_DEMO_USAGE_PORT")
-if not port:
-    from demo.services import free_port
-
-    port = free_port()
+# The page listens on http://127.0.0.1:10101; the demo gives it another
+# port when asked (make demo DEMO_ARGS=--free-ports, and the tests, which
+# run several demo hubs at once).
+port = os.environ.get("HUBEXT_DEMO_USAGE_PORT", "10101")
 register_page(c, url=f"http://127.0.0.1:{port}")

@@ -54,9 +54,34 @@ def _real_processes_are_marked(request, monkeypatch):
         monkeypatch.setattr(DemoEnvironment, method, refuse)
 
 
+@pytest.fixture(autouse=True)
+def _hub_ledgers_end_with_the_test():
+    """Ledgers that spawners made in this process during a test are closed after it.
+
+    In a hub the ledger lives as long as the process (``hub_ledger``); a test
+    that builds spawners in-process would otherwise leave a writer process
+    running for the rest of the pytest worker, which other tests then see.
+    """
+    from hubext.spawners.usage import _ledgers
+
+    before = set(_ledgers)
+    yield
+    for url in set(_ledgers) - before:
+        _ledgers.pop(url).close(timeout=10)
+
+
 #: A kubeconfig naming no reachable cluster: enough for KubeSpawner to be
 #: built and to build pod manifests.
 DUMMY_KUBECONFIG = Path(__file__).parent / "data" / "kubeconfig.yaml"
+
+
+@pytest.fixture(autouse=True)
+def hub_crypt_key(monkeypatch):
+    """The environment a hub runs in has its auth_state key, as the demo's does:
+    ``hubext check-config`` checks it (a test of a missing key removes it)."""
+    key = os.urandom(32).hex()
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", key)
+    return key
 
 
 @pytest.fixture(scope="module")

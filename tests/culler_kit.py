@@ -6,10 +6,10 @@ import logging
 from datetime import datetime
 
 from hubext.culler.app import Culler
-from hubext.culler.client import HubAPI
 from hubext.culler.engine import CullPass, PassSettings
 from hubext.culling import CullingPolicy
 from hubext.service_data import SERVICE_ENV, hand_to_services
+from hubext.services.client import HubAPI
 
 
 def fake_hub_culler(

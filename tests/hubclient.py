@@ -70,8 +70,14 @@ class HubSession:
     def get(self, path: str, **kwargs) -> requests.Response:
         return self.session.get(urljoin(self.hub_url, path), timeout=60, **kwargs)
 
-    def login(self, provider: str, account: str) -> requests.Response:
+    def login(
+        self, provider: str | None, account: str, login_path: str | None = None
+    ) -> requests.Response:
         """Sign in as ``account`` at ``provider``; return the hub's callback response.
+
+        ``provider`` is a hubext provider's name (``/hub/<provider>/oauth_login``);
+        ``login_path`` instead starts elsewhere (``/hub/oauth_login`` for a
+        stock OAuthenticator).
 
         Follows redirects by hand through the provider's sign-in form, and
         stops at the hub's answer to the OAuth callback (a redirect when
@@ -80,7 +86,9 @@ class HubSession:
         would start a server).
         """
         hub = urlsplit(self.hub_url).netloc
-        r = self.get(f"/hub/{provider}/oauth_login", allow_redirects=False)
+        r = self.get(
+            login_path or f"/hub/{provider}/oauth_login", allow_redirects=False
+        )
         for _ in range(20):
             on_hub = urlsplit(r.url).netloc == hub
             if on_hub and "/oauth_callback" in urlsplit(r.url).path:

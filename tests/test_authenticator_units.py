@@ -10,7 +10,11 @@ from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.httputil import HTTPHeaders
 from traitlets.config import Config
 
-from hubext.authenticator import CommunityAuthenticator, username_problem
+from hubext.authenticator import (
+    CommunityAuthenticator,
+    leave_out_unchanged_roles,
+    username_problem,
+)
 from hubext.communities import Community
 from hubext.providers.base import classify_failure
 from hubext.roles import community_admin_role
@@ -132,3 +136,62 @@ def test_community_admin_role_names_round_trip(role, slug):
     assert community_of_admin_role(role) == slug
     if slug is not None:
         assert community_admin_role_name(slug) == role
+
+
+class _Role:
+    def __init__(self, name):
+        self.name = name
+
+
+class _User:
+    """What leave_out_unchanged_roles reads of an account: its roles' names."""
+
+    def __init__(self, *roles):
+        self.roles = [_Role(r) for r in roles]
+
+
+@pytest.mark.parametrize(
+    ("held", "admin", "model_roles", "synced"),
+    [
+        # JupyterHub's auth_to_user gives "user" (and "admin" to admins)
+        # before it syncs: a new member holds exactly ["user"] then
+        pytest.param(None, False, ["user"], False, id="new-member"),
+        pytest.param(None, True, ["user", "admin"], False, id="new-hub-admin"),
+        pytest.param(
+            None, False, ["user", "community-admin-a"], True, id="new-community-admin"
+        ),
+        pytest.param(
+            None, True, ["user", "admin", "hubext-hub-admin"], True, id="new-admin-more"
+        ),
+        pytest.param(("user",), False, ["user"], False, id="member-again"),
+        pytest.param(
+            ("user", "community-admin-a"),
+            False,
+            ["user", "community-admin-a"],
+            False,
+            id="community-admin-again",
+        ),
+        pytest.param(
+            ("user", "community-admin-a"), False, ["user"], True, id="admin-of-no-more"
+        ),
+        pytest.param(
+            ("user", "community-admin-a"),
+            False,
+            ["user", "community-admin-b"],
+            True,
+            id="admin-of-another",
+        ),
+        # "admin" follows the model's admin before the sync
+        pytest.param(("user", "admin"), False, ["user"], False, id="hub-admin-no-more"),
+        pytest.param(("user",), True, ["user", "admin"], False, id="hub-admin-now"),
+        pytest.param(("user", "other"), False, ["user"], True, id="a-role-to-strip"),
+    ],
+)
+def test_roles_are_synced_only_when_they_change(held, admin, model_roles, synced):
+    roles = [{"name": name, "scopes": []} for name in model_roles]
+    model = {"name": "ann", "admin": admin, "roles": roles}
+    user = _User(*held) if held is not None else None
+    leave_out_unchanged_roles(model, user)
+    assert ("roles" in model) is synced
+    if synced:
+        assert model["roles"] is roles

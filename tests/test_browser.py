@@ -186,6 +186,8 @@ import kubernetes_asyncio.config.kube_config as kube_config
 
 kube_config.KUBE_CONFIG_DEFAULT_LOCATION = {str(Path(__file__).parent / "data" / "kubeconfig.yaml")!r}
 c.JupyterHub.spawner_class = "hubext-kube"
+# the demo's hubext-local settings, which hubext-kube would ignore (refused)
+del c["LocalCommunitySpawner"]
 c.KubeSpawner.profile_list = [
     {{"display_name": "Standard", "slug": "standard",
       "kubespawner_override": {{"image": "quay.io/jupyter/base-notebook:2024-12-02"}}}},

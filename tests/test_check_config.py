@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 import textwrap
@@ -116,8 +117,8 @@ FOUR_ERRORS = [
     (
         'c.Communities.communities["astro-101"]["members"][1]["email_domain"] = '
         '"astro..example.edu"',
-        "Communities.communities['astro-101'].members[1].email_domain: not a domain "
-        "name: 'astro..example.edu'",
+        "Communities.communities['astro-101'].members[1].email_domain: "
+        "'astro..example.edu' is not a domain name",
     ),
     (
         'c.CommunityAuthenticator.providers["demo"]["kind"] = "saml"',
@@ -391,3 +392,438 @@ def test_a_profile_list_given_as_a_tuple_is_checked_too(tmp_path, capsys):
         "hubext: invalid configuration: KubeSpawner.profile_list[0]"
         ".allowed_groups[0]: no community 'staff'"
     )
+
+
+def test_one_community_is_one(tmp_path, capsys):
+    path = write_hubext_config(
+        tmp_path, "hubext-local", 'c.Communities.communities = {"ocean-lab": {}}\n'
+    )
+    assert main(["check-config", str(path)]) == 0
+    assert capsys.readouterr().out.endswith("\n1 community; configuration is valid.\n")
+
+
+# -- auth_state's key ---------------------------------------------------------------
+
+MAKE_A_KEY = (
+    "a key is 32 random bytes, hex-encoded (64 characters: make one with "
+    "`openssl rand -hex 32`) or base64url-encoded (44 characters)"
+)
+
+
+def test_a_missing_crypt_key_is_named_with_how_to_make_one(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY")
+    assert main(["check-config", str(REPO / "jupyterhub_config.py")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "hubext: invalid configuration: JUPYTERHUB_CRYPT_KEY: no key: hubext keeps "
+        "the identity each account is bound to, and the provider's tokens, in "
+        "auth_state, which JupyterHub encrypts with it. Set JUPYTERHUB_CRYPT_KEY "
+        "to a key made with `openssl rand -hex 32`, and keep it: with another key, "
+        "stored auth_state cannot be read (zero-to-jupyterhub makes and keeps one)"
+    ]
+
+
+BASE64_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        pytest.param("ab" * 31, "the key is not a key JupyterHub can use (62 "
+                     f"characters); {MAKE_A_KEY}", id="short-hex"),
+        pytest.param("zz" * 32, "the key is not a key JupyterHub can use (64 "
+                     f"characters); {MAKE_A_KEY}", id="64-not-hex"),
+        pytest.param("!" * 44, "the key is not a key JupyterHub can use (44 "
+                     f"characters); {MAKE_A_KEY}", id="44-not-base64"),
+        pytest.param("é" * 32, f"the key has characters that are not ASCII; {MAKE_A_KEY}",
+                     id="not-ascii"),
+        pytest.param(f"{'ab' * 32};{'cd' * 20}", "key 2 of 2 (';'-separated) is not a "
+                     "key JupyterHub can use (40 characters)", id="second-of-two"),
+        pytest.param(" ; ", "no key: hubext keeps", id="only-separators"),
+    ],
+)  # fmt: skip
+def test_a_crypt_key_jupyterhub_cannot_use_is_refused_unseen(
+    tmp_path, capsys, monkeypatch, key, problem
+):
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", key)
+    assert main(["check-config", str(REPO / "jupyterhub_config.py")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"hubext: invalid configuration: JUPYTERHUB_CRYPT_KEY: {problem}"
+    ), err
+    for part in key.split(";"):
+        if part.strip():
+            assert part[:8] not in err
+
+
+@pytest.mark.parametrize(
+    "key", ["ab" * 32, BASE64_KEY, "k" * 32, f"{'ab' * 32};{BASE64_KEY}"]
+)
+def test_the_keys_jupyterhub_accepts_are_accepted(capsys, monkeypatch, key):
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", key)
+    assert main(["check-config", str(REPO / "jupyterhub_config.py")]) == 0
+
+
+def test_configured_crypt_keys_are_checked_instead(tmp_path, capsys, monkeypatch):
+    # zero-to-jupyterhub sets hub.config.CryptKeeper.keys; then the variable
+    # is not read (as JupyterHub does).
+    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY")
+    path = write_config(tmp_path, f'c.CryptKeeper.keys = ["{"ab" * 32}", "s3cr3t"]')
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "hubext: invalid configuration: CryptKeeper.keys[1]: the key is not a key "
+        f"JupyterHub can use (6 characters); {MAKE_A_KEY}"
+    ]
+    assert "s3cr3t" not in err
+
+
+@pytest.mark.e2e
+def test_hub_without_a_crypt_key_says_how_to_make_one(tmp_path):
+    env = DemoEnvironment.with_free_ports(tmp_path / "hub")
+    env.crypt_key = ""
+    log = tmp_path / "hub.log"
+    with open(log, "wb") as out:
+        hub = env.start_hub(stdout=out, wait=False)
+        try:
+            returncode = hub.wait(timeout=60)
+        finally:
+            hub.kill()
+    assert returncode == 1
+    lines = log.read_text().splitlines()
+    critical = [line for line in lines if "hubext: invalid configuration:" in line]
+    assert len(critical) == 1, lines[-20:]
+    assert "JUPYTERHUB_CRYPT_KEY: no key:" in critical[0]
+    assert "`openssl rand -hex 32`" in critical[0]
+    assert not [line for line in lines if "Traceback" in line], lines[-20:]
+    assert "1 configuration error; the hub does not start" in lines[-1], lines[-5:]
+    # not JupyterHub's own line, which comes later and says neither
+    assert not [line for line in lines if "encryption is not available" in line]
+
+
+# -- settings on a class the hub does not use -------------------------------------
+
+NOT_READ = [
+    pytest.param(
+        "hubext-local",
+        'c.KubeSpawner.profile_list = [{"display_name": "Standard"}]',
+        "KubeSpawner.profile_list: ignored: the hub's spawner, LocalCommunitySpawner "
+        "(JupyterHub.spawner_class), does not read KubeSpawner settings; set it as "
+        "c.LocalCommunitySpawner.profile_list",
+        id="kubespawner-profiles-on-hubext-local",
+    ),
+    pytest.param(
+        "hubext-local",
+        'c.KubeSpawner.image = "quay.io/jupyter/scipy-notebook"',
+        "KubeSpawner.image: ignored: the hub's spawner, LocalCommunitySpawner "
+        "(JupyterHub.spawner_class), does not read KubeSpawner settings; "
+        "LocalCommunitySpawner has no such setting",
+        id="kubespawner-image-on-hubext-local",
+    ),
+    pytest.param(
+        "hubext-kube",
+        'c.LocalCommunitySpawner.profile_list = [{"display_name": "Standard"}]',
+        "LocalCommunitySpawner.profile_list: ignored: the hub's spawner, "
+        "CommunityKubeSpawner (JupyterHub.spawner_class), does not read "
+        "LocalCommunitySpawner settings; set it as c.CommunityKubeSpawner.profile_list",
+        id="local-profiles-on-hubext-kube",
+    ),
+    pytest.param(
+        None,
+        'c.LocalCommunitySpawner.profile_list = [{"display_name": "Standard"}]',
+        "LocalCommunitySpawner.profile_list: ignored: the hub's spawner, "
+        "LocalProcessSpawner (JupyterHub.spawner_class), does not read "
+        "LocalCommunitySpawner settings; to use hubext-local, set "
+        "c.JupyterHub.spawner_class = 'hubext-local'",
+        id="no-spawner-class-set",
+    ),
+    pytest.param(
+        "hubext-local",
+        'c.LocalCommunitySpawner.profile_lists = [{"display_name": "Standard"}]',
+        "LocalCommunitySpawner.profile_lists: LocalCommunitySpawner has no such "
+        "setting and would ignore it (did you mean 'profile_list'?)",
+        id="misspelled-setting",
+    ),
+    pytest.param(
+        "hubext-local",
+        'c.GitHubOAuthenticator.client_id = "abc"',
+        "GitHubOAuthenticator.client_id: ignored: no provider in "
+        "CommunityAuthenticator.providers reads GitHubOAuthenticator settings (kind "
+        "'github'); a provider's settings go in "
+        "CommunityAuthenticator.providers[<name>]['config']",
+        id="github-settings-without-a-github-provider",
+    ),
+    pytest.param(
+        "hubext-local",
+        'c.CommunityAuthenticator.client_id = "abc"',
+        "CommunityAuthenticator.client_id: CommunityAuthenticator has no such "
+        "setting and would ignore it; a provider's setting goes in "
+        "CommunityAuthenticator.providers[<name>]['config']",
+        id="provider-setting-on-the-authenticator",
+    ),
+    pytest.param(
+        "hubext-local",
+        "c.PAMAuthenticator.open_sessions = False",
+        "PAMAuthenticator.open_sessions: ignored: the hub's authenticator, "
+        "CommunityAuthenticator (JupyterHub.authenticator_class), does not read "
+        "PAMAuthenticator settings; CommunityAuthenticator has no such setting",
+        id="another-authenticators-settings",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spawner", "line", "message"), NOT_READ)
+def test_a_setting_the_hub_would_ignore_is_refused(
+    tmp_path, capsys, spawner, line, message
+):
+    body = 'c.Communities.communities = {"ocean-lab": {}}\n' + line + "\n"
+    path = write_hubext_config(tmp_path, spawner or "", body)
+    if spawner is None:  # JupyterHub's default spawner
+        path.write_text(
+            path.read_text().replace("c.JupyterHub.spawner_class = ''\n", "")
+        )
+    assert main(["check-config", str(path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"hubext: invalid configuration: {message}"
+    ]
+
+
+def test_hubext_settings_without_hubexts_authenticator_are_refused(tmp_path, capsys):
+    # The hub would run no hubext code: only check-config can say it.
+    path = tmp_path / "jupyterhub_config.py"
+    path.write_text(
+        'c = get_config()\nc.CommunityAuthenticator.providers = {"uni": {"kind": "oidc"}}\n'
+    )
+    assert main(["check-config", str(path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "hubext: invalid configuration: CommunityAuthenticator.providers: ignored: the "
+        "hub's authenticator, PAMAuthenticator (JupyterHub.authenticator_class), does "
+        "not read CommunityAuthenticator settings; for hubext's, set "
+        "c.JupyterHub.authenticator_class = 'hubext'"
+    ]
+
+
+def test_settings_the_hub_reads_are_accepted(tmp_path, capsys):
+    # A provider's kind makes its OAuthenticator's section read; KubeSpawner's
+    # deprecated names still work in its own section (KubeSpawner moves them).
+    path = write_hubext_config(
+        tmp_path,
+        "hubext-kube",
+        """\
+        c.Communities.communities = {"ocean-lab": {"members": [{"github": "ocean"}]}}
+        c.CommunityAuthenticator.providers = {"gh": {"kind": "github"}}
+        c.GitHubOAuthenticator.client_id = "abc"
+        c.OAuthenticator.client_secret = "def"
+        c.KubeSpawner.image_spec = "quay.io/jupyter/scipy-notebook"
+        c.Spawner.default_url = "/lab"
+        """,
+    )
+    assert main(["check-config", str(path)]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_hub_refuses_kubespawner_profiles_on_hubext_local(tmp_path):
+    # profiles.md's example with the spawner its comment offered
+    env = DemoEnvironment.with_free_ports(tmp_path / "hub")
+    log = tmp_path / "hub.log"
+    config = write_config(
+        tmp_path,
+        'c.KubeSpawner.profile_list = [{"display_name": "GPU", "slug": "gpu"}]',
+    )
+    with open(log, "wb") as out:
+        hub = env.start_hub(config, stdout=out, wait=False)
+        try:
+            returncode = hub.wait(timeout=60)
+        finally:
+            hub.kill()
+    assert returncode == 1
+    lines = log.read_text().splitlines()
+    critical = [line for line in lines if "hubext: invalid configuration:" in line]
+    assert [line.split("hubext: invalid configuration: ")[1] for line in critical] == [
+        NOT_READ[0].values[2]
+    ]
+    assert not [line for line in lines if "Traceback" in line], lines[-20:]
+    assert "1 configuration error; the hub does not start" in lines[-1], lines[-5:]
+
+
+# -- configuration files that raise, and keys added from another file -------------
+
+
+def write_config_dir(tmp_path, files: dict[str, str]):
+    """A hub configured in jupyterhub_config.d/, as the demo: the top file
+    loads each file with load_subconfig(), in sorted order."""
+    d = tmp_path / "jupyterhub_config.d"
+    d.mkdir()
+    top = tmp_path / "jupyterhub_config.py"
+    top.write_text((REPO / "jupyterhub_config.py").read_text())
+    files = {
+        "00-hub.py": 'c = get_config()\nc.JupyterHub.authenticator_class = "hubext"\n'
+        'c.Communities.communities = {"astro-101": {}, "ocean-lab": {}}\n',
+        **files,
+    }
+    for name, text in files.items():
+        (d / name).write_text(textwrap.dedent(text))
+    return top
+
+
+def test_the_file_and_line_that_raised_are_named(tmp_path, capsys):
+    top = write_config_dir(
+        tmp_path,
+        {"30-usage.py": "c = get_config()\n\nc.UsageLedger.db_url = 3 + 'x'\n"},
+    )
+    assert main(["check-config", str(top)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"hubext: could not load {top}: {tmp_path}/jupyterhub_config.d/30-usage.py, "
+        "line 3: TypeError: unsupported operand type(s) for +: 'int' and 'str'",
+        "    c.UsageLedger.db_url = 3 + 'x'",
+    ]
+
+
+def test_a_syntax_error_is_named_with_its_file_and_line(tmp_path, capsys):
+    top = write_config_dir(
+        tmp_path, {"20-spawner.py": "c = get_config()\nc.Spawner.cmd = ['a',\n"}
+    )
+    assert main(["check-config", str(top)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(
+        f"hubext: could not load {top}: {tmp_path}/jupyterhub_config.d/20-spawner.py, "
+        "line 2: SyntaxError: "
+    ), lines
+    assert lines[1:] == ["    c.Spawner.cmd = ['a',"]
+
+
+def test_a_line_that_may_hold_a_secret_is_not_shown(tmp_path, capsys):
+    top = write_config_dir(
+        tmp_path,
+        {"10-identity.py": "c = get_config()\nc.X.client_secret = 's3cr3t' + 1\n"},
+    )
+    assert main(["check-config", str(top)]) == 1
+    err = capsys.readouterr().err
+    assert "10-identity.py, line 2: TypeError" in err
+    assert "(the line is not shown: it may hold a secret)" in err
+    assert "s3cr3t" not in err
+
+
+def test_indexing_a_community_in_another_file_says_what_works(tmp_path, capsys):
+    # the pattern limits.md and usage.md showed, in a file of its own
+    top = write_config_dir(
+        tmp_path,
+        {
+            "50-limits.py": """\
+                c = get_config()
+                c.Communities.communities["astro-101"]["limits"] = {
+                    "max_servers": 30,
+                }
+            """
+        },
+    )
+    assert main(["check-config", str(top)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"hubext: could not load {top}: {tmp_path}/jupyterhub_config.d/50-limits.py, "
+        "line 2: TypeError: 'LazyConfigValue' object is not subscriptable",
+        '    c.Communities.communities["astro-101"]["limits"] = {',
+        "hubext: a file loaded with load_subconfig() starts with an empty c, so "
+        "c.Communities.communities there is not the value another file set and has "
+        "no items to index; add keys to a community with add_to_community(c, "
+        "'astro-101', limits=...) (from hubext import add_to_community)",
+    ]
+
+
+def test_keys_added_from_another_file_are_merged(tmp_path, capsys):
+    top = write_config_dir(
+        tmp_path,
+        {
+            # before the file that defines the communities: the order is free
+            "00-a-limits.py": """\
+                from hubext import add_to_community
+                c = get_config()
+                add_to_community(c, "astro-101", limits={"max_servers": 30})
+            """,
+            "50-more.py": """\
+                from hubext import add_to_community
+                c = get_config()
+                add_to_community(c, "astro-101", display_name="Astronomy 101",
+                                 limits={"max_servers_per_member": 1})
+                c.Communities.communities.update({"bio": {"display_name": "Bio"}})
+            """,
+        },
+    )
+    assert main(["check-config", str(top)]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "astro-101  Astronomy 101" in out
+    assert "30 servers, 1/member" in out
+    assert "3 communities; configuration is valid." in out
+
+
+def test_keys_added_to_no_community_name_their_call(tmp_path, capsys):
+    top = write_config_dir(
+        tmp_path,
+        {
+            "50-limits.py": """\
+                from hubext import add_to_community
+                c = get_config()
+
+                add_to_community(c, "astro-11", limits={"max_servers": 30})
+            """
+        },
+    )
+    assert main(["check-config", str(top)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "hubext: invalid configuration: Communities.additions[0].community: "
+        f"add_to_community('astro-11') in {tmp_path}/jupyterhub_config.d/50-limits.py, "
+        "line 4: no community 'astro-11' is defined (did you mean 'astro-101'?); "
+        "communities: astro-101, ocean-lab. A new community goes in "
+        "c.Communities.communities (another file: "
+        "c.Communities.communities.update({slug: {...}}))"
+    ]
+
+
+@pytest.mark.e2e
+def test_a_hub_takes_keys_added_from_another_file(tmp_path):
+    from .harness import RunningHub
+
+    snippet = tmp_path / "50-limits.py"
+    snippet.write_text(
+        "from hubext import add_to_community\n"
+        "c = get_config()\n"
+        'add_to_community(c, "astro-101", limits={"max_servers": 7})\n'
+    )
+    hub = RunningHub(tmp_path / "hub", f"load_subconfig({str(snippet)!r})\n").start()
+    try:
+        bob = hub.signed_in("bob")
+        form = bob.spawn_form().text
+        # added to the demo's own limits of the workshop, key by key
+        assert "Astronomy 101 (workshop): 0 of 7 servers running." in form
+        assert "You: 0 of 1 server charged to Astronomy 101 (workshop)." in form
+    finally:
+        hub.stop()
+
+
+@pytest.mark.e2e
+def test_a_hub_refuses_keys_added_to_no_community(tmp_path):
+    snippet = tmp_path / "50-limits.py"
+    snippet.write_text(
+        "from hubext import add_to_community\n"
+        "c = get_config()\n"
+        'add_to_community(c, "astro-11", limits={"max_servers": 7})\n'
+    )
+    env = DemoEnvironment.with_free_ports(tmp_path / "hub")
+    log = tmp_path / "hub.log"
+    with open(log, "wb") as out:
+        config = write_config(tmp_path, f"load_subconfig({str(snippet)!r})")
+        hub = env.start_hub(config, stdout=out, wait=False)
+        try:
+            returncode = hub.wait(timeout=60)
+        finally:
+            hub.kill()
+    assert returncode == 1
+    lines = log.read_text().splitlines()
+    critical = [line for line in lines if "hubext: invalid configuration:" in line]
+    assert len(critical) == 1, lines[-20:]
+    assert (
+        f"Communities.additions[0].community: add_to_community('astro-11') in "
+        f"{snippet}, line 3: no community 'astro-11' is defined (did you mean "
+        "'astro-101'?)" in critical[0]
+    )
+    assert not [line for line in lines if "Traceback" in line], lines[-20:]

@@ -115,7 +115,7 @@ def test_empty_registry():
         ),
         pytest.param(
             {"ocean": {"members": [{"email_domain": "not a domain"}]}},
-            "Communities.communities['ocean'].members[0].email_domain: not a domain name",
+            "Communities.communities['ocean'].members[0].email_domain: 'not a domain' is not a domain name",
             id="bad-domain",
         ),
         pytest.param(

@@ -50,11 +50,24 @@ def test_every_bad_value_is_reported_with_the_section_written():
     config.Base.size = "ignored: Derived's value applies"
     config.Base.api_token = ["s3cr3t"]
     config.Base.offset = 5  # validated only on a built object: left alone
-    config.Base.not_configurable = "x"  # not a config trait: traitlets ignores it
+    # not a config trait: traitlets ignores it (with a warning), hubext refuses it
+    config.Base.not_configurable = "x"
+    config.Base.sise = 2
     with pytest.raises(ConfigErrors) as e:
         check_trait_values(Derived, config)
     errors = {error.path: error.reason for error in errors_of(e.value)}
-    assert list(errors) == ["Derived.size", "Base.api_token"]
+    assert list(errors) == [
+        "Derived.size",
+        "Base.api_token",
+        "Base.not_configurable",
+        "Base.sise",
+    ]
+    assert errors["Base.not_configurable"] == (
+        "Derived has no such setting and would ignore it"
+    )
+    assert errors["Base.sise"] == (
+        "Derived has no such setting and would ignore it (did you mean 'size'?)"
+    )
     assert "expected an int, not the str 'big'" in errors["Derived.size"]
     # a setting named like a secret: its value is never echoed
     assert "s3cr3t" not in str(e.value)
@@ -66,3 +79,15 @@ def test_good_and_appended_values_pass():
     config.Base.api_token = "t"
     config.Base.offset.append(1)  # a LazyConfigValue: not checked here
     check_trait_values(Derived, config)
+
+
+def test_a_value_given_as_changes_is_applied_to_the_default():
+    # c.X.y.append(...) in a file loaded with load_subconfig(): traitlets
+    # applies it to the trait's default; so does the reading, on copies.
+    config = Config()
+    lazy = Config()
+    lazy.Derived.tags.append(2)
+    config.merge(lazy)
+    assert configured_value(Derived, config, "tags", [1]) == [1, 2]
+    assert configured_value(Derived, config, "tags", [5]) == [5, 2]  # not cached
+    assert config.Derived.tags.get_value([]) == [2]  # the config is untouched

@@ -18,8 +18,8 @@ import pytest
 
 from hubext.culler import CULLER_SCOPES, CULLER_USER_SCOPES
 from hubext.culler.app import Culler
-from hubext.culler.client import HubAPI
 from hubext.service_data import COMMUNITIES_ENV
+from hubext.services.client import HubAPI
 
 from .culler_kit import one_pass
 from .harness import running_hub

@@ -21,8 +21,8 @@ import pytest
 
 from hubext.culler import CULLER_SCOPES
 from hubext.culler.app import Culler, RedactFilter
-from hubext.culler.client import HubAPI
-from hubext.culler.redact import scrub
+from hubext.services.client import HubAPI
+from hubext.services.redact import scrub
 
 from .culler_kit import fake_hub_culler, one_pass, service_env
 from .fakes.hub_api import FakeHubAPI, HeaderRecorder, echo_headers

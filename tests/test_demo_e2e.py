@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from .hubclient import wait_until
+
 pytestmark = pytest.mark.e2e
 
 
@@ -92,3 +94,58 @@ def test_login_page_has_one_button_per_provider(demo_hub):
     assert r.text.count('class="btn btn-jupyter btn-lg hubext-provider"') == 1
     assert 'href="/hub/demo/oauth_login?next=' in r.text
     assert "Sign in with the demo identity provider" in r.text
+
+
+def test_the_demo_shows_limits_and_records_what_servers_request(demo_hub):
+    # bob's workshop: one server each and a monthly budget, shown on the form
+    bob = demo_hub.session()
+    assert bob.login("demo", "bob").status_code == 302
+    form = bob.spawn_form().text
+    for line in (
+        "You: 0 of 1 server charged to Astronomy 101 (workshop).",
+        "Astronomy 101 (workshop): 0.0 of 100 server-hours used this month.",
+        "You: 0.0 of 10 server-hours used this month.",
+    ):
+        assert line in form, form
+    # alice's lab: CPUs and memory in all
+    alice = demo_hub.session()
+    assert alice.login("demo", "alice").status_code == 302
+    assert "Ocean Modelling Lab: " in alice.spawn_form().text
+    assert " of 16 CPUs requested by running servers." in alice.spawn_form().text
+
+    r = bob.submit_spawn_form({"profile": "astro-workshop"})
+    assert r.status_code == 302, r.text[:500]
+    demo_hub.api.wait_for_server("bob", timeout=60)
+    # the ledger records what the profile requests: the usage page's CPU-
+    # and GiB-hours are not zero
+    assert wait_until(
+        lambda: [r for r in demo_hub.ledger_rows() if r["username"] == "bob"]
+    )
+    (session,) = [r for r in demo_hub.ledger_rows() if r["username"] == "bob"]
+    assert session["community"] == "astro-101"
+    assert session["profile"] == "astro-workshop"
+    assert session["cpu_request"] == 0.5
+    assert session["mem_request"] == 2**30
+    r = demo_hub.api.request("DELETE", "/users/bob/server")
+    assert r.status_code in (202, 204)
+    demo_hub.api.wait_for_server("bob", ready=False, timeout=30)
+
+
+#: Lines a hub admin would read as problems, which were noise: the proxy
+#: asked for the hub before routing to it (at start-up), and roles JupyterHub
+#: re-created with no scopes at each sign-in.
+NOISE = ("404 GET /hub/login", "Failed to get custom error page", "will have no scopes")
+
+
+def test_start_and_sign_ins_log_nothing_to_act_on(demo_hub):
+    # a hub admin who is a community admin, a member, and a refused person
+    for account in ("carol", "alice", "bob"):
+        assert demo_hub.session().login("demo", account).status_code == 302
+    assert demo_hub.session().login("demo", "dave").status_code == 403
+    log = demo_hub.log()
+    assert "JupyterHub is now running" in log
+    assert [line for line in log.splitlines() if any(n in line for n in NOISE)] == []
+    # the proxy logged no error at all
+    assert [
+        line for line in log.splitlines() if "[ConfigProxy]" in line and "error" in line
+    ] == []

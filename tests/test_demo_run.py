@@ -78,12 +78,11 @@ class Demo:
         return json.loads((self.state / "demo.lock").read_text())["url"]
 
     def started(self, timeout: float = 120) -> Demo:
+        """Wait for the line a person waits for: where to open the demo."""
+
         def up():
             assert self.leader.poll() is None, self.log()
-            try:
-                return requests.get(f"{self.url}/hub/login", timeout=2).ok
-            except (OSError, ValueError, KeyError):
-                return False
+            return "hubext demo: open " in self.log()
 
         assert wait_until(up, timeout), self.log()
         assert wait_until(lambda: self.missing_parts() == [], 30), self.missing_parts()
@@ -186,7 +185,7 @@ def test_a_second_start_says_where_the_first_runs(demos, tmp_path):
 
     # another state directory on the same port: the port is taken
     port = url.rsplit(":", 1)[1]
-    ports = ["--hub-port", "--proxy-api-port", "--idp-port"]
+    ports = ["--hub-port", "--proxy-api-port", "--idp-port", "--usage-port"]
     args = ["--port", port, *(f"{o}={free_port()}" for o in ports)]
     third = demos(state=tmp_path / "other", args=args)
     assert third.leader.wait(30) == 1
@@ -201,7 +200,7 @@ def test_a_second_start_says_where_the_first_runs(demos, tmp_path):
 
 
 def test_the_demo_keeps_its_state_across_restarts(demos, tmp_path):
-    options = ["--port", "--hub-port", "--proxy-api-port", "--idp-port"]
+    options = ["--port", "--hub-port", "--proxy-api-port", "--idp-port", "--usage-port"]
     args = [f"{option}={free_port()}" for option in options]
     state = tmp_path / "state"
     first = demos(state=state, args=args).started()
@@ -242,3 +241,14 @@ def test_the_demo_keeps_its_state_across_restarts(demos, tmp_path):
         60,
     )
     assert HubSession(second.url).login("demo", "bob").status_code == 302
+
+
+def test_the_demo_logs_nothing_to_act_on_at_start_and_sign_in(demos):
+    from .test_demo_e2e import NOISE
+
+    demo = demos().started()
+    for account in ("carol", "alice"):
+        assert HubSession(demo.url).login("demo", account).status_code == 302
+    lines = demo.log().splitlines()
+    assert [line for line in lines if any(n in line for n in NOISE)] == []
+    assert [line for line in lines if "[ConfigProxy]" in line and "error" in line] == []

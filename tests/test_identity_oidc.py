@@ -199,6 +199,43 @@ def test_refresh_resyncs_communities_and_roles(hub):
     assert r.status_code == 403 and "does not belong to any community" in r.text
 
 
+def test_roles_follow_each_sign_in_and_are_written_only_when_they_change(hub):
+    def sign_in(groups) -> str:
+        """Sign in as rita with ``groups``; the hub's log lines of it."""
+        hub.idp_control(
+            "PUT",
+            "accounts/rita",
+            json={"preferred_username": "rita", "groups": groups},
+        )
+        before = len(hub.log())
+        hub.signed_in("rita")
+        return hub.log()[before:]
+
+    log = sign_in(["ocean-lab"])
+    assert hub.api.user("rita")["roles"] == ["user"]
+    assert "Updating existing role" not in log
+    log = sign_in(["ocean-lab", "ocean-lab-admins"])
+    assert sorted(hub.api.user("rita")["roles"]) == [
+        "community-admin-ocean-lab",
+        "user",
+    ]
+    assert "Granting user rita roles(s): {'community-admin-ocean-lab'}" in log
+    log = sign_in(["ocean-lab", "ocean-lab-admins"])
+    assert sorted(hub.api.user("rita")["roles"]) == [
+        "community-admin-ocean-lab",
+        "user",
+    ]
+    # the same roles: JupyterHub's sync_roles is not run (it would write
+    # every role again)
+    assert "Updating existing role" not in log
+    log = sign_in(["ocean-lab"])
+    assert hub.api.user("rita")["roles"] == ["user"]
+    assert "Stripping user rita roles(s): {'community-admin-ocean-lab'}" in log
+    log = sign_in(["ocean-lab"])
+    assert hub.api.user("rita")["roles"] == ["user"]
+    assert "Updating existing role" not in log
+
+
 def test_outage_keeps_memberships_and_does_not_hammer(hub):
     person = hub.signed_in("bob")
     end_backoff(hub)  # whatever an earlier test left

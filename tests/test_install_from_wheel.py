@@ -288,7 +288,7 @@ def test_install_page_from_the_wheel_signs_a_person_in(tmp_path, wheel, provider
             wait_for_http(f"{hub_url}/hub/api/", 120, hub)
         except (RuntimeError, TimeoutError):
             pytest.fail(hub_log_path.read_text()[-4000:])
-        assert "1 communities; configuration is valid." in hub_log_path.read_text()
+        assert "1 community; configuration is valid." in hub_log_path.read_text()
         sign_in_and_start_a_server(hub_url, srv)
     finally:
         stop_process(hub, timeout=30)

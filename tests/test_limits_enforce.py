@@ -23,7 +23,7 @@ from traitlets.config import Config
 
 from hubext._validation import ConfigError
 from hubext.enforce import ENFORCER_SCOPES, SERVICE_KIND, register
-from hubext.enforce.app import DEFAULT_LIMITS_ENV, BudgetEnforcer
+from hubext.enforce.app import BudgetEnforcer
 from hubext.enforce.decide import Line, Server, Track, decide
 from hubext.enforce.reading import lines_of, ready_servers
 from hubext.enforce.settings import BudgetEnforcement
@@ -38,7 +38,6 @@ from hubext.enforce.status import (
 from hubext.limits import Budget, Demand
 from hubext.service_data import SERVICE_ENV
 from hubext.usage.ledger import Ledger
-from hubext.usage.service import DB_URL_ENV
 
 from .harness import running_hub
 from .hubclient import wait_until
@@ -328,10 +327,9 @@ def test_register_adds_the_service_its_role_and_the_announcement(tmp_path):
         f"--BudgetEnforcement.status_file={os.path.abspath('b.json')}"
         in (service["command"])
     )
-    env = service["environment"]
-    assert env[SERVICE_ENV] == SERVICE_KIND
-    assert env[DB_URL_ENV] == c.UsageLedger.db_url
-    assert json.loads(env[DEFAULT_LIMITS_ENV]) == {"budget": {"server_hours": 5}}
+    # marked: the hub hands it the communities, the default limits and the
+    # ledger's URL when it starts (test_service_data)
+    assert service["environment"] == {SERVICE_ENV: SERVICE_KIND}
     assert c.JupyterHub.load_roles == [
         {
             "name": "hubext-budgets",
@@ -349,8 +347,9 @@ def test_service_refuses_to_start_on_a_bad_setting_naming_it():
     env = {
         **os.environ,
         "JUPYTERHUB_API_TOKEN": secrets.token_hex(16),
-        DB_URL_ENV: "sqlite:////nonexistent/usage.sqlite",
-        "HUBEXT_COMMUNITIES": json.dumps({"communities": {}}),
+        "HUBEXT_COMMUNITIES": json.dumps(
+            {"communities": {}, "ledger": {"url": "sqlite:////nonexistent/u.sqlite"}}
+        ),
     }
     done = subprocess.run(
         [sys.executable, "-m", "hubext.enforce", "--BudgetEnforcement.grace_period=-5"],
@@ -390,7 +389,13 @@ c.UsageLedger.db_url = {ledger!r}
 c.Communities.communities["astro-101"]["limits"] = {{
     "budget": {{"server_hours": 2, "period": {{"days": 30}}}},
 }}
-c.JupyterHub.services.append({{"name": "budgets-test", "api_token": os.environ["HUBEXT_TEST_BUDGETS_TOKEN"]}})
+# the enforcer under test runs in the test's process, with this service's
+# token; registered with the enforcer's kind, as hubext.enforce.register does
+c.JupyterHub.services.append({{
+    "name": "budgets-test",
+    "api_token": os.environ["HUBEXT_TEST_BUDGETS_TOKEN"],
+    "environment": {{"HUBEXT_SERVICE": "budgets"}},
+}})
 c.JupyterHub.load_roles.append({{"name": "budgets-test", "scopes": {scopes!r}, "services": ["budgets-test"]}})
 from hubext.enforce import register as register_budgets
 register_budgets(c, enabled=True, interval=3600, status_file={status!r})
@@ -455,7 +460,7 @@ def enforcer_at(hub, moment, status_file) -> BudgetEnforcer:
 
 @pytest.mark.e2e
 async def test_spent_budget_stops_the_communitys_server_after_the_grace(hub, tmp_path):
-    from hubext.culler.client import HubAPI
+    from hubext.services.client import HubAPI
 
     for name in ("bob", "alice"):
         r = hub.people[name].api("POST", f"/users/{name}/server", json={})
@@ -506,6 +511,18 @@ async def test_spent_budget_stops_the_communitys_server_after_the_grace(hub, tmp
     assert sample("hubext_budget_servers_stopped_total", labels) == 1
     assert sample("hubext_budget_used_ratio", labels) >= 1
     assert wait_until(lambda: not hub.api.user("bob")["servers"], timeout=30)
+    # recorded as a stop for the budget, not as an admin's
+    assert wait_until(
+        lambda: (
+            [
+                r["end_reason"]
+                for r in hub.ledger_rows(hub.ledger_url)
+                if r["username"] == "bob" and r["stopped_at"] and r["profile"]
+            ]
+            == ["stopped_for_budget"]
+        ),
+        timeout=30,
+    ), hub.ledger_rows(hub.ledger_url)
     # a stop, not a deletion; other communities' servers keep running
     assert hub.api.user("bob")["name"] == "bob"
     assert hub.api.user("alice")["servers"][""]["ready"]

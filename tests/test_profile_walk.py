@@ -7,8 +7,8 @@ import copy
 import pytest
 
 from hubext._validation import ConfigError, ConfigErrors, KeyPath
-from hubext.profile_tree import Kind, options_of, walk
-from hubext.profiles import check_profile_list, profile_entries
+from hubext.profile_tree import Kind, options_of, profile_entries, walk
+from hubext.profiles import check_profile_list
 from hubext.spawners.local import check_local_overrides
 
 PATH = KeyPath("LocalCommunitySpawner.profile_list")

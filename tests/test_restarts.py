@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ import requests
 
 from demo.services import REPO
 
-from .harness import TEST_SERVICE_SCOPES, RunningHub
+from .harness import TEST_SERVICE_SCOPES, RunningHub, running_hub
 from .hubclient import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -146,6 +148,7 @@ def test_running_server_survives_a_restart_when_the_proxy_keeps_running(tmp_path
         service_scopes=SCOPES,
     )
     env = h.env
+    env.proxy_auth_token = auth_token  # the hub's environment: the proxy's token
     # An external proxy, as z2jh runs it: started before the hub, outlives it.
     proxy = subprocess.Popen(
         [
@@ -201,6 +204,23 @@ def test_restart_after_communities_changed(restarted_hub):
     h = restarted_hub
     sign_in(h, "carol", "alice", "bob")
     h.restart(signal.SIGTERM, extra_config=CHANGED_COMMUNITIES)
+    # What changed, and why, is in the hub's log.
+    log = h.log().rsplit("===== hub start", 1)[1]
+    assert (
+        "hubext: 'carol': communities ['astro-101', 'ocean-lab'] -> "
+        "['everyone', 'ocean-lab-2'] (current rules, recorded identity)" in log
+    )
+    assert (
+        "hubext: 'carol': community-admin roles set to "
+        "['community-admin-ocean-lab-2']" in log
+    )
+    assert "hubext: removed groups of communities no longer configured: " in log
+    assert re.search(
+        r"hubext: start-up: communities of 3 users matched against the current "
+        r"rules \(new or changed for everyone, ocean-lab-2\) in [0-9.]+ s: "
+        r"3 changed \(astro-101 -2, everyone \+3, ocean-lab -2, ocean-lab-2 \+2\)",
+        log,
+    )
     assert sorted(user(h, "carol")["groups"]) == ["everyone", "ocean-lab-2"]
     assert sorted(user(h, "alice")["groups"]) == ["everyone", "ocean-lab-2"]
     assert user(h, "bob")["groups"] == ["everyone"]
@@ -272,3 +292,108 @@ def test_turning_the_restart_workaround_off_is_refused(tmp_path):
         "CommunityAuthenticator.reset_managed_roles_on_startup: must be True"
         in hub.log()
     )
+
+
+DEBUG_DB = "c.JupyterHub.debug_db = True\n"
+
+
+def startup_statements(hub: RunningHub) -> list[str]:
+    """The SQL statements of the hub's last start, until it answered
+    (``debug_db``: SQLAlchemy logs each, an executemany once)."""
+    start = hub.log().rsplit("===== hub start", 1)[1]
+    before = start.split("JupyterHub is now running", 1)[0]
+    statements = re.findall(
+        r"INFO sqlalchemy\.engine\.Engine ((?:SELECT|INSERT|UPDATE|DELETE)\b.*)",
+        before,
+    )
+    # JupyterHub rewrites the user role's scopes when the order of its
+    # extra_user_scopes (a set) differs from the last start's: not ours.
+    return [s for s in statements if not s.startswith("UPDATE roles SET scopes")]
+
+
+def add_people_like(hub: RunningHub, model: str, names: list[str]) -> None:
+    """New users whose recorded identity is ``model``'s but for name and subject."""
+    state = user(hub, model)["auth_state"]
+    hub.api.request("POST", "/users", json={"usernames": names}).raise_for_status()
+    for name in names:
+        record = dict(state["hubext"])
+        record.update(subject=name, provider_username=name)
+        record["atoms"] = [
+            ["username", name] if key == "username" else [key, value]
+            for key, value in record["atoms"]
+        ]
+        hub.api.request(
+            "PATCH", f"/users/{name}", json={"auth_state": {**state, "hubext": record}}
+        ).raise_for_status()
+
+
+def test_a_start_does_the_same_database_work_for_3_or_23_people(tmp_path):
+    """Start-up reads every recorded identity in one query and writes the
+    differences in bulk when the communities' rules changed, and reads none
+    when they did not: the hub runs the same SQL statements with 3 or 23
+    users (hubext 0.1 looked each person's communities up one by one)."""
+    h = RunningHub(tmp_path / "h", DEBUG_DB, service_scopes=SCOPES).start()
+    try:
+        sign_in(h, "carol", "alice", "bob")
+        counts = {}
+        for people in (3, 23):
+            if people == 23:
+                add_people_like(h, "alice", [f"alice-{i:02d}" for i in range(20)])
+            h.restart(signal.SIGTERM, extra_config=DEBUG_DB + CHANGED_COMMUNITIES)
+            changed = startup_statements(h)
+            assert (
+                f"hubext: start-up: communities of {people} users matched"
+                in (h.log().rsplit("===== hub start", 1)[1])
+            )
+            h.restart(signal.SIGTERM)
+            unchanged = startup_statements(h)
+            assert "no identity read" in h.log().rsplit("===== hub start", 1)[1]
+            counts[people] = (changed, unchanged)
+            h.restart(signal.SIGTERM, extra_config=DEBUG_DB)  # back to the demo's
+        assert sorted(user(h, "alice-07")["groups"]) == ["ocean-lab"]
+        changed_3, unchanged_3 = counts[3]
+        changed_23, unchanged_23 = counts[23]
+        assert len(changed_23) == len(changed_3), (changed_3, changed_23)
+        assert len(unchanged_23) == len(unchanged_3), (unchanged_3, unchanged_23)
+        # the identities are read (in one query) only when the rules changed
+        identities = "SELECT users.id, users.name, users.encrypted_auth_state "
+        assert changed_23.count(identities) == 1
+        assert identities not in unchanged_23
+    finally:
+        h.stop()
+
+
+#: The demo's communities with ocean-lab renamed (and nothing else).
+RENAMED_OCEAN_LAB = (
+    CHANGED_COMMUNITIES.replace(
+        'comms["everyone"] = {"members": [{"provider": "demo"}]}\n', ""
+    )
+    .replace('del comms["astro-101"]\n', "")
+    .replace('if p.get("allowed_groups") != ["astro-101"]', "")
+)
+
+
+def test_who_left_every_community_gets_nothing_back_when_the_rules_change(
+    tmp_path_factory,
+):
+    """Leaving every community (found at a refresh) is recorded: a later start
+    with other rules matches what the provider said then, not before."""
+    config = (
+        "c.CommunityAuthenticator.admin_users = set()\n"
+        "c.CommunityAuthenticator.auth_refresh_age = 1\n"
+    )
+    accounts = {"lea": {"preferred_username": "lea", "groups": ["ocean-lab"]}}
+    with running_hub(tmp_path_factory, "left", config, accounts) as h:
+        person = h.signed_in("lea")
+        assert user(h, "lea")["groups"] == ["ocean-lab"]
+        h.idp_control(
+            "PUT", "accounts/lea", json={"preferred_username": "lea", "groups": []}
+        )
+        time.sleep(1.5)  # past auth_refresh_age: the next request refreshes
+        assert person.api("GET", "/user").status_code == 403
+        assert user(h, "lea")["groups"] == []
+        h.restart(signal.SIGTERM, extra_config=config + RENAMED_OCEAN_LAB)
+        assert user(h, "lea")["groups"] == []
+        assert ["group", "ocean-lab"] not in (
+            user(h, "lea")["auth_state"]["hubext"]["atoms"]
+        )

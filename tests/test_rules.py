@@ -151,3 +151,65 @@ def test_every_bad_rule_and_key_is_reported():
         "email_domain, github, group, idp, provider, username",
         "R[2].idp: expected a string, got 3 (int)",
     ]
+
+
+#: Rule values that no provider's value can equal: each is refused at
+#: start-up with its key path, saying why, and the value meant when it can
+#: be told.
+MATCH_NOBODY = [
+    ("email_domain", "@stars.example.edu", "is written with '@': write the domain "
+     "alone (did you mean 'stars.example.edu'?)"),
+    ("email_domain", "ann@stars.example.edu", "is an email address, not a domain "
+     "(did you mean 'stars.example.edu'?)"),
+    ("email_domain", "https://stars.example.edu/people", "is a URL, not a domain "
+     "(did you mean 'stars.example.edu'?)"),
+    ("email_domain", "stars.example.edu.", "ends with '.', which no email address "
+     "does (did you mean 'stars.example.edu'?)"),
+    ("email_domain", " stars.example.edu", "starts or ends with a space (values "
+     "match exactly, spaces included) (did you mean 'stars.example.edu'?)"),
+    ("email_domain", "*.example.edu", "rules have no wildcards; an email_domain rule "
+     "matches one domain exactly, not its subdomains: write a rule for each domain "
+     "(did you mean 'example.edu'?)"),
+    ("email_domain", "*", "rules have no wildcards"),
+    ("email_domain", "stars example", "'stars example' is not a domain name"),
+    ("github", "https://github.com/ocean-org", "(did you mean 'ocean-org'?)"),
+    ("github", "https://github.com/orgs/ocean-org/teams/hub-admins",
+     "(did you mean 'ocean-org:hub-admins'?)"),
+    ("github", "@ocean-org", "(did you mean 'ocean-org'?)"),
+    ("github", "ocean-org/hub-admins", "(did you mean 'ocean-org:hub-admins'?)"),
+    ("github", "ocean-org:Hub Admins", "(did you mean 'ocean-org:hub-admins'?)"),
+    ("group", "ocean-lab ", "starts or ends with a space (values match exactly, "
+     "spaces included) (did you mean 'ocean-lab'?)"),
+    ("group", "ocean-*", "rules have no wildcards; a value matches exactly (here "
+     "only a literal '*'): write a rule for each value"),
+    ("username", " ann", "starts or ends with a space"),
+    ("idp", "https://idp.example.edu/idp/shibboleth ", "starts or ends with a space"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [pytest.param(*case, id=f"{case[0]}-{case[1]}") for case in MATCH_NOBODY],
+)
+def test_a_rule_value_that_can_match_nobody_is_refused(key, value, reason):
+    path = KeyPath("Communities.communities['astro-101'].members")
+    with pytest.raises(ConfigErrors) as info:
+        parse_rules([{key: value}], path)
+    (error,) = info.value.errors
+    assert error.path == f"Communities.communities['astro-101'].members[0].{key}"
+    assert reason in error.reason, error.reason
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "folded"),
+    [
+        ("email_domain", "Stars.Example.EDU", "stars.example.edu"),
+        ("github", "Ocean-Org:Hub-Admins", "ocean-org:hub-admins"),
+        ("group", "Ocean Lab", "ocean lab"),
+        ("idp", "https://idp.example.edu/idp/shibboleth", None),
+    ],
+)
+def test_upper_case_is_folded_not_refused(key, value, folded):
+    # ASCII letters match case-insensitively (hubext.identity.fold), as documented.
+    (rule,) = parse_rules([{key: value}], KeyPath("R"))
+    assert rule == {(key, folded or value)}

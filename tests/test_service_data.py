@@ -10,6 +10,7 @@ import pytest
 
 from hubext._validation import ConfigError
 from hubext.communities import parse_communities
+from hubext.limits import Limits
 from hubext.service_data import (
     COMMUNITIES_ENV,
     MAX_PAYLOAD_BYTES,
@@ -18,6 +19,7 @@ from hubext.service_data import (
     communities_payload,
     hand_to_services,
     read_communities,
+    read_handover,
     read_spawner,
     spawner_settings,
 )
@@ -71,6 +73,56 @@ def test_round_trip_parses_with_the_hubs_parser():
         "cull_named_servers": False,
     }
     assert read_spawner(env) == {"class": "x.Y", "delete_pvc": False}
+
+
+def test_one_hand_over_default_limits_and_the_ledger_for_those_that_read_it():
+    """The one variable carries everything a service gets: the default limits
+    for every kind, the ledger's URL only for the kinds that read the ledger."""
+    url = "postgresql://hubext:pw-Zq81Kx0@db.internal/usage"
+    services = [
+        {"name": k, "environment": {SERVICE_ENV: k}}
+        for k in ("culler", "usage", "budgets", "someday")
+    ]
+    default = {"max_servers_per_member": 1}
+    hand_to_services(services, RAW, default_limits=default, ledger_url=url)
+    handed = {s["name"]: read_handover(s["environment"]) for s in services}
+    assert {name: h.ledger_url for name, h in handed.items()} == {
+        "culler": None,
+        "usage": url,
+        "budgets": url,
+        "someday": None,
+    }
+    assert all(
+        h.default_limits == Limits(max_servers_per_member=1) for h in handed.values()
+    )
+    for service in services:
+        assert set(service["environment"]) == {SERVICE_ENV, COMMUNITIES_ENV}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(
+            {"communities": {}, "limits": {"default": {"max_servers": -1}}},
+            "$HUBEXT_COMMUNITIES.limits.default.max_servers: must be a whole number",
+            id="bad-default-limits",
+        ),
+        pytest.param(
+            {"communities": {}, "ledger": {"url": 7}},
+            "$HUBEXT_COMMUNITIES.ledger.url: expected a database URL",
+            id="bad-ledger-url",
+        ),
+        pytest.param(
+            {"communities": {}, "limits": []},
+            "$HUBEXT_COMMUNITIES.limits",
+            id="limits-not-a-mapping",
+        ),
+    ],
+)
+def test_a_bad_hand_over_names_the_key(data, message):
+    with pytest.raises(ConfigError) as e:
+        read_handover({COMMUNITIES_ENV: json.dumps(data)})
+    assert str(e.value).startswith(message), str(e.value)
 
 
 @pytest.mark.parametrize(
@@ -185,12 +237,26 @@ def test_a_registered_service_gets_the_communities_and_no_hub_secret(
     start_hub, tmp_path
 ):
     marked_config, marked = probe_service(tmp_path, "probe-marked", "probe")
+    page_config, page = probe_service(tmp_path, "probe-page", "usage")
     plain_config, plain = probe_service(tmp_path, "probe-plain", None)
-    hub = start_hub(marked_config + plain_config)
+    # keys added from another file reach the services too
+    added = """
+from hubext import add_to_community
+add_to_community(c, "ocean-lab", limits={"max_servers": 7})
+c.UsageLimits.default = {"max_servers_per_member": 2}
+"""
+    hub = start_hub(marked_config + page_config + plain_config + added)
     env = marked()
     assert COMMUNITIES_ENV not in plain()
     communities = read_communities(env)
     assert list(communities) == ["ocean-lab", "astro-101"]
+    assert communities["ocean-lab"].limits.max_servers == 7
+    handed = read_handover(env)
+    assert handed.default_limits == Limits(max_servers_per_member=2)
+    # the ledger's address: only to the services that read the ledger
+    assert handed.ledger_url is None
+    ledger = read_handover(page()).ledger_url
+    assert ledger.startswith("sqlite:///") and ledger.endswith("hubext-usage.sqlite")
     assert communities["astro-101"].get("culling") == {
         "idle_timeout": 300,
         "max_age": 8 * 3600,

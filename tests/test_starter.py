@@ -23,7 +23,8 @@ import yaml
 from traitlets.config import Config
 
 from demo.services import free_port
-from hubext.cli import check_config, load_config, main
+from hubext.cli import check_config, main
+from hubext.config_files import load_config
 from hubext.starter import Failure, settings_from_discovery
 
 from .test_docs import Z2JH, helm_merge
@@ -53,7 +54,7 @@ def test_one_machine_config_passes_check_config(in_tmp, capsys):
     )
     assert result.returncode == 0, result.stderr
     assert "example-lab  Example Lab" in result.stdout
-    assert "1 communities; configuration is valid." in result.stdout
+    assert "1 community; configuration is valid." in result.stdout
 
 
 def test_one_machine_config_keeps_the_hubs_state_beside_itself(in_tmp, monkeypatch):

@@ -12,7 +12,7 @@ from hubext.profiles import (
     choose_charged,
     initialize_profile_list,
 )
-from hubext.spawners.usage import end_reason_for
+from hubext.spawners.stops import end_reason_for
 from hubext.usage.model import EndReason
 
 PROFILES = initialize_profile_list(
@@ -148,7 +148,11 @@ def test_an_option_may_not_be_named_community():
     [
         (("user", "ann"), EndReason.STOPPED_BY_USER),
         (("user", "root"), EndReason.STOPPED_BY_ADMIN),
-        (("service", "hubext-culler"), EndReason.CULLED),
+        (("service", "my-culler"), EndReason.CULLED),
+        (("service", "hub-culler"), EndReason.CULLED),
+        (("service", "hub-budgets"), EndReason.STOPPED_FOR_BUDGET),
+        # hubext's culler is known by how it was registered, not its name
+        (("service", "hubext-culler"), EndReason.STOPPED_BY_ADMIN),
         (("service", "other"), EndReason.STOPPED_BY_ADMIN),
         # a service named like the owner is still a service
         (("service", "ann"), EndReason.STOPPED_BY_ADMIN),
@@ -156,4 +160,34 @@ def test_an_option_may_not_be_named_community():
     ],
 )
 def test_end_reason_for(requester, expected):
-    assert end_reason_for(requester, "ann", ["hubext-culler"]) == expected
+    services = {
+        "hub-culler": EndReason.CULLED,
+        "hub-budgets": EndReason.STOPPED_FOR_BUDGET,
+    }
+    assert end_reason_for(requester, "ann", ["my-culler"], services) == expected
+
+
+def test_hubext_services_are_known_by_the_kind_they_were_registered_with():
+    from hubext.spawners.stops import record_hub_services
+
+    record_hub_services(
+        [
+            {"name": "tidy", "environment": {"HUBEXT_SERVICE": "culler"}},
+            {"name": "money", "environment": {"HUBEXT_SERVICE": "budgets"}},
+            {"name": "page", "environment": {"HUBEXT_SERVICE": "usage"}},
+            {"name": "plain"},
+            "not a service",
+        ]
+    )
+    try:
+        assert [
+            end_reason_for(("service", name), "ann")
+            for name in ("tidy", "money", "page", "plain")
+        ] == [
+            EndReason.CULLED,
+            EndReason.STOPPED_FOR_BUDGET,
+            EndReason.STOPPED_BY_ADMIN,
+            EndReason.STOPPED_BY_ADMIN,
+        ]
+    finally:
+        record_hub_services([])

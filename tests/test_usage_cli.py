@@ -120,7 +120,20 @@ def test_report_of_a_recorded_day(db_url, capsys, tmp_path):  # noqa: F811
         "        ocean-lab:\n          usage:\n            prices:\n"
         "              gpu_hour: 1.2\n              cpu_hour: 0.05\n"
     )
-    for config in (hub_py, values):
+    # ... and added from a jupyterhub_config.d/ file, as usage.md shows
+    hub_d = tmp_path / "hub-d"
+    (hub_d / "jupyterhub_config.d").mkdir(parents=True)
+    (hub_d / "jupyterhub_config.py").write_text(
+        "c.Communities.communities = {'ocean-lab': {}, 'astro-101': {}}\n"
+        "load_subconfig('jupyterhub_config.d/50-prices.py')\n"
+    )
+    (hub_d / "jupyterhub_config.d" / "50-prices.py").write_text(
+        "from hubext import add_to_community\n"
+        "c = get_config()\n"
+        "add_to_community(c, 'ocean-lab', "
+        "usage={'prices': {'gpu_hour': 1.2, 'cpu_hour': 0.05}})\n"
+    )
+    for config in (hub_py, values, hub_d / "jupyterhub_config.py"):
         code, out, err = report(
             capsys, *args, "--now", "2026-03-01T22:00:00Z", "--hub-config", str(config)
         )

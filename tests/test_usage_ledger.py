@@ -1,6 +1,7 @@
 """The recorder the spawners call: what it writes (SQLite and PostgreSQL), that it
 never blocks nor raises, and that a database outage loses nothing and logs no
-password (a real PostgreSQL server stopped and restarted mid-run)."""
+password (a real PostgreSQL server stopped and restarted mid-run); each with
+the writer in a thread and in a process of its own."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ from hubext.usage.model import sessions
 from hubext.usage.store import make_engine
 
 from .usage_pg import db_url, postgres  # noqa: F401 (fixtures)
+
+#: a writer's thread that dies fails the test
+pytestmark = pytest.mark.filterwarnings(
+    "error::pytest.PytestUnhandledThreadExceptionWarning"
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -41,12 +47,14 @@ def rows(db: str) -> dict[str, dict]:
     return found
 
 
-@pytest.fixture
-def ledger_for(caplog):
+@pytest.fixture(params=[False, True], ids=["writer-thread", "writer-process"])
+def ledger_for(request, caplog):
+    """Ledgers writing from a thread, and from a process of their own (the hub's)."""
     made = []
 
     def make(db: str, **kwargs) -> Ledger:
         kwargs.setdefault("log", logging.getLogger("test.usage"))
+        kwargs.setdefault("process", request.param)
         ledger = Ledger(db, **kwargs)
         ledger.start()
         made.append(ledger)

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hubext._validation import ConfigError, KeyPath, errors_of
+from hubext.prices import UnitPrices, parse_price_table
 from hubext.usage.model import HUB_ACCOUNT
-from hubext.usage.prices import UnitPrices, parse_price_table
 from hubext.usage.report import (
     FORMULA_STARTS,
     Span,

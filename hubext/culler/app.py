@@ -17,7 +17,7 @@ The API token is never logged, nor any piece of it: it is read from the
 environment by default, kept out of reprs, sent only to the hub URL
 (redirects are not followed), and every log record (of the culler, tornado,
 asyncio, with its traceback) is scrubbed of it and of each piece of 8
-characters or more (:mod:`hubext.culler.redact`). Log lines carry the level
+characters or more (:mod:`hubext.services.redact`). Log lines carry the level
 and the time, as JupyterHub's own.
 """
 
@@ -47,14 +47,14 @@ from .. import __version__
 from .._validation import ConfigError
 from ..communities import Communities, Community
 from ..culling import MIN_USER_SECONDS, CullingPolicy, check_duration, policy_for
-from ..service_app import HubServiceApplication
 from ..service_data import read_communities, read_spawner
+from ..services.app import HubServiceApplication
+from ..services.client import HubAPI, HubAPIError
+from ..services.redact import RedactFilter, scrub_and_cut
 from .arbiter import check_arbiter
-from .client import HubAPI, HubAPIError
 from .engine import CullPass, Pacer, PassResult, PassSettings
 from .hub_config import NOT_EXECUTED, is_values_file, load_hub_config
 from .metrics import CullerMetrics
-from .redact import RedactFilter, scrub_and_cut
 from .storage import config_spawner_settings, storage_verdict
 
 __all__ = ["Culler", "Pacer", "PassResult", "RedactFilter", "main", "policies_of"]

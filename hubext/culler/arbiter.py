@@ -32,8 +32,8 @@ import inspect
 from datetime import datetime
 
 from .._validation import ConfigError
+from ..services.redact import scrub_and_cut
 from .decide import Cull, parse_timestamp
-from .redact import scrub_and_cut
 
 #: The keyword arguments the hook is called with.
 HOOK_ARGUMENTS = (

@@ -3,7 +3,7 @@
 :class:`CullPass` takes what a pass needs (:class:`PassSettings`, the
 communities' policies, the hub-wide default, a clock, a sleep, a logger,
 metrics and an optional arbiter hook) and runs it against a hub API client
-(:class:`~hubext.culler.client.HubAPI`). The service
+(:class:`~hubext.services.client.HubAPI`). The service
 (:class:`hubext.culler.app.Culler`) builds one per pass from its traits; a
 test or a benchmark builds one directly. A pass:
 
@@ -41,9 +41,10 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from .._validation import plural
 from ..culling import CullingPolicy, policy_for
+from ..services.client import HubAPI, HubAPIError
 from .arbiter import arbitrate
-from .client import HubAPI, HubAPIError
 from .decide import Cull, CullUser, Skip, decide, decide_user
 from .listing import ListingStats, PageSizer, ready_pages
 
@@ -228,19 +229,23 @@ class CullPass:
         result.requests = api.requests - before
         self._done(started)
         self.log.info(
-            "hubext-culler: pass done in %.2f s: %d servers (listed in %d pages, "
-            "%.2f s), %d culled, %d stopping, %d left alone, %d users deleted, "
-            "%d errors, %d API requests",
+            "hubext-culler: pass done in %.2f s: %d %s (listed in %d %s, %.2f s), "
+            "%d culled, %d stopping, %d left alone, %d %s deleted, %d %s, %d API %s",
             result.seconds,
             result.servers,
+            plural(result.servers, "server"),
             result.pages,
+            plural(result.pages, "page"),
             result.listing_seconds,
             len(result.culled),
             len(result.stopping),
             len(result.skipped),
             len(result.users_deleted),
+            plural(len(result.users_deleted), "user"),
             len(result.errors),
+            plural(len(result.errors), "error"),
             result.requests,
+            plural(result.requests, "request"),
         )
         return result
 

@@ -8,7 +8,7 @@ the hub's environment (its identity providers' secrets included) and run
 arbitrary code in a service that only needs policies.
 
 On zero-to-jupyterhub the culler may instead read the chart's values
-(:data:`Z2JH_VALUES`, mounted in the hub pod): their ``hub.config`` is the
+(:data:`hubext.config_files.Z2JH_VALUES`, mounted in the hub pod): their ``hub.config`` is the
 traitlets configuration the chart gives the hub, read as YAML, without
 executing anything.
 """
@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import os
 
-import yaml
 from traitlets.config import Config
 
-#: Where zero-to-jupyterhub mounts the chart's values in the hub pod.
-Z2JH_VALUES = "/usr/local/etc/jupyterhub/secret/values.yaml"
-#: The spawner zero-to-jupyterhub configures unless hub.config names another.
-Z2JH_SPAWNER = "kubespawner.KubeSpawner"
+from ..config_files import Z2JH_VALUES, load_z2jh_values
 
 #: Why a Python configuration file is refused.
 NOT_EXECUTED = (
@@ -45,19 +41,3 @@ def load_hub_config(path: str) -> Config:
     if not is_values_file(path):
         raise ValueError(f"{path}: not a values file (.yaml): {NOT_EXECUTED}")
     return load_z2jh_values(os.path.abspath(path))
-
-
-def load_z2jh_values(path: str) -> Config:
-    """``hub.config`` of a zero-to-jupyterhub values file, as a Config."""
-    with open(path) as f:
-        values = yaml.safe_load(f) or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{path} is not a mapping of chart values")
-    hub = values.get("hub") or {}
-    hub_config = hub.get("config") if isinstance(hub, dict) else None
-    if hub_config is not None and not isinstance(hub_config, dict):
-        raise ValueError(f"{path}: hub.config is not a mapping")
-    config = Config(hub_config or {})
-    if "spawner_class" not in config.get("JupyterHub", {}):
-        config.JupyterHub.spawner_class = Z2JH_SPAWNER
-    return config

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from .client import HubAPI, Page
+from ..services.client import HubAPI, Page
 
 
 class PageSizer:
@@ -136,7 +136,7 @@ async def ready_pages(
     the pass busy for a while), pages are of the sizer's ``minimum``: the
     shortest the hub can answer, at no cost to the pass.
 
-    Raises :class:`~hubext.culler.client.HubAPIError` when a page fails.
+    Raises :class:`~hubext.services.client.HubAPIError` when a page fails.
     """
     stats = stats if stats is not None else ListingStats()
     started = clock()

@@ -7,12 +7,10 @@ announcements the hub shows.
 
 from __future__ import annotations
 
-import json
 import sys
 
-from .._validation import KeyPath
-from ..limits import parse_limits
-from ..service_data import SERVICE_ENV
+from ..limits import default_limits
+from ..service_data import BUDGETS_KIND, SERVICE_ENV
 from .settings import BudgetEnforcement
 from .status import Announcements
 
@@ -21,7 +19,7 @@ from .status import Announcements
 ENFORCER_SCOPES = ["list:users", "read:servers", "delete:servers"]
 
 #: The kind of service :func:`register` marks (``$HUBEXT_SERVICE``).
-SERVICE_KIND = "budgets"
+SERVICE_KIND = BUDGETS_KIND
 
 
 def register(c, *, name: str = "hubext-budgets", environment=None, **settings) -> bool:
@@ -39,9 +37,9 @@ def register(c, *, name: str = "hubext-budgets", environment=None, **settings) -
     ``c.BudgetEnforcement`` traits first. When ``enabled`` is False (the
     default) nothing is added and False is returned. Else the settings are
     checked (a bad one raises, naming ``BudgetEnforcement.<trait>``), and
-    this adds the service (``python -m hubext.enforce``) with the ledger's
-    URL and ``c.UsageLimits.default`` in its environment (the communities
-    are handed over by the hub, :mod:`hubext.service_data`), its role
+    this adds the service (``python -m hubext.enforce``), marked so that
+    the hub hands it the communities, ``c.UsageLimits.default`` and the
+    ledger's URL when it starts (:mod:`hubext.service_data`), its role
     (:data:`ENFORCER_SCOPES`), and ``c.JupyterHub.template_vars
     ["announcement"]``, which shows the warnings to the people concerned on
     the hub's pages (after any announcement set before this call).
@@ -51,19 +49,9 @@ def register(c, *, name: str = "hubext-budgets", environment=None, **settings) -
     config = BudgetEnforcement(config=c)
     if not config.enabled:
         return False
-    from ..usage.service import DB_URL_ENV, _ledger_db_url
-    from .app import DEFAULT_LIMITS_ENV
-
-    default = {}
     if "UsageLimits" in c and "default" in c.UsageLimits:
-        default = dict(c.UsageLimits.default)
-        parse_limits(default, KeyPath("UsageLimits.default"))  # checked now
-    env = {
-        **dict(environment or {}),
-        SERVICE_ENV: SERVICE_KIND,
-        DB_URL_ENV: _ledger_db_url(c),
-        DEFAULT_LIMITS_ENV: json.dumps(default),
-    }
+        default_limits(c.UsageLimits.default)  # a bad value stops the hub now
+    env = {**dict(environment or {}), SERVICE_ENV: SERVICE_KIND}
     c.JupyterHub.services.append(
         {
             "name": name,

@@ -8,35 +8,30 @@ announcement to the people concerned (:mod:`.status`); stops through the
 REST API (``DELETE /users/:name/server[s/:server]``: a stop, never a
 deletion of a user or of data).
 
-The communities (their ``limits``) come from the hub as data
-(:mod:`hubext.service_data`), ``c.UsageLimits.default`` (for communities
-without ``limits`` and the hub-wide account) and the ledger's URL in the
-service's environment: nothing of the hub's configuration is executed, and
-the token is never logged (the culler's redaction).
+The communities (their ``limits``), ``c.UsageLimits.default`` (for
+communities without ``limits`` and the hub-wide account) and the ledger's URL
+come from the hub as data (:mod:`hubext.service_data`): nothing of the hub's
+configuration is executed, and the token is never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import start_http_server
 from traitlets import Any, Dict, Integer, Unicode, default
 from traitlets.config import catch_config_error
 
-from .. import __version__
-from .._validation import KeyPath
-from ..culler.client import HubAPI, HubAPIError
-from ..culler.redact import scrub_and_cut
-from ..limits import Budget, Limits, account_name, limits_of, parse_limits
-from ..service_app import HubServiceApplication
-from ..service_data import read_communities
-from ..usage.model import HUB_ACCOUNT
-from ..usage.service import DB_URL_ENV
+from .._version import __version__
+from ..limits import Budget, Limits, account_name, limits_of
+from ..service_data import COMMUNITIES_ENV, read_handover
+from ..services.app import HubServiceApplication
+from ..services.client import HubAPI, HubAPIError
+from ..services.redact import scrub_and_cut
+from ..usage.model import HUB_ACCOUNT, utcnow
 from ..usage.store import make_engine, password_of, redact
 from .decide import Decision, Line, Track, decide, spent_message, warning_message
 from .metrics import EnforcerMetrics
@@ -50,14 +45,6 @@ from .reading import (
 from .settings import BudgetEnforcement
 from .status import read_state, state_to_json, write_status
 
-#: ``c.UsageLimits.default`` (JSON), handed by :func:`hubext.enforce.register`.
-DEFAULT_LIMITS_ENV = "HUBEXT_DEFAULT_LIMITS"
-DEFAULT_PATH = KeyPath("UsageLimits.default")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 class BudgetEnforcer(HubServiceApplication):
     """Warn at a share of each community's budget; stop its servers when spent."""
@@ -69,31 +56,9 @@ class BudgetEnforcer(HubServiceApplication):
 
     aliases = {"log-level": "Application.log_level"}
 
-    url = Unicode(
-        config=True,
-        help="The hub's API URL. Default: ``$JUPYTERHUB_API_URL``.",
-    )
-
-    @default("url")
-    def _url_default(self):
-        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
-
-    api_token = Unicode(
-        config=True,
-        help="The service's API token. Default: ``$JUPYTERHUB_API_TOKEN``.",
-    ).tag(secret=True)
-
-    @default("api_token")
-    def _api_token_default(self):
-        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
-
     db_url = Unicode(
-        help="The ledger's URL (from ``$HUBEXT_USAGE_DB_URL``; never logged whole)."
+        help="The ledger's URL, as the hub handed it (never logged whole)."
     ).tag(secret=True)
-
-    @default("db_url")
-    def _db_url_default(self):
-        return os.environ.get(DB_URL_ENV, "")
 
     page_size = Integer(50, config=True, help="Users per page when listing servers.")
 
@@ -127,14 +92,13 @@ class BudgetEnforcer(HubServiceApplication):
     _engine = None
 
     def load(self, environ: Mapping[str, str] | None = None) -> None:
-        """The communities and the default limits, from the hub (``environ``)."""
-        environ = os.environ if environ is None else environ
-        self.communities = dict(read_communities(environ))
-        raw = environ.get(DEFAULT_LIMITS_ENV, "")
-        default = json.loads(raw) if raw else {}
-        self.default_limits = (
-            parse_limits(default, DEFAULT_PATH) if default else Limits()
-        )
+        """The communities, the default limits and the ledger's URL, from the
+        hub (``environ``, by default this process's)."""
+        handed = read_handover(environ)
+        self.communities = dict(handed.communities)
+        self.default_limits = handed.default_limits
+        if not self.db_url:
+            self.db_url = handed.ledger_url or ""
 
     @catch_config_error
     def initialize(self, argv=None):
@@ -147,7 +111,10 @@ class BudgetEnforcer(HubServiceApplication):
             # periods already running go on
             self.state = read_state(self.settings.status_file)
             if not self.db_url:
-                raise ValueError(f"${DB_URL_ENV} not set: no ledger to read")
+                raise ValueError(
+                    f"${COMMUNITIES_ENV} names no ledger: the hub keeps none "
+                    "(UsageLedger.enabled is False)"
+                )
         except Exception as e:
             self.log.critical(
                 "hubext-budgets: cannot start: %s: %s",

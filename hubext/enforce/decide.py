@@ -26,13 +26,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from .._validation import plural
 from ..limits import (
     UNIT_WORDS,
     Budget,
     Demand,
     amount_used,
     hours_of,
-    plural,
     sentence_start,
 )
 

@@ -11,9 +11,9 @@ from datetime import datetime
 
 from sqlalchemy import Engine, select
 
-from ..limits import UNITS, Budget, Demand
+from ..limits import Budget, Demand
 from ..usage.model import HUB_ACCOUNT, Resources, sessions
-from ..usage.query import aggregate_report
+from ..usage.query import budget_usage
 from .decide import Line, Server
 
 #: Where the charged community is in a server's ``user_options``.
@@ -93,18 +93,7 @@ def read_usage(
 ) -> dict[str | None, dict[str, float]]:
     """``{None: {unit: hours}, user: {unit: hours}}`` charged to ``community``
     in ``budget``'s window up to ``now`` (open sessions counted to ``now``)."""
-    report = aggregate_report(
-        engine,
-        start=budget.window_start(now),
-        end=now,
-        now=now,
-        by="user",
-        where=sessions.c.community == community,
-    )
-    usage: dict[str | None, dict[str, float]] = {}
-    for user, row in [(None, report.total), *report.rows.items()]:
-        usage[user] = {unit: getattr(row, unit) for unit in UNITS}
-    return usage
+    return budget_usage(engine, community, budget.window_start(now), now)
 
 
 def lines_of(

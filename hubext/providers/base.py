@@ -9,8 +9,8 @@ from urllib.parse import urlunsplit
 
 from jupyterhub.utils import url_path_join
 from tornado import web
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from traitlets import Callable, Float, HasTraits, Unicode, default
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import Callable, Float, HasTraits, Integer, Unicode, default
 
 from .._validation import show
 from ..accounts import AUTH_STATE_KEY, Binding
@@ -184,6 +184,38 @@ class ProviderMixin(HasTraits):
         .. versionadded:: 0.1
         """,
     )
+
+    max_concurrent_requests = Integer(
+        100,
+        min=1,
+        config=True,
+        help="""
+        Requests to the provider that may be under way at once (token
+        exchanges, user info, GitHub listings, refreshes); more wait for a
+        free slot, for at most :attr:`connect_timeout`.
+
+        Each provider has an HTTP client of its own with this many slots.
+        Without it, the provider's requests would share the hub's one client,
+        which runs 10 requests at a time (Tornado's default) and also carries
+        the hub's calls to the proxy: in a sign-in storm, people's requests
+        waited for a slot longer than :attr:`connect_timeout` and their
+        sign-in failed as if the provider were down, and the hub's own calls
+        waited behind them.
+
+        Example::
+
+            c.CommunityAuthenticator.providers["uni"]["config"]["max_concurrent_requests"] = 200
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @default("http_client")
+    def _http_client_default(self):
+        # Made at the first request, on the hub's event loop.
+        return AsyncHTTPClient(
+            force_instance=True, max_clients=self.max_concurrent_requests
+        )
 
     end_session_url = Unicode(
         "",

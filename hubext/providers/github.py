@@ -17,6 +17,7 @@ from oauthenticator.github import GitHubOAuthenticator
 from requests.utils import parse_header_links
 from traitlets import Bool, Integer, default
 
+from .._validation import plural
 from ..identity import Identity, clean_strings, fold
 from .base import ProviderMixin
 
@@ -165,9 +166,10 @@ class GitHubProvider(ProviderMixin, GitHubOAuthenticator):
             if url is None:
                 return items
         self.log.warning(
-            "hubext: provider %s: more than %d pages at %s; the rest is ignored",
+            "hubext: provider %s: more than %d %s at %s; the rest is ignored",
             self.provider_name,
             self.max_pages,
+            plural(self.max_pages, "page"),
             url.split("?")[0],
         )
         return items

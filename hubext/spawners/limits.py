@@ -39,7 +39,7 @@ from sqlalchemy import Engine
 from traitlets import Dict, Float, HasTraits
 from traitlets.config import Configurable
 
-from .._validation import ConfigError, KeyPath
+from .._validation import ConfigError
 from ..communities import ROOT_PATH
 from ..config_reading import configured_value
 from ..limits import (
@@ -49,18 +49,16 @@ from ..limits import (
     Refusal,
     account_name,
     decide,
+    default_limits,
     limits_of,
-    parse_limits,
     summary,
 )
 from ..profiles import COMMUNITY_OPTION, find_profile
 from ..usage.config import UsageLedger
-from ..usage.model import HUB_ACCOUNT, Resources, sessions, utcnow
-from ..usage.query import aggregate_report
+from ..usage.model import HUB_ACCOUNT, Resources, utcnow
+from ..usage.query import budget_usage
 from ..usage.store import make_engine, password_of
 from .options import install_one_line_refusals, refused
-
-DEFAULT_PATH = KeyPath("UsageLimits.default")
 
 #: JupyterHub's ``reason`` of a start refused by a limit (its spawn metrics).
 REFUSAL_REASON = "community-limit"
@@ -221,17 +219,9 @@ class HubLimits:
         hours: dict[tuple[str, str | None], float] = {}
         engine = self._engine_or_none()
         if engine is not None:
-            report = aggregate_report(
-                engine,
-                start=start,
-                end=now,
-                now=now,
-                by="user",
-                where=sessions.c.community == community,
-            )
-            for user, usage in [(None, report.total), *report.rows.items()]:
-                for unit in ("server_hours", "cpu_hours", "gib_hours", "gpu_hours"):
-                    hours[(unit, user)] = getattr(usage, unit)
+            for user, usage in budget_usage(engine, community, start, now).items():
+                for unit, amount in usage.items():
+                    hours[(unit, user)] = amount
         return _Reading(now, time.monotonic(), start, hours)
 
     async def budget_use(
@@ -310,12 +300,6 @@ def hub_limits(ledger_url: str | None, settings: UsageLimits, log) -> HubLimits:
     return limits
 
 
-def default_limits(settings: UsageLimits) -> Limits:
-    return (
-        parse_limits(settings.default, DEFAULT_PATH) if settings.default else Limits()
-    )
-
-
 def start_hub_limits(app, communities, log) -> None:
     """At hub start-up: read the budgets' usage, so that no start waits for it.
 
@@ -327,7 +311,7 @@ def start_hub_limits(app, communities, log) -> None:
         if not isinstance(app, JupyterHub):
             return
         settings = UsageLimits(parent=app)
-        default = default_limits(settings)
+        default = default_limits(settings.default)
         tracker = hub_limits(
             ledger_url_of(UsageLedger(parent=app), app.db_url), settings, log
         )
@@ -385,7 +369,7 @@ class LimitsMixin(HasTraits):
     def check_limits_config(cls, config, communities) -> None:
         """Start-up checks of ``c.UsageLimits`` against ``c.UsageLedger``."""
         raw = configured_value(UsageLimits, config, "default", {})
-        default = parse_limits(raw, DEFAULT_PATH) if raw else Limits()
+        default = default_limits(raw)
         if configured_value(UsageLedger, config, "enabled", True):
             return
         budgets = [("UsageLimits.default.budget", default.budget)] + [
@@ -438,7 +422,9 @@ class LimitsMixin(HasTraits):
             default = self._default_limits
         except AttributeError:
             # validated at start-up (check_limits_config); parsed once here
-            default = self._default_limits = default_limits(self.limits_settings)
+            default = self._default_limits = default_limits(
+                self.limits_settings.default
+            )
         return limits_of(self.communities, community, default)
 
     def charged_name(self, community: str) -> str:

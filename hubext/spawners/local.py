@@ -24,7 +24,8 @@ from .._validation import ConfigError, ErrorCollector, KeyPath
 from ..communities import ROOT_PATH, Communities
 from ..config_reading import configured_value
 from ..kube_identity import check_not_on_kubernetes
-from ..profiles import check_default_profiles, check_profile_list, profile_entries
+from ..profile_tree import profile_entries
+from ..profiles import check_default_profiles, check_profile_list
 from ..shared_data import (
     check_host_paths_hold_no_home,
     check_host_paths_outside,
@@ -48,6 +49,8 @@ LOCAL_OVERRIDES = (
     "default_url",
     "mem_limit",
     "cpu_limit",
+    "mem_guarantee",
+    "cpu_guarantee",
 )
 
 
@@ -100,7 +103,11 @@ class LocalCommunitySpawner(
 
         On this spawner, ``kubespawner_override`` may set the generic
         Spawner traits ``environment`` (merged), ``cmd``, ``args``,
-        ``default_url``, ``mem_limit`` and ``cpu_limit``.
+        ``default_url``, ``mem_limit``, ``cpu_limit``, ``mem_guarantee``
+        and ``cpu_guarantee``. The resources are not enforced on one
+        machine (the server gets them as ``MEM_LIMIT``, ``CPU_GUARANTEE``,
+        ... variables); the usage ledger records them and community limits
+        count them, as on Kubernetes.
 
         Example::
 

@@ -4,6 +4,8 @@
 - :mod:`.model`: the sessions table (pure);
 - :mod:`.store`: database URLs, engines, migrations;
 - :mod:`.ledger`: the recorder the spawners call from the hub's event loop;
+- :mod:`.writer`, :mod:`.writer_process`: what writes its events, and the
+  process of its own that does it for the hub;
 - :mod:`.report`: server-, CPU-, GiB- and GPU-hours per community, user or
   profile over a time window (``hubext usage report``);
 - :mod:`.service`: the usage page, a hub service (``python -m hubext.usage``),

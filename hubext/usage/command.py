@@ -19,8 +19,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from .._validation import ConfigError, KeyPath, errors_of
+from ..config_files import load_config, load_z2jh_values
+from ..prices import parse_price_table
 from .model import utcnow
-from .prices import parse_price_table
 from .query import aggregate_report
 from .report import FORMATS, FORMATTERS, GROUPINGS, OPEN_UNTIL
 from .store import current_revision, make_engine, password_of, redact
@@ -114,25 +115,19 @@ def prices_from_hub_config(path: str) -> dict:
     admin's machine); a ``.yaml`` file is read as zero-to-jupyterhub values.
     The communities are validated as at the hub's start-up.
     """
-    from ..communities import Communities, parse_communities
-    from ..config_reading import configured_value
+    from ..communities import configured_communities, parse_communities
 
     if not os.path.isfile(path):
         raise UsageError(f"--hub-config: no such file: {path}")
     try:
         if path.endswith((".yaml", ".yml")):
-            from ..culler.hub_config import load_z2jh_values
-
             config = load_z2jh_values(path)
         else:
-            from ..cli import load_config
-
             config = load_config(path)
     except Exception as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise Failure(f"could not read {path}: {type(e).__name__}: {first}") from None
-    raw = configured_value(Communities, config, "communities", {})
-    registry = parse_communities(raw)
+    registry = parse_communities(configured_communities(config))
     return {
         slug: community.prices
         for slug, community in registry.items()

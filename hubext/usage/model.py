@@ -40,8 +40,8 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
-#: The account charged for servers started with a profile of no community.
-HUB_ACCOUNT = "_hub"
+# the ledger's account of servers no community pays for (re-exported)
+from ..slugs import HUB_ACCOUNT as HUB_ACCOUNT
 
 #: Name of the sessions table (prefixed: a PostgreSQL ledger may share a
 #: database with the hub's own tables).
@@ -53,14 +53,20 @@ VERSION_TABLE = "hubext_usage_alembic_version"
 
 
 class EndReason(enum.StrEnum):
-    """How a session ended."""
+    """How a session ended: the closed list of the ledger's ``end_reason``.
+
+    Who stopped a server is told apart in :mod:`hubext.spawners.stops`.
+    """
 
     #: its user stopped it (REST or the home page)
     STOPPED_BY_USER = "stopped_by_user"
-    #: a hub admin (or a service acting as one, other than the culler) stopped it
+    #: a hub admin, a community admin, a service other than those below, or
+    #: the hub for a member who left every community stopped it
     STOPPED_BY_ADMIN = "stopped_by_admin"
-    #: the idle culler stopped it
+    #: an idle culler stopped it (hubext's, or c.UsageLedger.culler_services)
     CULLED = "culled"
+    #: the budget enforcer stopped it: its community's budget was spent
+    STOPPED_FOR_BUDGET = "stopped_for_budget"
     #: the spawner's start failed or timed out; the session lasted until then
     FAILED_TO_START = "failed_to_start"
     #: the server died on its own and the hub found it by polling

@@ -28,8 +28,9 @@ from sqlalchemy import (
     union_all,
 )
 
+from ..limits import UNITS
+from ..prices import UnitPrices, cost
 from .model import sessions
-from .prices import UnitPrices, cost
 from .report import NO_PROFILE, Report, Span, Usage
 
 _COLUMNS = (
@@ -204,3 +205,27 @@ def aggregate_report(
             report.total.add(usage)
     report.rows = dict(sorted(report.rows.items()))
     return report
+
+
+def budget_usage(
+    engine: Engine, community: str, start: datetime, now: datetime
+) -> dict[str | None, dict[str, float]]:
+    """What was charged to ``community`` from ``start`` to ``now``, in hours.
+
+    ``{None: {unit: hours}, user: {unit: hours}}``: the community's total
+    and each user's, for every budget unit; open sessions count up to
+    ``now``. The one reading of a budget's usage, for the hub's limits and
+    the budget enforcer (:func:`aggregate_report` by user).
+    """
+    report = aggregate_report(
+        engine,
+        start=start,
+        end=now,
+        now=now,
+        by="user",
+        where=sessions.c.community == community,
+    )
+    return {
+        user: {unit: getattr(usage, unit) for unit in UNITS}
+        for user, usage in [(None, report.total), *report.rows.items()]
+    }

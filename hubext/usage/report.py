@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ..prices import UnitPrices, cost
 from .model import HUB_ACCOUNT, counted
-from .prices import UnitPrices, cost
 
 GROUPINGS = ("community", "user", "profile")
 OPEN_UNTIL = ("now", "last-seen")

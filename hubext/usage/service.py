@@ -11,10 +11,9 @@ role stops showing a community's usage within a minute. Every answer is
 :func:`hubext.usage.query.aggregate_report` (the numbers of ``hubext usage
 report``) and draws the charts on the server (:mod:`hubext.usage.charts`).
 
-The service gets the communities (names, prices) as data from the hub
-(:mod:`hubext.service_data`) and the ledger's URL in
-:data:`DB_URL_ENV`, never on its command line (which JupyterHub logs): a
-PostgreSQL password is never logged nor shown.
+The service gets the communities (names, prices) and the ledger's URL as
+data from the hub (:mod:`hubext.service_data`), never on its command line
+(which JupyterHub logs): a PostgreSQL password is never logged nor shown.
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ from tornado.ioloop import IOLoop
 from traitlets import Integer, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
+from ..service_data import USAGE_PAGE_KIND
 from .access import USAGE_SCOPE, Access, Filter, access_from_scopes
 from .charts import UNITS, bar_chart, buckets, colours, usage_per_bucket
 from .model import HUB_ACCOUNT, sessions, utcnow
@@ -52,10 +52,8 @@ from .page import BadRequest, PageQuery, parse_query
 from .report import Report, format_csv
 from .signin import SIGN_IN_PATH
 
-#: The ledger's database URL, handed to the service in its environment.
-DB_URL_ENV = "HUBEXT_USAGE_DB_URL"
 #: The service's kind for :mod:`hubext.service_data`.
-SERVICE_KIND = "usage"
+SERVICE_KIND = USAGE_PAGE_KIND
 #: Where register() points the page by default.
 DEFAULT_URL = "http://127.0.0.1:10101"
 
@@ -72,22 +70,11 @@ CACHE_CONTROL = "private, no-store"
 # -- registration (runs in the hub's configuration) ---------------------------
 
 
-def _ledger_db_url(c) -> str:
-    """The ledger's URL as the hub will resolve it, from configuration ``c``."""
-    from .config import UsageLedger  # validates UsageLedger.db_url
-
-    hub_db_url = c.JupyterHub.db_url if "db_url" in c.JupyterHub else ""
-    return UsageLedger(config=c).resolved_db_url(
-        hub_db_url or "sqlite:///jupyterhub.sqlite"
-    )
-
-
 def register(
     c,
     *,
     name: str = "hubext-usage",
     url: str = DEFAULT_URL,
-    db_url: str | None = None,
     display_name: str | None = "Usage",
     args=(),
     environment=None,
@@ -109,15 +96,16 @@ def register(
     and signs people in to the page with the scopes they hold
     (:mod:`hubext.usage.signin`): the page needs hubext's authenticator.
 
-    ``db_url`` defaults to the ledger's (``c.UsageLedger.db_url``, else
-    beside ``c.JupyterHub.db_url``); it is passed in the service's
+    The hub hands the page the ledger's URL (``c.UsageLedger.db_url``, else
+    beside ``c.JupyterHub.db_url``) when it starts, in the service's
     environment, never on its command line. ``args`` are the page's
     (``--UsageService.auth_cache_max_age=30``).
     """
     from ..service_data import SERVICE_ENV
+    from .config import UsageLedger
 
-    db_url = db_url or _ledger_db_url(c)
-    env = {**(environment or {}), SERVICE_ENV: SERVICE_KIND, DB_URL_ENV: db_url}
+    UsageLedger(config=c)  # a bad UsageLedger.db_url stops the hub now
+    env = {**(environment or {}), SERVICE_ENV: SERVICE_KIND}
     service = {
         "name": name,
         "url": url,
@@ -207,9 +195,10 @@ class UsageService(Application):
         help="""
         SQLAlchemy URL of the usage ledger (read only).
 
-        Default: ``$HUBEXT_USAGE_DB_URL``, which :func:`register` sets to the
-        ledger's URL. Do not put a URL with a password on the command line
-        (JupyterHub logs a service's command).
+        Default: the ledger's URL, as the hub hands it to the page
+        (:mod:`hubext.service_data`; the page registered with
+        :func:`register`). Do not put a URL with a password on the command
+        line (JupyterHub logs a service's command).
 
         Example::
 
@@ -218,10 +207,6 @@ class UsageService(Application):
         .. versionadded:: 0.1
         """,
     )
-
-    @default("db_url")
-    def _db_url_default(self):
-        return os.environ.get(DB_URL_ENV, "")
 
     ip = Unicode(
         config=True,
@@ -319,19 +304,21 @@ class UsageService(Application):
     def initialize(self, argv=None):
         super().initialize(argv)
         from .._validation import ConfigError, errors_of
-        from ..service_data import read_communities
+        from ..service_data import read_handover
 
         try:
-            self.communities = read_communities()
+            handed = read_handover()
         except ConfigError as e:
             for error in errors_of(e):
                 self.log.critical("hubext-usage: %s", error)
             self.exit(1)
+        self.communities = handed.communities
+        if not self.db_url:
+            self.db_url = handed.ledger_url or ""
         if not self.db_url:
             self.log.critical(
-                "hubext-usage: no ledger URL: set $%s (hubext.usage.register_page "
-                "does) or UsageService.db_url",
-                DB_URL_ENV,
+                "hubext-usage: no ledger URL: the hub keeps no usage ledger "
+                "(UsageLedger.enabled is False), and UsageService.db_url is not set"
             )
             self.exit(1)
         self.names = {s: c.display_name for s, c in self.communities.items()}

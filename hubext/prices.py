@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._validation import (
+from ._validation import (
     ConfigError,
     KeyPath,
     check_keys,
@@ -26,8 +26,7 @@ from .._validation import (
     expect,
     expect_mapping,
 )
-from ..slugs import community_slug_problem
-from .model import HUB_ACCOUNT
+from .slugs import HUB_ACCOUNT, community_slug_problem
 
 UNITS = ("cpu_hour", "gib_hour", "gpu_hour", "server_hour")
 

@@ -5,24 +5,48 @@ for hubext (``python -m hubext.culler``, ``python -m hubext.enforce``): their
 log lines look like the hub's own (``[I 2026-11-29 10:00:00.123 Culler]
 ...``), since they sit in the hub's output between its lines; every record,
 other libraries' too (tornado, asyncio), is scrubbed of the service's API
-token and of every piece of it (:mod:`hubext.culler.redact`) before it is
+token and of every piece of it (:mod:`hubext.services.redact`) before it is
 written.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
-from traitlets import default
+from traitlets import Unicode, default
 from traitlets.config import Application
 
-from .culler.redact import RedactFilter
+from .redact import RedactFilter
 
 
 class HubServiceApplication(Application):
-    """An Application run as a hub service, with an ``api_token`` trait."""
+    """An Application run as a hub service: the hub's URL and its own token."""
 
-    api_token: str
+    url = Unicode(
+        config=True,
+        help="""
+        The hub's API URL. Default: ``$JUPYTERHUB_API_URL`` (set by JupyterHub
+        for its services), else ``http://127.0.0.1:8081/hub/api``.
+        """,
+    )
+
+    @default("url")
+    def _url_default(self):
+        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+
+    api_token = Unicode(
+        config=True,
+        help="""
+        The service's API token. Default: ``$JUPYTERHUB_API_TOKEN`` (set by
+        JupyterHub for its services). Prefer the environment: a token on a
+        command line is visible to other users of the machine.
+        """,
+    ).tag(secret=True)
+
+    @default("api_token")
+    def _api_token_default(self):
+        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
 
     @default("log_level")
     def _log_level_default(self):
