@@ -291,10 +291,11 @@ class Culler(HubServiceApplication):
         config=True,
         help="""
         Users asked for in the first page of each pass's listing (JupyterHub's
-        own default page size is 50). The next pages' size adapts to how
-        fast the hub answers (:attr:`page_time`), between
-        :attr:`min_page_size` and :attr:`max_page_size`. To list in pages of
-        one size, set all three to it.
+        own default page size is 50), and the fewest asked for in any page
+        while the pass waits for the listing. With a larger
+        :attr:`max_page_size`, the next pages grow while the hub answers
+        fast (:attr:`page_time`), never below this. To list in pages of one
+        size, set it and :attr:`max_page_size` to it.
 
         Example::
 
@@ -309,8 +310,10 @@ class Culler(HubServiceApplication):
         min=1,
         config=True,
         help="""
-        The fewest users asked for in a page of the listing, however slowly
-        the hub answers.
+        Users asked for in a page of the listing while the servers already
+        found to stop keep every stop slot (:attr:`concurrency`) busy and
+        more wait: the listing is then in no hurry, and its shortest pages
+        keep the hub's other requests from waiting behind a long one.
 
         Example::
 
@@ -347,14 +350,15 @@ class Culler(HubServiceApplication):
         config=True,
         help="""
         Seconds of the hub's time that the users of one page of the listing
-        may take, on top of what every page costs it. The hub answers one
+        may take, on top of what every page costs it, when
+        :attr:`max_page_size` leaves room to grow. The hub answers one
         request at a time: every other request (a person's, a server's)
         waits behind the page it is answering. What every page costs (the
         request, counting the running servers) grows with the running
         servers, and no page size makes it smaller; each user in a page adds
         a little more (about 0.3 ms on a quiet hub). Pages grow (at most
-        doubling) while users come cheap and shrink (at most halving) as
-        they get dearer, as on a busy hub, within :attr:`min_page_size` and
+        doubling) while users come cheap and come back (at most halving) as
+        they get dearer, between :attr:`page_size` and
         :attr:`max_page_size`: 0.015 s is about 50 users on a quiet hub.
         More (with a larger :attr:`max_page_size`): fewer, longer pages, a
         faster listing on a hub with many running servers; less: shorter

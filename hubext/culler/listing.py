@@ -38,14 +38,23 @@ class PageSizer:
     ``per_user`` is each user's model. Every other request to the hub waits
     behind the page it is answering, so the sizer keeps a page's users to
     ``budget`` seconds of the hub's time on top of ``fixed``: pages grow
-    while users come cheap (a fast hub), and shrink as they get dearer (a
-    busy one), at most doubling or halving from one page to the next.
+    above ``size`` while users come cheap (a fast hub), and come back
+    towards ``size`` as they get dearer (a busy one), at most doubling or
+    halving from one page to the next.
+
+    Never below ``size`` (the first page's): every page also costs
+    ``fixed``, so pages smaller than the hub's default lengthen the
+    listing (more of them) while the pass waits for it, and on a machine
+    shared with other work the answers' times are too noisy to tell a
+    dearer hub from a busy moment. ``minimum`` is the size of the pages
+    asked for while the pass has other work (see :func:`ready_pages`).
 
     It learns what a user costs from the last pages' sizes, which must
-    differ (the second page is half the first), and the fastest answer at
-    each size: a hub busy with other work only adds time to some answers,
-    and a lasting change shows in all of them. Until it knows, the size
-    stays. Always between ``minimum`` and ``maximum``.
+    differ (the second page is twice the first, when ``maximum`` allows),
+    and the fastest answer at each size: a hub busy with other work only
+    adds time to some answers, and a lasting change shows in all of them.
+    Until it knows, the size stays. Always between ``size`` and
+    ``maximum``.
     """
 
     #: Pages the costs are learnt from.
@@ -57,7 +66,7 @@ class PageSizer:
         if not budget > 0:
             raise ValueError(f"page budget: need more than 0 seconds, got {budget}")
         self.minimum, self.maximum, self.budget = minimum, maximum, budget
-        self.size = min(max(size, minimum), maximum)
+        self.size = self.floor = min(max(size, minimum), maximum)
         self._seen: deque[tuple[int, float]] = deque(maxlen=self.WINDOW)
 
     def observe(self, rows: int, seconds: float) -> int:
@@ -66,7 +75,7 @@ class PageSizer:
             return self.size
         self._seen.append((rows, seconds))
         if len(self._seen) == 1:
-            return self._set(rows / 2)  # another size, to tell the costs apart
+            return self._set(rows * 2)  # another size, to tell the costs apart
         per_user = self.per_user()
         if per_user is None:
             return self.size
@@ -99,10 +108,11 @@ class PageSizer:
         """The hub answers at most ``rows`` rows a page (its ``api_page_max_limit``)."""
         self.maximum = max(1, rows)
         self.minimum = min(self.minimum, self.maximum)
+        self.floor = min(self.floor, self.maximum)
         self.size = min(self.size, self.maximum)
 
     def _set(self, wanted: float) -> int:
-        self.size = int(min(max(round(wanted), self.minimum), self.maximum))
+        self.size = int(min(max(round(wanted), self.floor), self.maximum))
         return self.size
 
 
