@@ -79,5 +79,6 @@ async def test_the_pass_line_agrees_with_its_numbers(caplog):
         with caplog.at_level("INFO", logger="hubext.culler.test"):
             await engine_pass(hub.url, TOKEN, NOW, PassSettings(stop_spacing=0))
     (line,) = [r.getMessage() for r in caplog.records if "pass done" in r.getMessage()]
-    assert ": 1 server, 1 culled, 0 stopping, 0 left alone, 0 users deleted, " in line
+    assert ": 1 server (listed in 1 page, " in line, line
+    assert " s), 1 culled, 0 stopping, 0 left alone, 0 users deleted, " in line
     assert line.endswith(", 0 errors, 2 API requests"), line

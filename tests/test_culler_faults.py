@@ -61,6 +61,14 @@ async def test_a_normal_pass(hub):
             {"status": 200, "body": b'{"items": [], "_pagination": [1]}'},
             id="bad-pagination",
         ),
+        pytest.param(
+            {
+                "status": 200,
+                "body": b'{"items": [], "_pagination": '
+                b'{"offset": 0, "limit": 0, "total": 3, "next": null}}',
+            },
+            id="pages-of-no-rows",
+        ),
         pytest.param({"hang": 2.0}, id="timeout"),
     ],
 )

@@ -133,6 +133,22 @@ async def test_stops_overlap_up_to_the_concurrency(hub):
         hub.api.wait_for_server(name, ready=False)
 
 
+async def test_pages_of_one_user_cull_every_idle_server_in_one_pass(hub):
+    """The real hub's listing moves up one row per stopped server: the culler
+    reads it so that none is skipped while it stops."""
+    start_servers(hub, ["alice", "bob", "cy"])
+    one = {"page_size": 1, "min_page_size": 1, "max_page_size": 1}
+    result = await one_pass(culler_for(hub, 24 * 60, concurrency=3, **one))
+    assert {a.user for a in [*result.culled, *result.stopping]} == {
+        "alice",
+        "bob",
+        "cy",
+    }
+    assert result.errors == [] and result.pages >= 3 and result.largest_page == 1
+    for name in ("alice", "bob", "cy"):
+        hub.api.wait_for_server(name, ready=False)
+
+
 async def test_token_never_in_output_of_failing_passes(hub, caplog, capsys):
     culler = culler_for(hub, 60, url="http://127.0.0.1:1/hub/api")  # nothing listens
     with caplog.at_level(logging.DEBUG):

@@ -106,6 +106,10 @@ class Culler(HubServiceApplication):
         "interval": "Culler.interval",
         "concurrency": "Culler.concurrency",
         "stop-spacing": "Culler.stop_spacing",
+        "page-size": "Culler.page_size",
+        "min-page-size": "Culler.min_page_size",
+        "max-page-size": "Culler.max_page_size",
+        "page-time": "Culler.page_time",
         "timeout": "Culler.idle_timeout",
         "max-age": "Culler.max_age",
         "cull-users-after": "Culler.cull_users_after",
@@ -260,7 +264,7 @@ class Culler(HubServiceApplication):
         return proposal["value"]
 
     interval = Float(300, config=True, help="Seconds between passes.")
-    concurrency = Integer(10, config=True, help="Most servers stopped at once.")
+    concurrency = Integer(10, min=1, config=True, help="Most servers stopped at once.")
     stop_spacing = Float(
         0.05,
         min=0,
@@ -325,13 +329,116 @@ class Culler(HubServiceApplication):
     once = Bool(False, config=True, help="Run one pass and exit.")
     page_size = Integer(
         50,
+        min=1,
         config=True,
         help="""
-        Users per page when listing. Small pages keep each request short, so
-        the hub keeps answering others while a pass lists its users
-        (JupyterHub's own default page size is 50).
+        Users asked for in the first page of each pass's listing (JupyterHub's
+        own default page size is 50), and the fewest asked for in any page
+        while the pass waits for the listing. With a larger
+        :attr:`max_page_size`, the next pages grow while the hub answers
+        fast (:attr:`page_time`), never below this. To list in pages of one
+        size, set it and :attr:`max_page_size` to it.
+
+        Example::
+
+            c.Culler.page_size = 50
+
+        .. versionchanged:: 0.1
+           The first page's size; the next pages' size adapts.
         """,
     )
+    min_page_size = Integer(
+        10,
+        min=1,
+        config=True,
+        help="""
+        Users asked for in a page of the listing while the servers already
+        found to stop keep every stop slot (:attr:`concurrency`) busy and
+        more wait: the listing is then in no hurry, and its shortest pages
+        keep the hub's other requests from waiting behind a long one.
+
+        Example::
+
+            c.Culler.min_page_size = 10
+
+        .. versionadded:: 0.1
+        """,
+    )
+    max_page_size = Integer(
+        50,
+        min=1,
+        config=True,
+        help="""
+        The most users asked for in a page of the listing, however fast the
+        hub answers. Every other request to the hub waits behind the page it
+        is answering: 50, JupyterHub's default page size, keeps those waits
+        no longer than under any client listing users with the hub's
+        defaults. On a hub with many thousands of running servers, more
+        (with a larger :attr:`page_time`) lists faster, with fewer
+        requests, each longer. The hub answers at most its own
+        ``c.JupyterHub.api_page_max_limit`` (200 by default) users a page:
+        the culler then lowers this to what the hub gives.
+
+        Example::
+
+            c.Culler.max_page_size = 200
+            c.Culler.page_time = 0.06
+
+        .. versionadded:: 0.1
+        """,
+    )
+    page_time = Float(
+        0.015,
+        config=True,
+        help="""
+        Seconds of the hub's time that the users of one page of the listing
+        may take, on top of what every page costs it, when
+        :attr:`max_page_size` leaves room to grow. The hub answers one
+        request at a time: every other request (a person's, a server's)
+        waits behind the page it is answering. What every page costs (the
+        request, counting the running servers) grows with the running
+        servers, and no page size makes it smaller; each user in a page adds
+        a little more (about 0.3 ms on a quiet hub). Pages grow (at most
+        doubling) while users come cheap and come back (at most halving) as
+        they get dearer, between :attr:`page_size` and
+        :attr:`max_page_size`: 0.015 s is about 50 users on a quiet hub.
+        More (with a larger :attr:`max_page_size`): fewer, longer pages, a
+        faster listing on a hub with many running servers; less: shorter
+        waits for the hub's other requests.
+
+        Example::
+
+            c.Culler.page_time = 0.015
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @validate("page_time")
+    def _validate_page_time(self, proposal):
+        value = proposal["value"]
+        if not value > 0:
+            raise ConfigError(
+                "Culler.page_time", f"must be more than 0 seconds, got {value!r}"
+            )
+        return value
+
+    def check_page_sizes(self) -> None:
+        """``min_page_size <= page_size <= max_page_size``, or a ConfigError."""
+        if self.min_page_size > self.max_page_size:
+            raise ConfigError(
+                "Culler.min_page_size",
+                f"{self.min_page_size} is more than Culler.max_page_size "
+                f"({self.max_page_size})",
+            )
+        if not self.min_page_size <= self.page_size <= self.max_page_size:
+            raise ConfigError(
+                "Culler.page_size",
+                f"{self.page_size} is not between Culler.min_page_size "
+                f"({self.min_page_size}) and Culler.max_page_size "
+                f"({self.max_page_size})",
+            )
+
     metrics_port = Integer(
         0,
         config=True,
@@ -543,6 +650,7 @@ class Culler(HubServiceApplication):
                 "Culler.state_db_url (--state-db-url) to apply it",
                 ", ".join(self.bounds),
             )
+        self.check_page_sizes()
         if self.cull_users:
             if not self.check_storage():
                 self.exit(1)
@@ -563,6 +671,9 @@ class Culler(HubServiceApplication):
             dry_run=self.dry_run,
             cull_users=self.cull_users,
             page_size=self.page_size,
+            min_page_size=self.min_page_size,
+            max_page_size=self.max_page_size,
+            page_time=self.page_time,
         )
 
     def cull_pass_engine(self, policies: dict | None = None) -> CullPass:

@@ -7,21 +7,27 @@ metrics and an optional arbiter hook) and runs it against a hub API client
 (:class:`hubext.culler.app.Culler`) builds one per pass from its traits; a
 test or a benchmark builds one directly. A pass:
 
-1. lists users with a ready server (``state=ready``, paginated): work in
-   proportion to running servers, not to all users; with ``cull_users``,
-   also the users with no server at all (``state=inactive``), first, so a
-   user whose server this pass stops is never deleted in the same pass;
-2. decides per server and per user (:mod:`hubext.culler.decide`) with the
-   most generous policy of the user's communities; then, if there is one,
-   the arbiter hook has the last word on each server the policy culls or
-   keeps (:mod:`hubext.culler.arbiter`);
-3. stops the chosen servers concurrently, at most ``concurrency`` at once
-   and started at least ``stop_spacing`` apart;
-4. with ``cull_users``, deletes the chosen users the same way, each after
+1. with ``cull_users``, lists the users with no server at all
+   (``state=inactive``) first, so a user whose server this pass stops is
+   never deleted in the same pass;
+2. lists the users with a ready server (``state=ready``): work in
+   proportion to running servers, not to all users; in pages whose size
+   adapts to how fast the hub answers, read so that the servers the pass
+   stops never move the rows still to be read (:mod:`.listing`);
+3. decides on each page as it comes, per server (:mod:`hubext.culler.decide`)
+   with the most generous policy of the user's communities; then, if there
+   is one, the arbiter hook has the last word on each server the policy
+   culls or keeps (:mod:`hubext.culler.arbiter`);
+4. stops the chosen servers while it goes on listing, at most
+   ``concurrency`` at once and started at least ``stop_spacing`` apart
+   (the first page's once the listing has ended);
+5. with ``cull_users``, deletes the chosen users the same way, each after
    reading the user again: never a hub admin, never a user with a server.
 
 Errors are logged and counted in the :class:`PassResult`; the next pass
-tries again. A dry run logs what it would do, without pacing.
+tries again. A listing that fails part-way still stops the servers decided
+from the pages read (sound data), and deletes no user. A dry run logs what
+it would do, without pacing.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from ..culling import CullingPolicy, policy_for
 from ..services.client import HubAPI, HubAPIError
 from .arbiter import arbitrate
 from .decide import Cull, CullUser, Skip, decide, decide_user
+from .listing import ListingStats, PageSizer, ready_pages
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,44 @@ class PassSettings:
     dry_run: bool = False
     cull_users: bool = False
     page_size: int = 50
+    min_page_size: int = 10
+    max_page_size: int = 50
+    page_time: float = 0.015
+
+
+class _Jobs:
+    """Async jobs run as they are given, at most ``concurrency`` at once,
+    each started by ``pacer``; :meth:`join` waits for all of them."""
+
+    def __init__(self, concurrency: int, pacer: Pacer):
+        self._limit = asyncio.Semaphore(max(1, concurrency))
+        self._pacer = pacer
+        self._tasks: list[asyncio.Task] = []
+        self.waiting = 0  # given, not started yet
+
+    @property
+    def count(self) -> int:
+        return len(self._tasks)
+
+    def start(self, jobs) -> None:
+        for job in jobs:
+            self.waiting += 1
+            self._tasks.append(asyncio.ensure_future(self._run(job)))
+
+    async def _run(self, job) -> None:
+        started = False
+        try:
+            async with self._limit:
+                await self._pacer.wait()
+                self.waiting -= 1
+                started = True
+                await job()
+        finally:
+            if not started:  # cancelled while waiting
+                self.waiting -= 1
+
+    async def join(self) -> None:
+        await asyncio.gather(*self._tasks)
 
 
 class Pacer:
@@ -87,6 +132,9 @@ class PassResult:
     requests: int = 0
     seconds: float = 0.0
     peak_concurrent_stops: int = 0
+    pages: int = 0  # of the listing of ready servers
+    largest_page: int = 0  # rows
+    listing_seconds: float = 0.0
 
 
 class CullPass:
@@ -116,6 +164,7 @@ class CullPass:
         #: Kept out of the arbiter's error messages (the API token).
         self.secrets = secrets
         self.result = PassResult()
+        self._stopping = 0  # stops in flight
 
     def policy_of(self, user: dict) -> CullingPolicy:
         """The most generous policy of the user's communities (or the default)."""
@@ -126,36 +175,68 @@ class CullPass:
         result = self.result
         started = time.perf_counter()
         before = api.requests
+        settings = self.settings
+        idle_users = []
+        if settings.cull_users:
+            try:
+                idle_users = await api.inactive_users(settings.page_size)
+            except HubAPIError as e:
+                result.errors.append(str(e))
+                self.log.error(
+                    "hubext-culler: listing users failed: %s; next pass retries", e
+                )
+                return self._done(started)
+        # A dry run stops nothing: nothing to pace.
+        pacer = Pacer(0 if settings.dry_run else settings.stop_spacing, self.sleep)
+        stops = _Jobs(settings.concurrency, pacer)
+        held: list[Cull] = []
+        listing = ListingStats()
+        listed = True
         try:
-            idle_users = []
-            if self.settings.cull_users:
-                idle_users = await api.inactive_users(self.settings.page_size)
-            users = await api.ready_users(self.settings.page_size)
+
+            def unhurried() -> bool:
+                # A round of stops waits for its slots: the listing has time.
+                return stops.waiting >= settings.concurrency
+
+            async for batch in ready_pages(
+                api, self.sizer(), listing, unhurried=unhurried
+            ):
+                actions = await self._decide_servers(batch.users, self.now())
+                if batch.held:
+                    held += actions
+                else:
+                    stops.start([partial(self._stop_one, api, a) for a in actions])
         except HubAPIError as e:
+            listed = False
             result.errors.append(str(e))
             self.log.error(
-                "hubext-culler: listing users failed: %s; next pass retries", e
+                "hubext-culler: listing users failed: %s; %d servers decided "
+                "before it are culled, no user is deleted; next pass retries",
+                e,
+                stops.count + len(held),
             )
-            return self._done(started)
-        now = self.now()
-        actions = await self._decide_servers(users, now)
-        doomed = self._decide_users(idle_users, now)
-        # A dry run stops nothing: nothing to pace.
-        pacer = Pacer(
-            0 if self.settings.dry_run else self.settings.stop_spacing, self.sleep
-        )
-        await self._stop_all(api, actions, pacer)
-        await self._run_limited(
-            [partial(self._delete_user, api, a) for a in doomed], pacer
-        )
+        result.pages = listing.pages
+        result.largest_page = listing.largest_page
+        result.listing_seconds = listing.seconds
+        stops.start([partial(self._stop_one, api, a) for a in held])
+        await stops.join()
+        if listed:
+            now = self.now()
+            doomed = self._decide_users(idle_users, now)
+            users = _Jobs(settings.concurrency, pacer)
+            users.start([partial(self._delete_user, api, a) for a in doomed])
+            await users.join()
         result.requests = api.requests - before
         self._done(started)
         self.log.info(
-            "hubext-culler: pass done in %.2f s: %d %s, %d culled, %d stopping, "
-            "%d left alone, %d %s deleted, %d %s, %d API %s",
+            "hubext-culler: pass done in %.2f s: %d %s (listed in %d %s, %.2f s), "
+            "%d culled, %d stopping, %d left alone, %d %s deleted, %d %s, %d API %s",
             result.seconds,
             result.servers,
             plural(result.servers, "server"),
+            result.pages,
+            plural(result.pages, "page"),
+            result.listing_seconds,
             len(result.culled),
             len(result.stopping),
             len(result.skipped),
@@ -167,6 +248,11 @@ class CullPass:
             plural(result.requests, "request"),
         )
         return result
+
+    def sizer(self) -> PageSizer:
+        """How this pass sizes its pages (see :class:`.listing.PageSizer`)."""
+        s = self.settings
+        return PageSizer(s.page_size, s.min_page_size, s.max_page_size, s.page_time)
 
     def _done(self, started: float) -> PassResult:
         self.result.seconds = time.perf_counter() - started
@@ -236,32 +322,14 @@ class CullPass:
 
     # -- actions -----------------------------------------------------------------------
 
-    async def _run_limited(self, jobs, pacer: Pacer) -> None:
-        """Run ``jobs`` (async callables) at most ``concurrency`` at once,
-        started by ``pacer``."""
-        limit = asyncio.Semaphore(max(1, self.settings.concurrency))
-
-        async def run(job):
-            async with limit:
-                await pacer.wait()
-                await job()
-
-        await asyncio.gather(*(run(job) for job in jobs))
-
-    async def _stop_all(self, api: HubAPI, actions: list[Cull], pacer: Pacer) -> None:
+    async def _stop_one(self, api: HubAPI, action: Cull) -> None:
         result = self.result
-        running = 0
-
-        async def stop(action: Cull):
-            nonlocal running
-            running += 1
-            result.peak_concurrent_stops = max(result.peak_concurrent_stops, running)
-            try:
-                await self._stop(api, action)
-            finally:
-                running -= 1
-
-        await self._run_limited([partial(stop, a) for a in actions], pacer)
+        self._stopping += 1
+        result.peak_concurrent_stops = max(result.peak_concurrent_stops, self._stopping)
+        try:
+            await self._stop(api, action)
+        finally:
+            self._stopping -= 1
 
     async def _stop(self, api: HubAPI, action: Cull) -> None:
         result = self.result

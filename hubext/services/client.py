@@ -13,6 +13,7 @@ show request objects) do not escape this module.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -25,6 +26,19 @@ PAGINATION = "application/jupyterhub-pagination+json"
 BODY_LIMIT = 4096
 #: The most characters of detail an error message carries.
 DETAIL_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of ``GET /users``: its users, the rows of the hub's list it
+    covers (``offset``, ``limit``), how many rows the list had (``total``)
+    and whether the hub says more follow."""
+
+    items: list
+    offset: int
+    limit: int
+    total: int
+    more: bool
 
 
 class HubAPIError(Exception):
@@ -135,36 +149,43 @@ class HubAPI:
         return await self.users("inactive", page_size)
 
     async def users(self, state: str, page_size: int = 50) -> list[dict]:
-        """All users in ``state`` (JupyterHub's ``state`` filter), every page."""
+        """All users in ``state`` (JupyterHub's ``state`` filter), every page,
+        from the first to the last."""
         users: list[dict] = []
-        query = urlencode({"state": state, "limit": page_size, "offset": 0})
-        path = f"/users?{query}"
         seen = set()
-        while path:
-            page = await self.json("GET", path, accept=PAGINATION)
-            if isinstance(page, list):  # a hub without pagination
-                items, next_info = page, None
-            elif isinstance(page, dict) and isinstance(page.get("items"), list):
-                items = page["items"]
-                pagination = page.get("_pagination") or {}
-                if not isinstance(pagination, dict):
-                    raise self._error("GET", "/users", 200, "bad pagination")
-                next_info = pagination.get("next")
-            else:
-                raise self._error("GET", "/users", 200, "unexpected response shape")
-            for user in items:
+        offset = 0
+        while True:
+            page = await self.page(state, offset, page_size)
+            for user in page.items:
                 # Pages can shift while servers stop: never handle a user twice.
                 if isinstance(user, dict) and user.get("name") not in seen:
                     seen.add(user.get("name"))
                     users.append(user)
-            path = None
-            if next_info:
-                nxt = next_info.get("url") if isinstance(next_info, dict) else None
-                if not isinstance(nxt, str):
-                    raise self._error("GET", "/users", 200, "bad pagination link")
-                # Keep only the query: the token goes to our hub URL alone.
-                path = f"/users?{urlsplit(nxt).query}"
-        return users
+            if not page.more:
+                return users
+            offset = page.offset + page.limit
+
+    async def page(self, state: str, offset: int, limit: int) -> Page:
+        """One page of the users in ``state``: ``limit`` rows of the hub's
+        list (by user id) from ``offset``. The hub may answer with fewer
+        rows than asked for (its ``api_page_max_limit``): ``Page.limit``
+        says how many it covered."""
+        query = urlencode({"state": state, "limit": limit, "offset": offset})
+        answer = await self.json("GET", f"/users?{query}", accept=PAGINATION)
+        if isinstance(answer, list):  # a hub without pagination: everyone
+            return Page(answer, 0, len(answer), len(answer), False)
+        if not isinstance(answer, dict) or not isinstance(answer.get("items"), list):
+            raise self._error("GET", "/users", 200, "unexpected response shape")
+        pagination = answer.get("_pagination")
+        if not isinstance(pagination, dict):
+            raise self._error("GET", "/users", 200, "bad pagination")
+        numbers = [pagination.get(k) for k in ("offset", "limit", "total")]
+        if not all(type(n) is int and n >= 0 for n in numbers) or not numbers[1]:
+            raise self._error("GET", "/users", 200, "bad pagination")
+        more = pagination.get("next")
+        if more is not None and not isinstance(more, dict):
+            raise self._error("GET", "/users", 200, "bad pagination link")
+        return Page(answer["items"], *numbers, more=bool(more))
 
     async def user(self, name: str) -> dict | None:
         """One user's model; None if there is no such user."""

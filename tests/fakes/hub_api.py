@@ -10,6 +10,7 @@ and ``DELETE /hub/api/users/:name/server`` and ``.../servers/:name`` (204,
 or 202 while stopping). Faults are set per request kind ("list", "user",
 "delete", "delete_user"): an HTTP status, a hang, a body that is not JSON,
 or pages that shift between requests (as when servers stop during a pass).
+A page holds at most ``max_limit`` rows, as the hub's ``api_page_max_limit``.
 ``on_read_user`` changes a user just before it is read alone (as when
 someone signs in while the culler works).
 
@@ -92,6 +93,8 @@ class FakeHubAPI:
         self.on_read_user: dict[str, object] = {}
         self.requests: list[tuple[str, str]] = []
         self.shift_pages = False
+        #: The most rows a page holds (JupyterHub's api_page_max_limit).
+        self.max_limit = 200
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -214,7 +217,7 @@ class FakeHubAPI:
                 if parts.path != "/hub/api/users" or state not in {"ready", "inactive"}:
                     return self._reply(404, {"status": 404, "message": "Not Found"})
                 offset = int(query.get("offset", ["0"])[0])
-                limit = int(query.get("limit", ["200"])[0])
+                limit = min(int(query.get("limit", ["50"])[0]), fake.max_limit)
                 if state == "inactive":
                     ready = [
                         fake.user_model(u)
