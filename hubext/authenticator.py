@@ -45,9 +45,9 @@ from .communities import Communities
 from .config_reading import configured_value
 from .console.access import ADMIN_SCOPE
 from .console.handlers import console_handlers
-from .console.join import hub_invitations, invitation_handlers
+from .console.join import invitation_handlers
 from .handlers import CommunityLogoutHandler, RefusedHandler
-from .hub_start import _is_hub, at_hub_start
+from .hub_start import at_hub_start
 from .identity import atoms_from_json
 from .ignored_settings import check_authenticator_sections
 from .providers import PROVIDER_KINDS, ProviderUnavailable
@@ -289,15 +289,10 @@ class CommunityAuthenticator(Authenticator):
             # Validated: the hub's start-up work (the services' data, the
             # usage ledger, the budgets, the console), JupyterHub has no hook
             # of its own.
-            self._console = at_hub_start(
-                kwargs.get("parent"), self.communities, self.log
-            )
+            started = at_hub_start(kwargs.get("parent"), self.communities, self.log)
+        self._console = started.console
         # memberships by invitation (#23), in the delegated state's database
-        self._invitations = (
-            hub_invitations(kwargs["parent"], self.communities.registry)
-            if _is_hub(kwargs.get("parent"))
-            else None
-        )
+        self._invitations = started.invitations
         self._reconciled_at_startup = False
         self._hub_role_definitions = None
         if not self._providers:

@@ -22,8 +22,10 @@ the one place that does hub-wide work at start-up:
   allow, with its key path: not applied
   (:func:`hubext.spawners.delegation.report_stored_settings`);
 - gather what the console serves (:class:`hubext.console.hub.HubConsole`:
-  that store, with the servers the limits count): returned to the
-  authenticator, which serves the console when the hub registered it.
+  that store, with the servers the limits count) and the invitations
+  (:func:`hubext.console.join.hub_invitations`, in that store): returned
+  to the authenticator (:class:`HubStart`), which serves the console when
+  the hub registered it, and the join page.
 
 It sits above the spawners and the services in hubext's layers: the
 authenticator imports it, nothing below imports it.
@@ -31,12 +33,14 @@ authenticator imports it, nothing below imports it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .communities import Communities, merge_additions
 from .config_reading import configured_value
 from .console.config import Console
 from .console.hub import HubConsole, hub_console
+from .console.join import HubInvitations, hub_invitations
 from .limits import default_limits
 from .service_data import hand_to_services, spawner_settings
 from .spawners.delegation import report_stored_settings
@@ -98,16 +102,27 @@ def report_delegated_state(app, store, communities: Communities, log) -> None:
     )
 
 
-def at_hub_start(app, communities: Communities, log) -> HubConsole | None:
+@dataclass(frozen=True)
+class HubStart:
+    """What the hub's start-up gives the authenticator to serve."""
+
+    #: the console's data (None outside a hub)
+    console: HubConsole | None = None
+    #: memberships by invitation, the join page and its API (None outside a
+    #: hub, or when the delegated state cannot be opened)
+    invitations: HubInvitations | None = None
+
+
+def at_hub_start(app, communities: Communities, log) -> HubStart:
     """The hub's start-up work (see the module's doc); nothing outside a hub.
 
     Handing the services their data raises ConfigError (the caller stops the
     hub with it); the ledger's, the budgets' and the delegated state's
     start log their errors and let the hub start. Returns what the console
-    serves (None outside a hub).
+    and the invitations serve (nothing outside a hub).
     """
     if not _is_hub(app):
-        return None
+        return HubStart()
     hand_to_hub_services(app, communities)
     record_hub_services(app.services)
     start_hub_usage(app, communities, log)
@@ -126,4 +141,7 @@ def at_hub_start(app, communities: Communities, log) -> HubConsole | None:
     )
     if console.store is not None:
         report_delegated_state(app, console.store, communities, log)
-    return console
+    return HubStart(
+        console=console,
+        invitations=hub_invitations(app, communities.registry, console.store),
+    )

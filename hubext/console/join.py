@@ -72,8 +72,8 @@ from ..slugs import community_slug_problem
 from ..usage.model import EndReason
 from ..usage.model import stop_reason as usage_stop_reason
 from .access import ADMIN_SCOPE
-from .config import Console, hub_store
 from .invitations import HUB_ACTOR, InvitationStore, MembershipCache, NotFound
+from .store import StateStore
 
 #: How often the hub applies the memberships that ended, in seconds.
 END_PERIOD = 15
@@ -416,16 +416,15 @@ class _Refused:
         self.membership_ends_at = None
 
 
-def hub_invitations(app, communities: Mapping[str, Community]) -> HubInvitations | None:
-    """At hub start-up: the invitations' store in the state's database (the
-    hub's store, :func:`hubext.console.config.hub_store`), None when it
-    cannot be opened (logged by the console's start)."""
-    try:
-        state = hub_store(Console(parent=app), app.db_url)
-    except Exception as e:
+def hub_invitations(
+    app, communities: Mapping[str, Community], state: StateStore | None
+) -> HubInvitations | None:
+    """At hub start-up: the invitations, in the delegated state's database
+    (``state``, the hub's store opened by the console's start); None when it
+    could not be opened (the console's start logged why)."""
+    if state is None:
         app.log.error(
-            "hubext: invitations are off: the delegated state cannot be opened (%s)",
-            type(e).__name__,
+            "hubext: invitations are off: the delegated state cannot be opened"
         )
         return None
     return HubInvitations(app, communities, InvitationStore(state))

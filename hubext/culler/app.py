@@ -31,7 +31,6 @@ and the time, as JupyterHub's own.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -141,31 +140,6 @@ class Culler(HubServiceApplication):
     generate_config = Bool(False, config=True, help="Print a config file and exit.")
 
     config_file = Unicode("", config=True, help="A config file for the culler itself.")
-
-    url = Unicode(
-        config=True,
-        help="""
-        The hub's API URL. Default: ``$JUPYTERHUB_API_URL`` (set by JupyterHub
-        for its services), else ``http://127.0.0.1:8081/hub/api``.
-        """,
-    )
-
-    @default("url")
-    def _url_default(self):
-        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
-
-    api_token = Unicode(
-        config=True,
-        help="""
-        The service's API token. Default: ``$JUPYTERHUB_API_TOKEN`` (set by
-        JupyterHub for its services). Prefer the environment: a token on a
-        command line is visible to other users of the machine.
-        """,
-    ).tag(secret=True)
-
-    @default("api_token")
-    def _api_token_default(self):
-        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
 
     hub_config = Unicode(
         "",
